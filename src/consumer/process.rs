@@ -1,0 +1,66 @@
+//! The consumer's beamr process: drains its queue and runs the host's
+//! delivery handler. Its exit *is* the consumer's crash.
+
+use std::sync::Arc;
+
+use beamr::process::ExitReason;
+use beamr::{NativeContext, NativeOutcome};
+
+use crate::consumer::delivery::{DeliveryHandler, Verdict};
+use crate::consumer::inner::ConsumerInner;
+use crate::runtime::beam::Slice;
+use crate::runtime::CallbackScope;
+
+/// Deliveries handled per slice before yielding the worker to others.
+const DELIVERIES_PER_SLICE: usize = 64;
+
+pub(crate) struct ConsumerProcess {
+    pub(crate) inner: Arc<ConsumerInner>,
+    /// `None` in pull mode.
+    pub(crate) handler: Option<Box<dyn DeliveryHandler>>,
+}
+
+impl Slice for ConsumerProcess {
+    fn run(&mut self, ctx: &mut NativeContext<'_>) -> NativeOutcome {
+        while ctx.recv().is_some() {}
+        self.inner.clear_wake();
+        let Some(handler) = self.handler.as_mut() else {
+            self.inner.move_inbox_to_ready();
+            return NativeOutcome::Wait;
+        };
+        for _ in 0..DELIVERIES_PER_SLICE {
+            let Some(delivery) = self.inner.next_inbox() else {
+                return NativeOutcome::Wait;
+            };
+            if self
+                .inner
+                .crash_at_next_delivery
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+            {
+                self.inner.note_crash_reason("fault injected at delivery");
+                return NativeOutcome::Stop(ExitReason::Error);
+            }
+            let verdict = {
+                let _scope = CallbackScope::enter();
+                handler.deliver(&delivery)
+            };
+            match verdict {
+                Verdict::Ack => {
+                    // A stale ack (already re-routed elsewhere) is fenced off.
+                    let _fenced = self.inner.ack(delivery.delivery_id);
+                }
+                Verdict::Defer => {}
+                Verdict::Crash(reason) => {
+                    self.inner.note_crash_reason(&reason);
+                    return NativeOutcome::Stop(ExitReason::Error);
+                }
+            }
+        }
+        NativeOutcome::Continue
+    }
+
+    fn on_panic(&mut self, message: String) {
+        self.inner
+            .note_crash_reason(&format!("delivery handler panicked: {message}"));
+    }
+}

@@ -1,0 +1,100 @@
+//! Built-in routing functions. Each respects `max in-flight`: a consumer
+//! without capacity is never selected.
+
+use std::sync::Arc;
+
+use crate::consumer::inner::ConsumerInner;
+use crate::message::{FieldValue, Message};
+use crate::routing::candidates::Candidates;
+
+/// The built-in routers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Builtin {
+    /// The first consumer in id order that has capacity.
+    FirstWithCapacity,
+    /// The consumer with the fewest deliveries in flight (ties: first in id order).
+    LeastLoaded,
+    /// Among consumers carrying the tag named by the message's text field
+    /// `field`, the least loaded one. No such field or tag holder: none.
+    Affinity {
+        /// The message field that names the tag.
+        field: String,
+    },
+    /// Rendezvous hashing on the message's field `field` (text or integer):
+    /// a key keeps its consumer while that consumer lives and has capacity,
+    /// and moves minimally when membership changes. No such field: none.
+    StickyKey {
+        /// The message field that holds the key.
+        field: String,
+    },
+}
+
+impl Builtin {
+    pub(crate) fn identity(&self) -> String {
+        match self {
+            Self::FirstWithCapacity => "liminal.builtin.first_with_capacity".into(),
+            Self::LeastLoaded => "liminal.builtin.least_loaded".into(),
+            Self::Affinity { field } => format!("liminal.builtin.affinity:{field}"),
+            Self::StickyKey { field } => format!("liminal.builtin.sticky_key:{field}"),
+        }
+    }
+
+    pub(crate) fn select<'a>(
+        &self,
+        message: &Message,
+        candidates: &'a Candidates,
+    ) -> Option<&'a Arc<ConsumerInner>> {
+        match self {
+            Self::FirstWithCapacity => candidates.iter().find(|c| c.has_capacity()),
+            Self::LeastLoaded => least_loaded(candidates.iter()),
+            Self::Affinity { field } => {
+                let tag = message.get(field)?.as_text()?;
+                least_loaded(candidates.iter().filter(|c| c.has_tag(tag)))
+            }
+            Self::StickyKey { field } => {
+                let key = key_bytes(message.get(field)?)?;
+                candidates
+                    .iter()
+                    .filter(|c| c.has_capacity())
+                    .max_by_key(|c| rendezvous_weight(&key, &c.id))
+            }
+        }
+    }
+}
+
+fn least_loaded<'a>(
+    consumers: impl Iterator<Item = &'a Arc<ConsumerInner>>,
+) -> Option<&'a Arc<ConsumerInner>> {
+    let mut best: Option<(&'a Arc<ConsumerInner>, u32)> = None;
+    for consumer in consumers {
+        let load = consumer.in_flight();
+        if load >= consumer.max_in_flight {
+            continue;
+        }
+        if load == 0 {
+            return Some(consumer);
+        }
+        if best.is_none_or(|(_, best_load)| load < best_load) {
+            best = Some((consumer, load));
+        }
+    }
+    best.map(|(consumer, _)| consumer)
+}
+
+fn key_bytes(value: &FieldValue) -> Option<Vec<u8>> {
+    match value {
+        FieldValue::Text(text) => Some(text.as_bytes().to_vec()),
+        FieldValue::Int(value) => Some(value.to_string().into_bytes()),
+        FieldValue::Bool(value) => Some(value.to_string().into_bytes()),
+        FieldValue::Double(_) | FieldValue::Null => None,
+    }
+}
+
+/// Highest-random-weight score of (key, consumer id).
+pub(crate) fn rendezvous_weight(key: &[u8], consumer_id: &str) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(key);
+    hasher.update(&[0xff]);
+    hasher.update(consumer_id.as_bytes());
+    hasher.digest()
+}

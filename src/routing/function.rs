@@ -1,0 +1,91 @@
+//! Routing functions: content-addressed, built-in or host-supplied.
+
+use std::sync::Arc;
+
+use crate::consumer::ConsumerState;
+use crate::message::Message;
+use crate::routing::builtin::Builtin;
+
+/// A host routing function: picks a consumer id among the eligible ones, or
+/// none. A panic is contained and reported as `crashed(hash)`.
+pub type RouteFn = dyn Fn(&Message, &[ConsumerState]) -> Option<String> + Send + Sync + 'static;
+
+pub(crate) enum Kind {
+    Builtin(Builtin),
+    Host(Box<RouteFn>),
+}
+
+pub(crate) struct FunctionInner {
+    pub(crate) hash: u64,
+    pub(crate) name: String,
+    pub(crate) kind: Kind,
+}
+
+/// A loaded routing function. Its identity is the 64-bit content hash of its
+/// identity bytes; cloning shares it.
+#[derive(Clone)]
+pub struct RoutingFunction {
+    pub(crate) inner: Arc<FunctionInner>,
+}
+
+/// The 64-bit content hash used for routing-function identity.
+#[must_use]
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+impl RoutingFunction {
+    /// A built-in router. Built-ins are library code: they run inline in the
+    /// conversation (no supervision hop), and are content-addressed by their
+    /// name and parameter.
+    #[must_use]
+    pub fn builtin(builtin: Builtin) -> Self {
+        let name = builtin.identity();
+        Self {
+            inner: Arc::new(FunctionInner {
+                hash: content_hash(name.as_bytes()),
+                name,
+                kind: Kind::Builtin(builtin),
+            }),
+        }
+    }
+
+    /// A host function, not yet interned. Use [`crate::Runtime::load_routing`]
+    /// so identical identity bytes yield the same loaded function.
+    pub(crate) fn host(identity: &[u8], name: String, f: Box<RouteFn>) -> Self {
+        Self {
+            inner: Arc::new(FunctionInner {
+                hash: content_hash(identity),
+                name,
+                kind: Kind::Host(f),
+            }),
+        }
+    }
+
+    /// The content hash.
+    #[must_use]
+    pub fn hash(&self) -> u64 {
+        self.inner.hash
+    }
+
+    /// A readable name (the built-in's name, or the one given at load).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Whether two handles are the same loaded function.
+    #[must_use]
+    pub fn same_as(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl std::fmt::Debug for RoutingFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoutingFunction")
+            .field("name", &self.inner.name)
+            .field("hash", &format_args!("{:#018x}", self.inner.hash))
+            .finish()
+    }
+}

@@ -1,0 +1,288 @@
+//! Supervised execution of host routing functions.
+//!
+//! A host function runs inside a long-lived beamr *router process* on a
+//! dedicated one-worker scheduler (a *lane*), never on the caller's thread.
+//! A panic kills that process (a successor takes over) and becomes
+//! `crashed(hash)`. Running past the timeout becomes `timed_out(hash)`: the
+//! process is killed and the lane retired, so the stuck worker thread holds
+//! up nobody; later evaluations run on a fresh lane.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use beamr::process::ExitReason;
+use beamr::scheduler::Scheduler;
+use beamr::{NativeContext, NativeOutcome};
+use parking_lot::Mutex;
+
+use crate::consumer::ConsumerState;
+use crate::error::RoutingError;
+use crate::message::Message;
+use crate::routing::function::{Kind, RoutingFunction};
+use crate::runtime::beam::{self, Guarded, Slice};
+use crate::runtime::timer::Timer;
+use crate::runtime::CallbackScope;
+
+/// What to do with the selection.
+pub(crate) type Continuation = Box<dyn FnOnce(Result<Option<String>, RoutingError>) + Send>;
+
+struct Job {
+    seq: u64,
+    function: RoutingFunction,
+    message: Arc<Message>,
+    views: Vec<ConsumerState>,
+    continuation: Mutex<Option<Continuation>>,
+}
+
+impl Job {
+    /// Completes the job; only the first completion runs the continuation.
+    fn finish(&self, result: Result<Option<String>, RoutingError>) -> bool {
+        let continuation = self.continuation.lock().take();
+        match continuation {
+            Some(continuation) => {
+                continuation(result);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.continuation.lock().is_none()
+    }
+}
+
+struct LaneQueue {
+    jobs: Mutex<VecDeque<Arc<Job>>>,
+    running: Mutex<Option<u64>>,
+    pid: AtomicU64,
+    retired: AtomicBool,
+    wake_pending: AtomicBool,
+    needs_router: AtomicBool,
+}
+
+struct Lane {
+    scheduler: Arc<Scheduler>,
+    queue: Arc<LaneQueue>,
+}
+
+/// Evaluations handled per slice.
+const JOBS_PER_SLICE: usize = 32;
+
+struct RouterProcess {
+    queue: Arc<LaneQueue>,
+}
+
+fn router_factory(queue: &Arc<LaneQueue>) -> beamr::native::native_process::NativeHandlerFactory {
+    let queue = Arc::clone(queue);
+    Box::new(move || {
+        Box::new(Guarded(RouterProcess {
+            queue: Arc::clone(&queue),
+        }))
+    })
+}
+
+impl Slice for RouterProcess {
+    fn run(&mut self, ctx: &mut NativeContext<'_>) -> NativeOutcome {
+        while ctx.recv().is_some() {}
+        self.queue.wake_pending.store(false, Ordering::Release);
+        for _ in 0..JOBS_PER_SLICE {
+            if self.queue.retired.load(Ordering::Acquire) {
+                return NativeOutcome::Stop(ExitReason::Normal);
+            }
+            let Some(job) = self.queue.jobs.lock().pop_front() else {
+                return NativeOutcome::Wait;
+            };
+            if job.is_done() {
+                continue;
+            }
+            let Kind::Host(function) = &job.function.inner.kind else {
+                job.finish(Err(RoutingError::SpawnFailed(
+                    "built-in routed through the supervisor".into(),
+                )));
+                continue;
+            };
+            *self.queue.running.lock() = Some(job.seq);
+            let result = {
+                let _scope = CallbackScope::enter();
+                catch_unwind(AssertUnwindSafe(|| function(&job.message, &job.views)))
+            };
+            *self.queue.running.lock() = None;
+            match result {
+                Ok(selection) => {
+                    job.finish(Ok(selection));
+                }
+                Err(_panic) => {
+                    // This process dies for the crash; a successor serves the rest.
+                    match ctx.spawn_native(router_factory(&self.queue), None) {
+                        Ok(pid) => {
+                            self.queue.pid.store(pid, Ordering::Release);
+                            ctx.send(pid, beamr::term::Term::atom(beamr::atom::Atom::OK));
+                        }
+                        Err(_) => self.queue.needs_router.store(true, Ordering::Release),
+                    }
+                    job.finish(Err(RoutingError::Crashed(job.function.hash())));
+                    return NativeOutcome::Stop(ExitReason::Error);
+                }
+            }
+        }
+        NativeOutcome::Continue
+    }
+
+    fn on_panic(&mut self, _message: String) {
+        *self.queue.running.lock() = None;
+        self.queue.needs_router.store(true, Ordering::Release);
+    }
+}
+
+/// Runs host routing functions under supervision.
+pub(crate) struct RoutingSupervisor {
+    lane: Mutex<Option<Lane>>,
+    graveyard: Mutex<Vec<Lane>>,
+    timeout: Duration,
+    seq: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl RoutingSupervisor {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        Self {
+            lane: Mutex::new(None),
+            graveyard: Mutex::new(Vec::new()),
+            timeout,
+            seq: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Evaluate a host function; `continuation` runs exactly once, on the
+    /// router process, the timer thread, or (for a spawn failure) here.
+    pub(crate) fn submit(
+        self: &Arc<Self>,
+        timer: &Timer,
+        function: RoutingFunction,
+        message: Arc<Message>,
+        views: Vec<ConsumerState>,
+        continuation: Continuation,
+    ) {
+        let job = Arc::new(Job {
+            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            function,
+            message,
+            views,
+            continuation: Mutex::new(Some(continuation)),
+        });
+        if let Err(detail) = self.enqueue(Arc::clone(&job)) {
+            job.finish(Err(RoutingError::SpawnFailed(detail)));
+            return;
+        }
+        let supervisor: Weak<Self> = Arc::downgrade(self);
+        let armed = timer.at(Instant::now() + self.timeout, move || {
+            if let Some(supervisor) = supervisor.upgrade() {
+                supervisor.on_timeout(&job);
+            }
+        });
+        if !armed {
+            // Timer already stopped: the runtime is shutting down and fails
+            // the conversation itself.
+        }
+    }
+
+    fn enqueue(&self, job: Arc<Job>) -> Result<(), String> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err("runtime shut down".into());
+        }
+        let mut lane = self.lane.lock();
+        if lane.is_none() {
+            *lane = Some(new_lane()?);
+        }
+        let Some(lane) = lane.as_ref() else {
+            return Err("no routing lane".into());
+        };
+        if lane.queue.needs_router.swap(false, Ordering::AcqRel) {
+            let pid = lane
+                .scheduler
+                .spawn_native(router_factory(&lane.queue))
+                .map_err(|error| format!("router process: {error:?}"))?;
+            lane.queue.pid.store(pid, Ordering::Release);
+        }
+        lane.queue.jobs.lock().push_back(job);
+        if !lane.queue.wake_pending.swap(true, Ordering::AcqRel) {
+            let _woken = beam::wake(&lane.scheduler, lane.queue.pid.load(Ordering::Acquire));
+        }
+        Ok(())
+    }
+
+    fn on_timeout(&self, job: &Arc<Job>) {
+        if job.is_done() {
+            return;
+        }
+        let mut moved = Vec::new();
+        {
+            let mut lane_slot = self.lane.lock();
+            let stuck = lane_slot
+                .as_ref()
+                .is_some_and(|lane| *lane.queue.running.lock() == Some(job.seq));
+            if stuck {
+                if let Some(lane) = lane_slot.take() {
+                    lane.queue.retired.store(true, Ordering::Release);
+                    lane.scheduler.terminate_process(
+                        lane.queue.pid.load(Ordering::Acquire),
+                        ExitReason::Kill,
+                    );
+                    moved.extend(lane.queue.jobs.lock().drain(..));
+                    self.graveyard.lock().push(lane);
+                }
+            }
+        }
+        job.finish(Err(RoutingError::TimedOut(job.function.hash())));
+        for other in moved {
+            if let Err(detail) = self.enqueue(Arc::clone(&other)) {
+                other.finish(Err(RoutingError::SpawnFailed(detail)));
+            }
+        }
+    }
+
+    /// Stop every lane. A lane whose worker is stuck in a host function that
+    /// never returned is abandoned (its thread is leaked, not joined).
+    pub(crate) fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let mut lanes: Vec<Lane> = self.graveyard.lock().drain(..).collect();
+        lanes.extend(self.lane.lock().take());
+        for lane in lanes {
+            lane.queue.retired.store(true, Ordering::Release);
+            let abandoned: Vec<Arc<Job>> = lane.queue.jobs.lock().drain(..).collect();
+            drop(abandoned);
+            if lane.queue.running.lock().is_some() {
+                std::mem::forget(lane.scheduler);
+            } else {
+                lane.scheduler.shutdown();
+            }
+        }
+    }
+
+    /// Lanes retired because a function never returned.
+    pub(crate) fn retired_lanes(&self) -> usize {
+        self.graveyard.lock().len()
+    }
+}
+
+fn new_lane() -> Result<Lane, String> {
+    let scheduler = beam::native_scheduler(1)?;
+    let queue = Arc::new(LaneQueue {
+        jobs: Mutex::new(VecDeque::new()),
+        running: Mutex::new(None),
+        pid: AtomicU64::new(0),
+        retired: AtomicBool::new(false),
+        wake_pending: AtomicBool::new(false),
+        needs_router: AtomicBool::new(false),
+    });
+    let pid = scheduler
+        .spawn_native(router_factory(&queue))
+        .map_err(|error| format!("router process: {error:?}"))?;
+    queue.pid.store(pid, Ordering::Release);
+    Ok(Lane { scheduler, queue })
+}

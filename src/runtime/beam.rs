@@ -1,0 +1,100 @@
+//! The small surface of beamr that liminal uses: a native-only scheduler,
+//! panic-safe handlers, wake-ups and EXIT decoding.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use beamr::atom::Atom;
+use beamr::module::ModuleRegistry;
+use beamr::process::ExitReason;
+use beamr::scheduler::{NativeBifs, Scheduler, SchedulerConfig, SchedulerServices};
+use beamr::term::boxed::Tuple;
+use beamr::term::Term;
+use beamr::{NativeContext, NativeHandler, NativeOutcome};
+
+/// Start a scheduler with exactly `threads` workers and no ancillary services.
+pub(crate) fn native_scheduler(threads: usize) -> Result<Arc<Scheduler>, String> {
+    let config = SchedulerConfig {
+        thread_count: Some(threads),
+        dirty_cpu_threads: Some(0),
+        dirty_io_threads: Some(0),
+        ..SchedulerConfig::default()
+    };
+    Scheduler::with_services(
+        config,
+        SchedulerServices::minimal(),
+        Arc::new(ModuleRegistry::new()),
+        NativeBifs::none(),
+    )
+    .map(Arc::new)
+}
+
+/// Wake a native process whose work sits in a Rust queue. Returns false when
+/// the process no longer exists.
+pub(crate) fn wake(scheduler: &Scheduler, pid: u64) -> bool {
+    scheduler.enqueue_atom_message(pid, Atom::OK)
+}
+
+/// Runs a slice body under `catch_unwind`: a panic becomes `Stop(Error)` (after
+/// `on_panic` saw its message) instead of killing the scheduler worker.
+pub(crate) struct Guarded<F>(pub(crate) F);
+
+/// A slice body.
+pub(crate) trait Slice: Send + 'static {
+    fn run(&mut self, ctx: &mut NativeContext<'_>) -> NativeOutcome;
+    fn on_panic(&mut self, message: String);
+}
+
+impl<F: Slice> NativeHandler for Guarded<F> {
+    fn handle(&mut self, ctx: &mut NativeContext<'_>) -> NativeOutcome {
+        let _scope = crate::runtime::CallbackScope::enter();
+        match catch_unwind(AssertUnwindSafe(|| self.0.run(ctx))) {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let message = panic_message(panic.as_ref());
+                let _ignored = catch_unwind(AssertUnwindSafe(|| self.0.on_panic(message)));
+                NativeOutcome::Stop(ExitReason::Error)
+            }
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic".to_owned()
+    }
+}
+
+/// Decode `{'EXIT', Pid, Reason}`.
+pub(crate) fn decode_exit(term: Term) -> Option<(u64, ExitReason)> {
+    let tuple = Tuple::new(term)?;
+    if tuple.arity() != 3 || tuple.get(0)?.as_atom()? != Atom::EXIT {
+        return None;
+    }
+    let pid = tuple.get(1)?.as_pid()?;
+    let reason = match tuple.get(2)?.as_atom()? {
+        atom if atom == Atom::NORMAL => ExitReason::Normal,
+        atom if atom == Atom::KILL => ExitReason::Kill,
+        atom if atom == Atom::KILLED => ExitReason::Killed,
+        atom if atom == Atom::NOPROC => ExitReason::NoProc,
+        atom if atom == Atom::NOCONNECTION => ExitReason::NoConnection,
+        _ => ExitReason::Error,
+    };
+    Some((pid, reason))
+}
+
+/// Human text of an exit reason.
+pub(crate) fn reason_text(reason: ExitReason) -> &'static str {
+    match reason {
+        ExitReason::Normal => "normal",
+        ExitReason::Kill | ExitReason::Killed => "killed",
+        ExitReason::Error => "error",
+        ExitReason::NoConnection => "noconnection",
+        ExitReason::NoProc => "noproc",
+    }
+}
