@@ -21,6 +21,10 @@ pub(crate) struct Held {
     pub(crate) conv: Arc<Conversation>,
     pub(crate) attempt: u32,
     pub(crate) redelivered: bool,
+    /// Handed to the delivery handler or the pull thread. Only a crash after
+    /// that counts against the message (and makes the next attempt a
+    /// redelivery): one still queued cannot have caused it.
+    pub(crate) seen: bool,
 }
 
 #[derive(Default)]
@@ -186,6 +190,7 @@ impl ConsumerInner {
             return Err(Error::UnknownConsumer(self.id.to_string()));
         }
         self.note_crash_reason(reason);
+        self.leave_group();
         self.core.terminate(self.pid(), ExitReason::Error)
     }
 
@@ -195,7 +200,15 @@ impl ConsumerInner {
         if !self.is_alive() {
             return Err(Error::UnknownConsumer(self.id.to_string()));
         }
+        self.leave_group();
         self.core.terminate(self.pid(), ExitReason::Normal)
+    }
+
+    /// Out of the group's membership: the next snapshot no longer has it.
+    pub(crate) fn leave_group(&self) {
+        if let Some(group) = self.group.upgrade() {
+            group.remove_member(self.pid());
+        }
     }
 
     pub(crate) fn note_crash_reason(&self, reason: &str) {
@@ -252,15 +265,16 @@ impl ConsumerInner {
     pub(crate) fn next_inbox(self: &Arc<Self>) -> Option<Delivery> {
         let mut slots = self.slots.lock();
         while let Some(delivery_id) = slots.inbox.pop_front() {
-            if let Some(delivery) = self.delivery_locked(&slots, delivery_id) {
+            if let Some(delivery) = self.delivery_locked(&mut slots, delivery_id) {
                 return Some(delivery);
             }
         }
         None
     }
 
-    fn delivery_locked(self: &Arc<Self>, slots: &Slots, delivery_id: u64) -> Option<Delivery> {
-        let held = slots.held.get(&delivery_id)?;
+    fn delivery_locked(self: &Arc<Self>, slots: &mut Slots, delivery_id: u64) -> Option<Delivery> {
+        let held = slots.held.get_mut(&delivery_id)?;
+        held.seen = true;
         Some(Delivery {
             consumer: Arc::clone(self),
             delivery_id,
@@ -289,7 +303,7 @@ impl ConsumerInner {
         let mut slots = self.slots.lock();
         loop {
             while let Some(delivery_id) = slots.ready.pop_front() {
-                if let Some(delivery) = self.delivery_locked(&slots, delivery_id) {
+                if let Some(delivery) = self.delivery_locked(&mut slots, delivery_id) {
                     return Ok(delivery);
                 }
             }

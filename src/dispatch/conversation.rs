@@ -81,7 +81,7 @@ impl Conversation {
                 attempts: trail.attempts,
             }
         };
-        completion(Ok(outcome));
+        run_completion(completion, Ok(outcome));
     }
 
     pub(crate) fn fail(&self, error: DispatchError) {
@@ -105,8 +105,14 @@ impl Conversation {
             Metrics::bump(&metrics.dead_lettered);
             self.group.dead_letter(&self.message, &failure);
         }
-        completion(Err(failure));
+        run_completion(completion, Err(failure));
     }
+}
+
+/// A host completion must not unwind into the library (or out of `Drop`).
+fn run_completion(completion: Completion, result: crate::dispatch::DispatchResult) {
+    let _ignored =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || completion(result)));
 }
 
 /// Step 1–4 of a dispatch: snapshot, route, forward (or fail).
@@ -170,6 +176,7 @@ fn forward(conv: Arc<Conversation>, consumer: &Arc<ConsumerInner>) {
             conv: Arc::clone(&conv),
             attempt: trail.attempts,
             redelivered: trail.redeliver,
+            seen: false,
         }
     };
     match consumer.forward(held) {
@@ -195,18 +202,26 @@ fn forward(conv: Arc<Conversation>, consumer: &Arc<ConsumerInner>) {
 
 /// Step 5, the consumer died holding the attempt: exclude it and go back to
 /// step 1, or dead-letter once the message has crashed enough consumers.
+///
+/// A crash counts against the message only if the consumer had been handed
+/// it; a message still queued behind the one that crashed is re-routed
+/// without counting (and is not a redelivery).
 pub(crate) fn reroute(held: Held, consumer: &ConsumerInner, crashed: bool, observed: Instant) {
     let conv = held.conv;
     let metrics = &conv.group.core.metrics;
     let exhausted = {
         let mut trail = conv.trail.lock();
         trail.excluded.push(consumer.pid());
-        trail.redeliver = true;
+        if held.seen {
+            trail.redeliver = true;
+        }
         if crashed {
-            trail.crashes += 1;
+            if held.seen {
+                trail.crashes += 1;
+            }
             trail.rerouted_from.push(consumer.id.to_string());
         }
-        let exhausted = crashed && trail.crashes >= conv.group.options.max_attempts;
+        let exhausted = crashed && held.seen && trail.crashes >= conv.group.options.max_attempts;
         if crashed && !exhausted {
             let timing = RerouteTiming {
                 exit_observed: observed,

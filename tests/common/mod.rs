@@ -23,9 +23,12 @@ pub fn group(runtime: &Runtime, builtin: Builtin) -> Group {
         .expect("group")
 }
 
+/// One delivery seen by a consumer: (consumer, dispatch id, attempt, redelivered).
+pub type Entry = (String, u64, u32, bool);
+
 /// A record of who received what.
 #[derive(Clone, Default)]
-pub struct Log(pub Arc<Mutex<Vec<(String, u64, u32, bool)>>>);
+pub struct Log(pub Arc<Mutex<Vec<Entry>>>);
 
 impl Log {
     pub fn push(&self, d: &Delivery) {
