@@ -17,7 +17,7 @@ use crate::routing::slot::RoutingSlot;
 use crate::runtime::{in_library_thread, Core};
 
 /// Called with every message that ends without a delivery (except at shutdown).
-pub type DeadLetterHandler = Arc<dyn Fn(&Message, &DispatchFailure) + Send + Sync + 'static>;
+pub type DeadLetterHandler = Arc<dyn Fn(&Arc<Message>, &DispatchFailure) + Send + Sync + 'static>;
 
 /// Per-group dispatch options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,7 +93,7 @@ impl GroupInner {
         }
     }
 
-    pub(crate) fn dead_letter(&self, message: &Message, failure: &DispatchFailure) {
+    pub(crate) fn dead_letter(&self, message: &Arc<Message>, failure: &DispatchFailure) {
         let handler = self.dead_letter.read().clone();
         if let Some(handler) = handler {
             let _ignored = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -215,12 +215,16 @@ impl Group {
     /// before anything was forwarded) on this thread before this returns.
     /// Returns the dispatch id. Only `ShutDown` refuses the message, and then
     /// `completion` is not called.
-    pub fn dispatch_async(&self, message: Message, completion: Completion) -> Result<u64> {
+    pub fn dispatch_async(
+        &self,
+        message: impl Into<Arc<Message>>,
+        completion: Completion,
+    ) -> Result<u64> {
         let core = &self.inner.core;
         let id = core.next_id();
         let conv = Arc::new(Conversation::new(
             id,
-            Arc::new(message),
+            message.into(),
             Arc::clone(&self.inner),
             completion,
         ));
@@ -233,7 +237,7 @@ impl Group {
 
     /// Dispatch and wait for the outcome. Refused with `WouldDeadlock` on a
     /// library thread (inside a delivery, routing or completion callback).
-    pub fn dispatch(&self, message: Message) -> Result<Outcome> {
+    pub fn dispatch(&self, message: impl Into<Arc<Message>>) -> Result<Outcome> {
         if in_library_thread() {
             return Err(Error::WouldDeadlock(
                 "blocking dispatch from a library thread; use dispatch_async".into(),

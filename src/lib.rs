@@ -35,6 +35,9 @@ mod metrics;
 mod routing;
 mod runtime;
 
+/// The C ABI (see `include/liminal.h`).
+pub mod ffi;
+
 pub use consumer::{
     Consumer, ConsumerSpec, ConsumerState, CrashHandler, CrashReport, Delivery, DeliveryHandler,
     DeliveryMode, DeliveryToken, Verdict,

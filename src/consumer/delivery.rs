@@ -19,6 +19,7 @@ pub enum Verdict {
 }
 
 /// One delivery of a message to a consumer (one attempt of one dispatch).
+#[derive(Clone)]
 pub struct Delivery {
     pub(crate) consumer: Arc<ConsumerInner>,
     pub(crate) delivery_id: u64,
@@ -32,6 +33,12 @@ impl Delivery {
     /// The message (fields and payload).
     #[must_use]
     pub fn message(&self) -> &Message {
+        &self.message
+    }
+
+    /// The message, shared.
+    #[must_use]
+    pub fn message_arc(&self) -> &Arc<Message> {
         &self.message
     }
 

@@ -8,7 +8,8 @@ use crate::routing::builtin::Builtin;
 
 /// A host routing function: picks a consumer id among the eligible ones, or
 /// none. A panic is contained and reported as `crashed(hash)`.
-pub type RouteFn = dyn Fn(&Message, &[ConsumerState]) -> Option<String> + Send + Sync + 'static;
+pub type RouteFn =
+    dyn Fn(&Arc<Message>, &[ConsumerState]) -> Option<String> + Send + Sync + 'static;
 
 pub(crate) enum Kind {
     Builtin(Builtin),

@@ -249,7 +249,7 @@ impl Runtime {
     /// same function (and drops `function`).
     pub fn load_routing<F>(&self, identity: &[u8], name: &str, function: F) -> RoutingFunction
     where
-        F: Fn(&Message, &[crate::consumer::ConsumerState]) -> Option<String>
+        F: Fn(&Arc<Message>, &[crate::consumer::ConsumerState]) -> Option<String>
             + Send
             + Sync
             + 'static,

@@ -1,0 +1,289 @@
+//! Status codes, their names and descriptions, and the per-thread detail of
+//! the last failure.
+
+use std::ffi::c_char;
+
+use crate::error::{DispatchError, Error, RoutingError};
+use crate::ffi::boundary;
+
+/// The result of every fallible call. `LIMINAL_OK` is 0; every other value
+/// is a distinct failure. `liminal_last_error()` has the detail.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum liminal_status {
+    /// Success.
+    LIMINAL_OK = 0,
+    /// A required pointer argument was NULL.
+    LIMINAL_NULL_ARGUMENT = 1,
+    /// An argument was malformed or out of range (bad UTF-8, empty id, zero capacity…).
+    LIMINAL_INVALID_ARGUMENT = 2,
+    /// A consumer with this id is already registered in the group.
+    LIMINAL_DUPLICATE_CONSUMER = 3,
+    /// No such consumer (or it has already left or died).
+    LIMINAL_UNKNOWN_CONSUMER = 4,
+    /// No live consumer with capacity could take the message.
+    LIMINAL_NO_CONSUMER_AVAILABLE = 5,
+    /// The routing function selected an id that is not an eligible consumer.
+    LIMINAL_UNKNOWN_CONSUMER_SELECTED = 6,
+    /// The routing function crashed (or reported failure).
+    LIMINAL_ROUTING_CRASHED = 7,
+    /// The routing function ran past the routing timeout and was abandoned.
+    LIMINAL_ROUTING_TIMED_OUT = 8,
+    /// A beamr process or thread could not be started.
+    LIMINAL_SPAWN_FAILED = 9,
+    /// The dispatch conversation could not be driven.
+    LIMINAL_CONVERSATION_FAILED = 10,
+    /// The message crashed the maximum number of consumers (dead-lettered).
+    LIMINAL_ATTEMPTS_EXHAUSTED = 11,
+    /// The delivery was already completed or re-routed; this completion was fenced off.
+    LIMINAL_STALE_DELIVERY = 12,
+    /// The runtime is shut down (or shutting down).
+    LIMINAL_SHUT_DOWN = 13,
+    /// A wait ran out of time.
+    LIMINAL_TIMED_OUT = 14,
+    /// The call would block a library thread it needs (made from inside a callback).
+    LIMINAL_WOULD_DEADLOCK = 15,
+    /// A caller buffer was too small; the needed length was reported.
+    LIMINAL_BUFFER_TOO_SMALL = 16,
+    /// The message has no field of that name, or not of that type.
+    LIMINAL_NOT_FOUND = 17,
+    /// A Rust panic was caught at the boundary (a library bug).
+    LIMINAL_PANIC = 18,
+}
+
+use liminal_status as S;
+
+/// Every status, in numeric order.
+pub(crate) const ALL: [liminal_status; 19] = [
+    S::LIMINAL_OK,
+    S::LIMINAL_NULL_ARGUMENT,
+    S::LIMINAL_INVALID_ARGUMENT,
+    S::LIMINAL_DUPLICATE_CONSUMER,
+    S::LIMINAL_UNKNOWN_CONSUMER,
+    S::LIMINAL_NO_CONSUMER_AVAILABLE,
+    S::LIMINAL_UNKNOWN_CONSUMER_SELECTED,
+    S::LIMINAL_ROUTING_CRASHED,
+    S::LIMINAL_ROUTING_TIMED_OUT,
+    S::LIMINAL_SPAWN_FAILED,
+    S::LIMINAL_CONVERSATION_FAILED,
+    S::LIMINAL_ATTEMPTS_EXHAUSTED,
+    S::LIMINAL_STALE_DELIVERY,
+    S::LIMINAL_SHUT_DOWN,
+    S::LIMINAL_TIMED_OUT,
+    S::LIMINAL_WOULD_DEADLOCK,
+    S::LIMINAL_BUFFER_TOO_SMALL,
+    S::LIMINAL_NOT_FOUND,
+    S::LIMINAL_PANIC,
+];
+
+impl liminal_status {
+    pub(crate) fn from_dispatch(error: &DispatchError) -> Self {
+        match error {
+            DispatchError::NoConsumerAvailable => S::LIMINAL_NO_CONSUMER_AVAILABLE,
+            DispatchError::UnknownConsumerSelected(_) => S::LIMINAL_UNKNOWN_CONSUMER_SELECTED,
+            DispatchError::Routing(RoutingError::Crashed(_)) => S::LIMINAL_ROUTING_CRASHED,
+            DispatchError::Routing(RoutingError::TimedOut(_)) => S::LIMINAL_ROUTING_TIMED_OUT,
+            DispatchError::Routing(RoutingError::SpawnFailed(_)) => S::LIMINAL_SPAWN_FAILED,
+            DispatchError::AttemptsExhausted(_) => S::LIMINAL_ATTEMPTS_EXHAUSTED,
+            DispatchError::Conversation(_) => S::LIMINAL_CONVERSATION_FAILED,
+            DispatchError::ShutDown => S::LIMINAL_SHUT_DOWN,
+        }
+    }
+
+    pub(crate) fn from_error(error: &Error) -> Self {
+        match error {
+            Error::InvalidArgument(_) => S::LIMINAL_INVALID_ARGUMENT,
+            Error::DuplicateConsumer(_) => S::LIMINAL_DUPLICATE_CONSUMER,
+            Error::UnknownConsumer(_) => S::LIMINAL_UNKNOWN_CONSUMER,
+            Error::StaleDelivery(_) => S::LIMINAL_STALE_DELIVERY,
+            Error::ShutDown => S::LIMINAL_SHUT_DOWN,
+            Error::TimedOut => S::LIMINAL_TIMED_OUT,
+            Error::WouldDeadlock(_) => S::LIMINAL_WOULD_DEADLOCK,
+            Error::SpawnFailed(_) => S::LIMINAL_SPAWN_FAILED,
+            Error::Dispatch(failure) => Self::from_dispatch(&failure.error),
+        }
+    }
+
+    fn name(self) -> &'static std::ffi::CStr {
+        match self {
+            S::LIMINAL_OK => c"LIMINAL_OK",
+            S::LIMINAL_NULL_ARGUMENT => c"LIMINAL_NULL_ARGUMENT",
+            S::LIMINAL_INVALID_ARGUMENT => c"LIMINAL_INVALID_ARGUMENT",
+            S::LIMINAL_DUPLICATE_CONSUMER => c"LIMINAL_DUPLICATE_CONSUMER",
+            S::LIMINAL_UNKNOWN_CONSUMER => c"LIMINAL_UNKNOWN_CONSUMER",
+            S::LIMINAL_NO_CONSUMER_AVAILABLE => c"LIMINAL_NO_CONSUMER_AVAILABLE",
+            S::LIMINAL_UNKNOWN_CONSUMER_SELECTED => c"LIMINAL_UNKNOWN_CONSUMER_SELECTED",
+            S::LIMINAL_ROUTING_CRASHED => c"LIMINAL_ROUTING_CRASHED",
+            S::LIMINAL_ROUTING_TIMED_OUT => c"LIMINAL_ROUTING_TIMED_OUT",
+            S::LIMINAL_SPAWN_FAILED => c"LIMINAL_SPAWN_FAILED",
+            S::LIMINAL_CONVERSATION_FAILED => c"LIMINAL_CONVERSATION_FAILED",
+            S::LIMINAL_ATTEMPTS_EXHAUSTED => c"LIMINAL_ATTEMPTS_EXHAUSTED",
+            S::LIMINAL_STALE_DELIVERY => c"LIMINAL_STALE_DELIVERY",
+            S::LIMINAL_SHUT_DOWN => c"LIMINAL_SHUT_DOWN",
+            S::LIMINAL_TIMED_OUT => c"LIMINAL_TIMED_OUT",
+            S::LIMINAL_WOULD_DEADLOCK => c"LIMINAL_WOULD_DEADLOCK",
+            S::LIMINAL_BUFFER_TOO_SMALL => c"LIMINAL_BUFFER_TOO_SMALL",
+            S::LIMINAL_NOT_FOUND => c"LIMINAL_NOT_FOUND",
+            S::LIMINAL_PANIC => c"LIMINAL_PANIC",
+        }
+    }
+
+    fn description(self) -> &'static std::ffi::CStr {
+        match self {
+            S::LIMINAL_OK => c"success",
+            S::LIMINAL_NULL_ARGUMENT => c"a required pointer argument was NULL",
+            S::LIMINAL_INVALID_ARGUMENT => c"invalid argument",
+            S::LIMINAL_DUPLICATE_CONSUMER => c"a consumer with this id is already registered",
+            S::LIMINAL_UNKNOWN_CONSUMER => c"unknown consumer",
+            S::LIMINAL_NO_CONSUMER_AVAILABLE => c"no consumer available",
+            S::LIMINAL_UNKNOWN_CONSUMER_SELECTED => {
+                c"the routing function selected an unknown consumer"
+            }
+            S::LIMINAL_ROUTING_CRASHED => c"routing evaluation failed: crashed",
+            S::LIMINAL_ROUTING_TIMED_OUT => c"routing evaluation failed: timed out",
+            S::LIMINAL_SPAWN_FAILED => c"routing evaluation failed: spawn failed",
+            S::LIMINAL_CONVERSATION_FAILED => c"the dispatch conversation failed",
+            S::LIMINAL_ATTEMPTS_EXHAUSTED => c"dead-lettered: maximum crashed attempts reached",
+            S::LIMINAL_STALE_DELIVERY => c"stale delivery: already completed or re-routed",
+            S::LIMINAL_SHUT_DOWN => c"the runtime is shut down",
+            S::LIMINAL_TIMED_OUT => c"timed out waiting",
+            S::LIMINAL_WOULD_DEADLOCK => c"refused: would deadlock when called from a callback",
+            S::LIMINAL_BUFFER_TOO_SMALL => c"buffer too small",
+            S::LIMINAL_NOT_FOUND => c"not found",
+            S::LIMINAL_PANIC => c"internal panic caught at the C boundary",
+        }
+    }
+
+    fn is_retriable(self) -> bool {
+        matches!(
+            self,
+            S::LIMINAL_NO_CONSUMER_AVAILABLE | S::LIMINAL_ROUTING_TIMED_OUT | S::LIMINAL_TIMED_OUT
+        )
+    }
+
+    fn is_fatal(self) -> bool {
+        matches!(self, S::LIMINAL_SHUT_DOWN | S::LIMINAL_PANIC)
+    }
+}
+
+fn known(status: i32) -> Option<liminal_status> {
+    ALL.iter().copied().find(|known| *known as i32 == status)
+}
+
+/// A static, human-readable description of `status` (a `liminal_status`
+/// value, taken as an integer so any value is safe: an unknown one gives
+/// "unknown status"). Never NULL.
+#[no_mangle]
+pub extern "C" fn liminal_status_str(status: i32) -> *const c_char {
+    let fallback = c"unknown status".as_ptr();
+    boundary::guard_void(fallback, || {
+        known(status).map_or(fallback, |known| known.description().as_ptr())
+    })
+}
+
+/// The status's enumerator name, e.g. "LIMINAL_NO_CONSUMER_AVAILABLE"
+/// ("LIMINAL_UNKNOWN_STATUS" for an unknown value). Static, never NULL.
+#[no_mangle]
+pub extern "C" fn liminal_status_name(status: i32) -> *const c_char {
+    let fallback = c"LIMINAL_UNKNOWN_STATUS".as_ptr();
+    boundary::guard_void(fallback, || {
+        known(status).map_or(fallback, |known| known.name().as_ptr())
+    })
+}
+
+/// Whether trying again later may succeed (no consumer available right now,
+/// routing timed out, a wait timed out).
+#[no_mangle]
+pub extern "C" fn liminal_status_is_retriable(status: i32) -> bool {
+    boundary::guard_void(false, || {
+        known(status).is_some_and(liminal_status::is_retriable)
+    })
+}
+
+/// Whether the handle that returned it can no longer be used
+/// (`LIMINAL_SHUT_DOWN`, `LIMINAL_PANIC`).
+#[no_mangle]
+pub extern "C" fn liminal_status_is_fatal(status: i32) -> bool {
+    boundary::guard_void(false, || {
+        known(status).is_some_and(liminal_status::is_fatal)
+    })
+}
+
+/// The detail of the last failure on the calling thread ("" if none). The
+/// pointer stays valid until the next failing call on this thread.
+#[no_mangle]
+pub extern "C" fn liminal_last_error() -> *const c_char {
+    boundary::guard_void(c"".as_ptr(), boundary::last_error_ptr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::ffi::CStr;
+
+    fn all_errors() -> Vec<Error> {
+        let dispatch = |error| {
+            Error::Dispatch(Box::new(crate::DispatchFailure {
+                error,
+                dispatch_id: 1,
+                rerouted_from: Vec::new(),
+                reroute_timings: Vec::new(),
+                attempts: 0,
+            }))
+        };
+        vec![
+            Error::InvalidArgument(String::new()),
+            Error::DuplicateConsumer(String::new()),
+            Error::UnknownConsumer(String::new()),
+            Error::StaleDelivery(1),
+            Error::ShutDown,
+            Error::TimedOut,
+            Error::WouldDeadlock(String::new()),
+            Error::SpawnFailed(String::new()),
+            dispatch(DispatchError::NoConsumerAvailable),
+            dispatch(DispatchError::UnknownConsumerSelected(String::new())),
+            dispatch(DispatchError::Routing(RoutingError::Crashed(1))),
+            dispatch(DispatchError::Routing(RoutingError::TimedOut(1))),
+            dispatch(DispatchError::AttemptsExhausted(3)),
+            dispatch(DispatchError::Conversation(String::new())),
+        ]
+    }
+
+    #[test]
+    fn every_status_has_a_distinct_name_and_a_description() {
+        let mut names = HashSet::new();
+        for (index, status) in ALL.iter().enumerate() {
+            assert_eq!(*status as usize, index, "numbered in order");
+            // SAFETY: both functions return static NUL-terminated strings.
+            let name = unsafe { CStr::from_ptr(liminal_status_name(*status as i32)) };
+            // SAFETY: as above.
+            let text = unsafe { CStr::from_ptr(liminal_status_str(*status as i32)) };
+            assert!(name.to_str().unwrap().starts_with("LIMINAL_"));
+            assert!(!text.to_bytes().is_empty());
+            assert!(names.insert(name.to_owned()));
+        }
+    }
+
+    #[test]
+    fn every_core_error_maps_to_a_distinct_status() {
+        let mut seen = HashSet::new();
+        for error in all_errors() {
+            let status = liminal_status::from_error(&error);
+            assert_ne!(status, liminal_status::LIMINAL_OK);
+            assert!(seen.insert(status), "{error:?} shares {status:?}");
+        }
+        // Routing spawn failure and API spawn failure are the same condition.
+        assert_eq!(
+            liminal_status::from_dispatch(&DispatchError::Routing(RoutingError::SpawnFailed(
+                String::new()
+            ))),
+            liminal_status::LIMINAL_SPAWN_FAILED
+        );
+        assert_eq!(
+            liminal_status::from_dispatch(&DispatchError::ShutDown),
+            liminal_status::LIMINAL_SHUT_DOWN
+        );
+    }
+}

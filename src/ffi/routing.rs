@@ -1,0 +1,295 @@
+//! `liminal_routing`: routing functions from C callbacks, and built-ins.
+
+use std::ffi::{c_char, c_void, CString};
+use std::sync::Arc;
+
+use crate::consumer::ConsumerState;
+use crate::ffi::boundary::{
+    self, borrow, bytes, guard, into_handle, out_ptr, take_handle, utf8, UserData,
+};
+use crate::ffi::error::liminal_status;
+use crate::ffi::message::liminal_message;
+use crate::ffi::runtime::liminal_runtime;
+use crate::message::Message;
+use crate::routing::{Builtin, RoutingFunction};
+
+/// A loaded routing function. Thread-safe; free with `liminal_routing_free`
+/// (groups using it keep it alive).
+pub struct liminal_routing {
+    pub(crate) function: RoutingFunction,
+}
+
+/// What a routing function sees of one consumer. Every pointer is borrowed
+/// and valid only for the duration of the call that received it.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct liminal_consumer_view {
+    /// The consumer id (UTF-8, NUL-terminated).
+    pub id: *const c_char,
+    /// Deliveries it holds now (forwarded, not acknowledged or re-routed).
+    pub in_flight: u32,
+    /// The most it may hold.
+    pub max_in_flight: u32,
+    /// Its host-reported buffer depth.
+    pub buffer_depth: u32,
+    /// Its affinity tags (`tag_count` strings).
+    pub tags: *const *const c_char,
+    /// Number of tags.
+    pub tag_count: usize,
+}
+
+/// The answer of a routing callback: one of `LIMINAL_ROUTE_*`.
+pub type liminal_route_result = i32;
+/// `*selected_id` names the chosen consumer.
+pub const LIMINAL_ROUTE_SELECTED: liminal_route_result = 0;
+/// No consumer should take this message (`LIMINAL_NO_CONSUMER_AVAILABLE`).
+pub const LIMINAL_ROUTE_NONE: liminal_route_result = 1;
+/// The routing function failed; reported as `LIMINAL_ROUTING_CRASHED`.
+pub const LIMINAL_ROUTE_FAILED: liminal_route_result = 2;
+
+/// A built-in router: one of `LIMINAL_BUILTIN_*`.
+pub type liminal_builtin = i32;
+/// The first consumer in id order with capacity.
+pub const LIMINAL_BUILTIN_FIRST_WITH_CAPACITY: liminal_builtin = 0;
+/// The consumer with the fewest in flight (ties: first in id order).
+pub const LIMINAL_BUILTIN_LEAST_LOADED: liminal_builtin = 1;
+/// The least-loaded consumer carrying the tag named by a text field.
+pub const LIMINAL_BUILTIN_AFFINITY: liminal_builtin = 2;
+/// Rendezvous hashing on a text or integer field.
+pub const LIMINAL_BUILTIN_STICKY_KEY: liminal_builtin = 3;
+
+/// A routing callback.
+///
+/// | contract | |
+/// |---|---|
+/// | thread | a library routing thread (never the dispatching thread) |
+/// | overlap | calls for one function never overlap; different functions may run concurrently |
+/// | may call | message getters, `liminal_consumer_*` updates, `liminal_group_deploy`; not blocking dispatch (`LIMINAL_WOULD_DEADLOCK`) |
+/// | may block | up to the runtime's routing timeout; past it the dispatch fails with `LIMINAL_ROUTING_TIMED_OUT` and the thread is abandoned |
+///
+/// `views` holds `count` eligible consumers in id order. To select, write a
+/// consumer id to `*selected_id` (for example `views[i].id`; it is copied
+/// before the callback's borrowed data goes away) and return
+/// `LIMINAL_ROUTE_SELECTED`.
+pub type liminal_route_fn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        message: *const liminal_message,
+        views: *const liminal_consumer_view,
+        count: usize,
+        selected_id: *mut *const c_char,
+    ) -> liminal_route_result,
+>;
+
+/// Destructor of a callback's `user` pointer; runs exactly once, after the
+/// last call of its callback returned (or at once if the call that took it
+/// failed).
+pub type liminal_free_fn = Option<unsafe extern "C" fn(user: *mut c_void)>;
+
+/// `{function, user, free_user}` for a routing function.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct liminal_route_callback {
+    /// The callback (required).
+    pub function: liminal_route_fn,
+    /// Passed to every call; must be usable from any thread.
+    pub user: *mut c_void,
+    /// Optional destructor for `user`.
+    pub free_user: liminal_free_fn,
+}
+
+/// C copies of consumer views, kept alive while C reads them.
+pub(crate) struct ViewTable {
+    _ids: Vec<CString>,
+    _tags: Vec<Vec<CString>>,
+    _tag_ptrs: Vec<Vec<*const c_char>>,
+    pub(crate) views: Vec<liminal_consumer_view>,
+}
+
+impl ViewTable {
+    pub(crate) fn new(states: &[ConsumerState]) -> Self {
+        let ids: Vec<CString> = states.iter().map(|s| boundary::c_string(&s.id)).collect();
+        let tags: Vec<Vec<CString>> = states
+            .iter()
+            .map(|s| s.tags.iter().map(|t| boundary::c_string(t)).collect())
+            .collect();
+        let tag_ptrs: Vec<Vec<*const c_char>> = tags
+            .iter()
+            .map(|list| list.iter().map(|t| t.as_ptr()).collect())
+            .collect();
+        let views = states
+            .iter()
+            .enumerate()
+            .map(|(i, s)| liminal_consumer_view {
+                id: ids[i].as_ptr(),
+                in_flight: s.in_flight,
+                max_in_flight: s.max_in_flight,
+                buffer_depth: s.buffer_depth,
+                tags: if tag_ptrs[i].is_empty() {
+                    std::ptr::null()
+                } else {
+                    tag_ptrs[i].as_ptr()
+                },
+                tag_count: tag_ptrs[i].len(),
+            })
+            .collect();
+        Self {
+            _ids: ids,
+            _tags: tags,
+            _tag_ptrs: tag_ptrs,
+            views,
+        }
+    }
+}
+
+/// Makes a C routing callback a Rust routing function.
+struct CRoute {
+    function: unsafe extern "C" fn(
+        *mut c_void,
+        *const liminal_message,
+        *const liminal_consumer_view,
+        usize,
+        *mut *const c_char,
+    ) -> liminal_route_result,
+    user: UserData,
+}
+
+impl CRoute {
+    fn call(&self, message: &Arc<Message>, states: &[ConsumerState]) -> Option<String> {
+        let table = ViewTable::new(states);
+        let handle = liminal_message {
+            message: Arc::clone(message),
+        };
+        let mut selected: *const c_char = std::ptr::null();
+        // SAFETY: the host's callback, called with live borrowed data as the
+        // header describes.
+        let answer = unsafe {
+            (self.function)(
+                self.user.ptr(),
+                &handle,
+                table.views.as_ptr(),
+                table.views.len(),
+                &mut selected,
+            )
+        };
+        match answer {
+            LIMINAL_ROUTE_SELECTED => {
+                // SAFETY: the callback wrote a NUL-terminated string (or NULL).
+                let id = unsafe { utf8(selected, "selected_id") };
+                match id {
+                    Ok(id) => Some(id.to_owned()),
+                    Err(_) => std::panic::resume_unwind(Box::new(
+                        "routing callback selected a NULL or non-UTF-8 id",
+                    )),
+                }
+            }
+            LIMINAL_ROUTE_NONE => None,
+            // A failure is a crash of the routing function; `resume_unwind`
+            // reports it without running the panic hook.
+            _ => std::panic::resume_unwind(Box::new("routing callback reported failure")),
+        }
+    }
+}
+
+/// Load a routing function from a C callback. Its identity is the 64-bit
+/// content hash of `identity` (`identity_len` bytes, at least 1): loading
+/// identical bytes again while the first is alive returns that same function
+/// and releases this `callback` at once (its `free_user` runs before this
+/// returns). `name` (optional, UTF-8) is for diagnostics. The library owns
+/// `callback` from this call on, even when it fails. `*out` owns the result.
+#[no_mangle]
+pub extern "C" fn liminal_routing_new(
+    runtime: *const liminal_runtime,
+    callback: liminal_route_callback,
+    identity: *const u8,
+    identity_len: usize,
+    name: *const c_char,
+    out: *mut *mut liminal_routing,
+) -> liminal_status {
+    let user = UserData::new(callback.user, callback.free_user);
+    guard(move || {
+        // SAFETY: NULL or a live handle.
+        let runtime = unsafe { borrow(runtime, "runtime") }?;
+        // SAFETY: NULL or writable.
+        let out = unsafe { out_ptr(out, "out") }?;
+        let function = callback
+            .function
+            .ok_or_else(|| boundary::null("callback.function"))?;
+        if identity_len == 0 {
+            return Err(boundary::invalid("identity must not be empty"));
+        }
+        // SAFETY: readable for `identity_len` bytes.
+        let identity = unsafe { bytes(identity, identity_len, "identity") }?;
+        let name = if name.is_null() {
+            String::from("c-routing")
+        } else {
+            // SAFETY: NUL-terminated per the contract.
+            unsafe { utf8(name, "name") }?.to_owned()
+        };
+        let route = CRoute { function, user };
+        let loaded = runtime
+            .runtime
+            .load_routing(identity, &name, move |message, states| {
+                route.call(message, states)
+            });
+        *out = into_handle(liminal_routing { function: loaded });
+        Ok(())
+    })
+}
+
+/// A built-in router (`LIMINAL_BUILTIN_*`). `field` names the message field
+/// for `LIMINAL_BUILTIN_AFFINITY` and `LIMINAL_BUILTIN_STICKY_KEY` (required
+/// there, ignored otherwise). `*out` owns the result.
+#[no_mangle]
+pub extern "C" fn liminal_routing_builtin(
+    kind: liminal_builtin,
+    field: *const c_char,
+    out: *mut *mut liminal_routing,
+) -> liminal_status {
+    guard(|| {
+        // SAFETY: NULL or writable.
+        let out = unsafe { out_ptr(out, "out") }?;
+        let field_name = || -> Result<String, boundary::Failure> {
+            // SAFETY: NUL-terminated per the contract.
+            let field = unsafe { utf8(field, "field") }?;
+            if field.is_empty() {
+                return Err(boundary::invalid("field is empty"));
+            }
+            Ok(field.to_owned())
+        };
+        let builtin = match kind {
+            LIMINAL_BUILTIN_FIRST_WITH_CAPACITY => Builtin::FirstWithCapacity,
+            LIMINAL_BUILTIN_LEAST_LOADED => Builtin::LeastLoaded,
+            LIMINAL_BUILTIN_AFFINITY => Builtin::Affinity {
+                field: field_name()?,
+            },
+            LIMINAL_BUILTIN_STICKY_KEY => Builtin::StickyKey {
+                field: field_name()?,
+            },
+            other => return Err(boundary::invalid(format!("unknown builtin {other}"))),
+        };
+        *out = into_handle(liminal_routing {
+            function: RoutingFunction::builtin(builtin),
+        });
+        Ok(())
+    })
+}
+
+/// The routing function's 64-bit content hash (0 for NULL).
+#[no_mangle]
+pub extern "C" fn liminal_routing_hash(routing: *const liminal_routing) -> u64 {
+    boundary::guard_void(0, || {
+        // SAFETY: NULL or a live handle.
+        unsafe { routing.as_ref() }.map_or(0, |r| r.function.hash())
+    })
+}
+
+/// Release a routing handle (NULL is accepted). Groups using the function
+/// keep it; its `free_user` runs when the last user lets go.
+#[no_mangle]
+pub extern "C" fn liminal_routing_free(routing: *mut liminal_routing) {
+    boundary::guard_void((), || {
+        // SAFETY: NULL or a live handle given up by the caller.
+        drop(unsafe { take_handle(routing) });
+    });
+}
