@@ -51,6 +51,8 @@ pub(crate) struct ConsumerInner {
     slots: Mutex<Slots>,
     ready_signal: Condvar,
     wake_pending: AtomicBool,
+    /// Set by the first crash or leave the host asks for; later ones fail.
+    retired: AtomicBool,
     pub(crate) crash_at_next_delivery: AtomicBool,
     crash_reason: Mutex<Option<String>>,
     crash_handler: Mutex<Option<CrashHandler>>,
@@ -84,6 +86,7 @@ impl ConsumerInner {
             }),
             ready_signal: Condvar::new(),
             wake_pending: AtomicBool::new(false),
+            retired: AtomicBool::new(false),
             crash_at_next_delivery: AtomicBool::new(false),
             crash_reason: Mutex::new(None),
             crash_handler: Mutex::new(crash_handler),
@@ -113,7 +116,15 @@ impl ConsumerInner {
     }
 
     pub(crate) fn is_alive(&self) -> bool {
-        self.slots.lock().alive
+        !self.retired.load(Ordering::Acquire) && self.slots.lock().alive
+    }
+
+    /// Claim the one crash-or-leave the host may ask for.
+    fn retire(&self) -> Result<()> {
+        if self.retired.swap(true, Ordering::AcqRel) || !self.slots.lock().alive {
+            return Err(Error::UnknownConsumer(self.id.to_string()));
+        }
+        Ok(())
     }
 
     pub(crate) fn state(&self) -> ConsumerState {
@@ -186,9 +197,7 @@ impl ConsumerInner {
 
     /// Kill the consumer's process; the watcher re-routes what it held.
     pub(crate) fn declare_crashed(&self, reason: &str) -> Result<()> {
-        if !self.is_alive() {
-            return Err(Error::UnknownConsumer(self.id.to_string()));
-        }
+        self.retire()?;
         self.note_crash_reason(reason);
         self.leave_group();
         self.core.terminate(self.pid(), ExitReason::Error)
@@ -197,9 +206,7 @@ impl ConsumerInner {
     /// Leave: the process exits normally and what it held is re-routed
     /// without counting as a crash.
     pub(crate) fn stop(&self) -> Result<()> {
-        if !self.is_alive() {
-            return Err(Error::UnknownConsumer(self.id.to_string()));
-        }
+        self.retire()?;
         self.leave_group();
         self.core.terminate(self.pid(), ExitReason::Normal)
     }
