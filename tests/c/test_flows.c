@@ -168,7 +168,10 @@ static void test_crash_is_rerouted(void) {
     CHECK(liminal_outcome_rerouted_from(outcome, 1) == NULL);
     uint64_t ns = 0;
     CHECK_OK(liminal_outcome_reroute_ns(outcome, 0, &ns));
-    CHECK(ns < 1000000); /* EXIT observed -> re-route initiated: sub-millisecond */
+    /* EXIT observed -> re-route initiated: sub-millisecond (not checked under
+     * valgrind, which slows everything down ~50x). */
+    CHECK(ns > 0);
+    if (getenv("LIMINAL_UNDER_VALGRIND") == NULL) CHECK(ns < 1000000);
     printf("crash re-route: %llu ns\n", (unsigned long long)ns);
     latch_wait(&a.crashed, 1);
     CHECK(strcmp(a.crashed_id, "a") == 0);
