@@ -1,17 +1,79 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, Rust tests, header freshness.
+# The whole test suite, as CI runs it: formatting, lints, Rust tests, header
+# freshness, C tests (plain, ASan+UBSan, valgrind), the Python ctypes test,
+# the examples in-tree and against an installed prefix, and the benchmark in
+# smoke mode. Prerequisites: Rust, a C/C++ compiler, CMake >= 3.20, Python 3,
+# valgrind, pkg-config.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
+JOBS=$(nproc 2>/dev/null || echo 2)
+PASSED=0
 
 step() { printf '\n==> %s\n' "$*"; }
+ok() { PASSED=$((PASSED + 1)); }
 
 step "cargo fmt --check"
 cargo fmt --check
+ok
 
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+ok
 
 step "cargo test"
 cargo test
+ok
 
-step "all steps passed"
+step "generated header is up to date (include/liminal.h)"
+if ! git diff --exit-code -- include/; then
+    echo "include/liminal.h changed when building: commit the regenerated header" >&2
+    exit 1
+fi
+ok
+
+step "CMake build (library via cargo, C tests, examples) + ctest"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j"$JOBS"
+ctest --test-dir build --output-on-failure
+ok
+
+step "C tests and examples under AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLIMINAL_SANITIZE=ON
+cmake --build build-asan -j"$JOBS"
+ctest --test-dir build-asan --output-on-failure
+ok
+
+step "C tests under valgrind (no errors, no definite leaks)"
+for t in test_flows test_bad_input test_status_version; do
+    LIMINAL_UNDER_VALGRIND=1 valgrind --quiet --error-exitcode=1 --leak-check=full \
+        --errors-for-leak-kinds=definite --show-leak-kinds=definite \
+        --suppressions="$ROOT/tests/c/valgrind.supp" "build/tests/c/$t"
+done
+ok
+
+step "Python ctypes test"
+LIMINAL_LIB="$ROOT/target/release/libliminal.so" python3 tests/python/test_ctypes.py
+ok
+
+step "install, then build the examples against the installed prefix"
+PREFIX=$(mktemp -d)
+trap 'rm -rf "$PREFIX"' EXIT
+cmake --install build --prefix "$PREFIX"
+test -L "$PREFIX/lib/libliminal.so" -a -L "$PREFIX/lib/libliminal.so.0"
+cmake -S examples-c -B build-installed -DCMAKE_PREFIX_PATH="$PREFIX"
+cmake --build build-installed -j"$JOBS"
+LD_LIBRARY_PATH="$PREFIX/lib" ./build-installed/quickstart >/dev/null
+PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" cc -std=c11 -o build-installed/quickstart-pc \
+    examples-c/quickstart.c $(PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --cflags --libs liminal)
+LD_LIBRARY_PATH="$PREFIX/lib" ./build-installed/quickstart-pc >/dev/null
+ok
+
+if [ -x bench/run.sh ]; then
+    step "benchmark, smoke mode"
+    bench/run.sh --smoke
+ok
+fi
+
+step "summary"
+echo "$PASSED passed, 0 failed"

@@ -206,9 +206,11 @@ fn poison_message_is_dead_lettered_after_max_attempts() {
     let group = group(&runtime, Builtin::FirstWithCapacity);
     let log = Log::default();
     let crashes = Arc::new(Mutex::new(Vec::new()));
+    let (crash_tx, crash_rx) = crash_channel();
     for id in ["a", "b", "c", "d", "e"] {
         let log = log.clone();
         let crashes = Arc::clone(&crashes);
+        let crash_tx = crash_tx.clone();
         group
             .register(
                 ConsumerSpec::push(id, move |d: &Delivery| {
@@ -219,7 +221,10 @@ fn poison_message_is_dead_lettered_after_max_attempts() {
                         Verdict::Ack
                     }
                 })
-                .on_crash(move |r| crashes.lock().unwrap().push(r.consumer_id.clone())),
+                .on_crash(move |r| {
+                    crashes.lock().unwrap().push(r.consumer_id.clone());
+                    crash_tx.send(r.clone()).unwrap();
+                }),
             )
             .unwrap();
     }
@@ -243,8 +248,10 @@ fn poison_message_is_dead_lettered_after_max_attempts() {
     assert_eq!(dead_letters.load(Ordering::SeqCst), 1);
     assert_eq!(group.len(), 2, "the rest of the group survives");
     assert_eq!(group.dispatch(msg(1)).unwrap().delivered_to, "d");
-    // Crash handlers run on the watcher; they all ran before the failure
-    // completed because the last crash's EXIT produced it.
+    // Crash handlers run on the watcher after the re-routes; wait for the third.
+    for _ in 0..3 {
+        crash_rx.recv_timeout(HANG).unwrap();
+    }
     assert_eq!(crashes.lock().unwrap().len(), 3);
     assert_eq!(runtime.metrics().dead_lettered, 1);
 }

@@ -53,11 +53,14 @@ pub(crate) fn consumer_exited(core: &Arc<Core>, pid: u64, reason: ExitReason, ob
     let crashed = reason != ExitReason::Normal || consumer.crash_reason().is_some();
     if crashed {
         Metrics::bump(&core.metrics.consumer_crashes);
+    }
+    // Re-route first: the host's crash callback must not delay the messages.
+    for attempt in held {
+        conversation::reroute(attempt, &consumer, crashed, observed);
+    }
+    if crashed {
         consumer.report_crash(&consumer.exit_reason_text(reason));
     } else {
         consumer.drop_crash_handler();
-    }
-    for attempt in held {
-        conversation::reroute(attempt, &consumer, crashed, observed);
     }
 }

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds the library (cargo, through CMake) and runs the C quickstart.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build --target quickstart -j"$(nproc 2>/dev/null || echo 2)"
+exec ./build/examples-c/quickstart
