@@ -9,6 +9,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::consumer::inner::ConsumerInner;
 use crate::consumer::{Consumer, ConsumerSpec, ConsumerState, DeliveryMode};
 use crate::dispatch::conversation::{self, Conversation};
+use crate::dispatch::oneshot;
 use crate::dispatch::{Completion, DispatchFailure, Outcome};
 use crate::error::{Error, Result};
 use crate::message::Message;
@@ -243,17 +244,12 @@ impl Group {
                 "blocking dispatch from a library thread; use dispatch_async".into(),
             ));
         }
-        let (sender, receiver) = crossbeam_channel::bounded(1);
-        self.dispatch_async(
-            message,
-            Box::new(move |result| {
-                let _sent = sender.send(result);
-            }),
-        )?;
-        match receiver.recv() {
-            Ok(Ok(outcome)) => Ok(outcome),
-            Ok(Err(failure)) => Err(Error::Dispatch(Box::new(failure))),
-            Err(_) => Err(Error::Dispatch(Box::new(DispatchFailure {
+        let (sender, receiver) = oneshot::channel();
+        self.dispatch_async(message, Box::new(move |result| sender.send(result)))?;
+        match receiver.recv(self.inner.core.blocking_spin()) {
+            Some(Ok(outcome)) => Ok(outcome),
+            Some(Err(failure)) => Err(Error::Dispatch(Box::new(failure))),
+            None => Err(Error::Dispatch(Box::new(DispatchFailure {
                 error: crate::error::DispatchError::Conversation(
                     "completion dropped without a result".into(),
                 ),

@@ -3,6 +3,7 @@
 
 pub(crate) mod conversation;
 pub(crate) mod exit_watcher;
+pub(crate) mod oneshot;
 pub(crate) mod outcome;
 
 pub use outcome::{Completion, DispatchFailure, DispatchResult, Outcome, RerouteTiming};

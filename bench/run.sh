@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The benchmark suite: liminal through its C ABI beside Erlang/OTP and libzmq,
+# in one invocation on one machine. Writes BENCHMARKS.md.
+#
+#   bench/run.sh            full run (a few minutes), writes BENCHMARKS.md
+#   bench/run.sh --smoke    tiny counts, checks everything builds and runs
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MODE=full
+[ "${1:-}" = "--smoke" ] && MODE=smoke
+OUT="$ROOT/build-bench"
+mkdir -p "$OUT"
+
+if [ "$MODE" = full ]; then
+    need=()
+    command -v erl >/dev/null 2>&1 || need+=(erlang-nox)
+    [ -e /usr/include/zmq.h ] || need+=(libzmq3-dev)
+    command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+    if [ "${#need[@]}" -gt 0 ]; then
+        echo "bench: installing ${need[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq && apt-get install -y -qq "${need[@]}"
+    fi
+fi
+
+cargo build --release --lib --quiet
+LIB="$ROOT/target/release"
+cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I include -o "$OUT/liminal_bench" bench/liminal_bench.c \
+    -L "$LIB" -Wl,-rpath,"$LIB" -lliminal -lpthread
+HAVE_ZMQ=0
+if [ -e /usr/include/zmq.h ]; then
+    cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -o "$OUT/zmq_bench" bench/zmq_bench.c -lzmq -lpthread
+    HAVE_ZMQ=1
+fi
+HAVE_ERL=0
+if command -v erlc >/dev/null 2>&1; then
+    erlc -o "$OUT" bench/erlang/dispatch_bench.erl
+    HAVE_ERL=1
+fi
+
+RESULTS="$OUT/results-$MODE.jsonl"
+: > "$RESULTS"
+L="$OUT/liminal_bench"
+erl_run() { erl -noshell -pa "$OUT" -s dispatch_bench main "$@"; }
+
+if [ "$MODE" = smoke ]; then
+    REPEAT=1; N1=2000; N2=20000; N3=50; N5=500; W6="20000,40000"; N7=2
+    SIZES="4 100"
+else
+    REPEAT=3; N1=100000; N2=2000000; N3=5000; N5=20000; W6="1000000,5000000,10000000"; N7=8
+    SIZES="4 100 1000 10000"
+fi
+
+for rep in $(seq 1 "$REPEAT"); do
+    echo "bench: repetition $rep/$REPEAT ($MODE)"
+    "$L" w1 "$N1" >> "$RESULTS"
+    "$L" w2 "$N2" 1024 >> "$RESULTS"
+    "$L" w3 "$N3" >> "$RESULTS"
+    "$L" w4 "$N1" >> "$RESULTS"
+    if [ "$HAVE_ZMQ" = 1 ]; then
+        "$OUT/zmq_bench" w1 "$N1" >> "$RESULTS"
+        "$OUT/zmq_bench" w2 "$N2" 1024 >> "$RESULTS"
+    fi
+    if [ "$HAVE_ERL" = 1 ]; then
+        erl_run w1 "$N1" >> "$RESULTS"
+        erl_run w2 "$N2" 1024 >> "$RESULTS"
+        erl_run w3 "$N3" >> "$RESULTS"
+    fi
+done
+for size in $SIZES; do
+    for router in first least affinity sticky callback; do
+        n=$N5
+        # A C routing callback sees every consumer per dispatch: fewer messages.
+        [ "$router" = callback ] && [ "$size" -ge 1000 ] && n=$((N5 / 10))
+        "$L" w5 "$n" "$size" "$router" >> "$RESULTS"
+    done
+done
+"$L" w6 "$W6" >> "$RESULTS"
+"$L" w7 "$N7" 250 >> "$RESULTS"
+
+if [ "$MODE" = smoke ]; then
+    python3 bench/report.py "$RESULTS" --check-only
+    echo "bench: smoke run ok ($(wc -l < "$RESULTS") results)"
+    exit 0
+fi
+
+# Profiles of W1 and W2: instruction counts by function (callgrind).
+PROFILE="$OUT/profile.txt"
+: > "$PROFILE"
+for w in "w1 20000" "w2 200000 1024"; do
+    set -- $w
+    valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$1" "$L" "$@" > /dev/null 2>&1
+    {
+        echo "### $1"
+        callgrind_annotate --inclusive=no "$OUT/callgrind.$1" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | head -15
+    } >> "$PROFILE"
+done
+
+python3 bench/report.py "$RESULTS" --profile "$PROFILE" --command "bench/run.sh" > BENCHMARKS.md
+echo "bench: wrote BENCHMARKS.md"
