@@ -81,6 +81,7 @@ done
 
 if [ "$MODE" = smoke ]; then
     python3 bench/report.py "$RESULTS" --check-only
+    python3 bench/report.py "$RESULTS" --command "bench/run.sh --smoke" > "$OUT/smoke-report.md"
     echo "bench: smoke run ok ($(wc -l < "$RESULTS") results)"
     exit 0
 fi
