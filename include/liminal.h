@@ -608,8 +608,11 @@ enum liminal_status liminal_consumer_set_tags(const struct liminal_consumer *con
 /**
  * Declare the consumer crashed (fault injection, or a host worker that
  * died): its process is killed now, its crash callback gets `reason`
- * (UTF-8), and every delivery it held is re-routed. Safe from its own
- * callback. Errors: `LIMINAL_UNKNOWN_CONSUMER` if it is already gone.
+ * (UTF-8), and every delivery it held is re-routed — at once, even while
+ * its callback is still running (that callback's later answer is fenced
+ * off). Safe from its own callback, which then gives up the delivery in
+ * hand. The crash callback runs on the calling thread.
+ * Errors: `LIMINAL_UNKNOWN_CONSUMER` if it is already gone.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_consumer_crash(const struct liminal_consumer *consumer,
@@ -625,7 +628,8 @@ enum liminal_status liminal_consumer_crash_at_next_delivery(const struct liminal
  * Leave the group now: no new deliveries; deliveries it held are re-routed
  * (flagged redelivered if it had seen them, not counted as crashes). Its
  * crash callback is released without being called. Safe from its own
- * callback. Errors: `LIMINAL_UNKNOWN_CONSUMER` if already gone.
+ * callback, which then gives up the delivery in hand (re-routed; its verdict
+ * is ignored). Errors: `LIMINAL_UNKNOWN_CONSUMER` if already gone.
  */
 LIMINAL_EXPORT enum liminal_status liminal_consumer_leave(const struct liminal_consumer *consumer);
 

@@ -29,6 +29,11 @@ impl Slice for ConsumerProcess {
             return NativeOutcome::Wait;
         };
         for _ in 0..DELIVERIES_PER_SLICE {
+            // Once shutdown began, every dispatch has completed as shut down:
+            // no callback starts for what is still queued.
+            if self.inner.core.is_shut_down() {
+                return NativeOutcome::Wait;
+            }
             let Some(delivery) = self.inner.next_inbox() else {
                 return NativeOutcome::Wait;
             };

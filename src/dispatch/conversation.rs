@@ -142,7 +142,7 @@ pub(crate) fn advance(conv: Arc<Conversation>) {
             let message = Arc::clone(&conv.message);
             let supervisor = Arc::clone(&core.routing);
             let continuation = Box::new(move |result| selected(conv, &candidates, result));
-            supervisor.submit(&core.timer, function, message, views, continuation);
+            supervisor.submit(function, message, views, continuation);
         }
     }
 }

@@ -282,8 +282,11 @@ pub extern "C" fn liminal_consumer_set_tags(
 
 /// Declare the consumer crashed (fault injection, or a host worker that
 /// died): its process is killed now, its crash callback gets `reason`
-/// (UTF-8), and every delivery it held is re-routed. Safe from its own
-/// callback. Errors: `LIMINAL_UNKNOWN_CONSUMER` if it is already gone.
+/// (UTF-8), and every delivery it held is re-routed — at once, even while
+/// its callback is still running (that callback's later answer is fenced
+/// off). Safe from its own callback, which then gives up the delivery in
+/// hand. The crash callback runs on the calling thread.
+/// Errors: `LIMINAL_UNKNOWN_CONSUMER` if it is already gone.
 #[no_mangle]
 pub extern "C" fn liminal_consumer_crash(
     consumer: *const liminal_consumer,
@@ -317,7 +320,8 @@ pub extern "C" fn liminal_consumer_crash_at_next_delivery(
 /// Leave the group now: no new deliveries; deliveries it held are re-routed
 /// (flagged redelivered if it had seen them, not counted as crashes). Its
 /// crash callback is released without being called. Safe from its own
-/// callback. Errors: `LIMINAL_UNKNOWN_CONSUMER` if already gone.
+/// callback, which then gives up the delivery in hand (re-routed; its verdict
+/// is ignored). Errors: `LIMINAL_UNKNOWN_CONSUMER` if already gone.
 #[no_mangle]
 pub extern "C" fn liminal_consumer_leave(consumer: *const liminal_consumer) -> liminal_status {
     with_consumer(consumer, |c| {

@@ -3,9 +3,11 @@
 //! A host function runs inside a long-lived beamr *router process* on a
 //! dedicated one-worker scheduler (a *lane*), never on the caller's thread.
 //! A panic kills that process (a successor takes over) and becomes
-//! `crashed(hash)`. Running past the timeout becomes `timed_out(hash)`: the
-//! process is killed and the lane retired, so the stuck worker thread holds
-//! up nobody; later evaluations run on a fresh lane.
+//! `crashed(hash)`. *Running* past the timeout (time spent queued behind
+//! other evaluations does not count) becomes `timed_out(hash)`: the process
+//! is killed and the lane retired, so the stuck worker thread holds up
+//! nobody; the evaluations queued behind it move to a fresh lane. One
+//! watchdog deadline per lane at a time, not one timer per evaluation.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -30,7 +32,6 @@ use crate::runtime::CallbackScope;
 pub(crate) type Continuation = Box<dyn FnOnce(Result<Option<String>, RoutingError>) + Send>;
 
 struct Job {
-    seq: u64,
     function: RoutingFunction,
     message: Arc<Message>,
     views: Vec<ConsumerState>,
@@ -55,9 +56,18 @@ impl Job {
     }
 }
 
+/// The evaluation a lane is running, and since when.
+struct Running {
+    job: Arc<Job>,
+    started: Instant,
+}
+
 struct LaneQueue {
     jobs: Mutex<VecDeque<Arc<Job>>>,
-    running: Mutex<Option<u64>>,
+    running: Mutex<Option<Running>>,
+    /// A watchdog deadline is pending on the timer (set and cleared under `running`).
+    watchdog_armed: AtomicBool,
+    supervisor: Weak<RoutingSupervisor>,
     pid: AtomicU64,
     retired: AtomicBool,
     wake_pending: AtomicBool,
@@ -67,6 +77,22 @@ struct LaneQueue {
 struct Lane {
     scheduler: Arc<Scheduler>,
     queue: Arc<LaneQueue>,
+}
+
+impl LaneQueue {
+    /// Mark `job` running, arming the lane's watchdog if none is pending.
+    fn start(&self, job: &Arc<Job>) {
+        let mut running = self.running.lock();
+        *running = Some(Running {
+            job: Arc::clone(job),
+            started: Instant::now(),
+        });
+        if !self.watchdog_armed.swap(true, Ordering::AcqRel) {
+            if let Some(supervisor) = self.supervisor.upgrade() {
+                supervisor.arm_watchdog(Instant::now() + supervisor.timeout);
+            }
+        }
+    }
 }
 
 /// Evaluations handled per slice.
@@ -105,7 +131,7 @@ impl Slice for RouterProcess {
                 )));
                 continue;
             };
-            *self.queue.running.lock() = Some(job.seq);
+            self.queue.start(&job);
             let result = {
                 let _scope = CallbackScope::enter();
                 catch_unwind(AssertUnwindSafe(|| function(&job.message, &job.views)))
@@ -143,33 +169,85 @@ pub(crate) struct RoutingSupervisor {
     lane: Mutex<Option<Lane>>,
     graveyard: Mutex<Vec<Lane>>,
     timeout: Duration,
-    seq: AtomicU64,
+    timer: Arc<Timer>,
+    myself: Weak<RoutingSupervisor>,
     stopped: AtomicBool,
 }
 
 impl RoutingSupervisor {
-    pub(crate) fn new(timeout: Duration) -> Self {
-        Self {
+    pub(crate) fn new(timeout: Duration, timer: Arc<Timer>) -> Arc<Self> {
+        Arc::new_cyclic(|myself| Self {
             lane: Mutex::new(None),
             graveyard: Mutex::new(Vec::new()),
             timeout,
-            seq: AtomicU64::new(0),
+            timer,
+            myself: myself.clone(),
             stopped: AtomicBool::new(false),
+        })
+    }
+
+    fn arm_watchdog(&self, deadline: Instant) {
+        let supervisor = self.myself.clone();
+        let _armed = self.timer.at(deadline, move || {
+            if let Some(supervisor) = supervisor.upgrade() {
+                supervisor.watchdog();
+            }
+        });
+    }
+
+    /// The lane's deadline came: time out the evaluation that has run too
+    /// long, or re-arm for the one running now, or stand down.
+    fn watchdog(&self) {
+        let mut expired = None;
+        let mut moved = Vec::new();
+        {
+            let mut lane_slot = self.lane.lock();
+            let Some(lane) = lane_slot.as_ref() else {
+                return;
+            };
+            let running = lane.queue.running.lock();
+            match running.as_ref() {
+                None => lane.queue.watchdog_armed.store(false, Ordering::Release),
+                Some(current) if current.started.elapsed() < self.timeout => {
+                    self.arm_watchdog(current.started + self.timeout);
+                }
+                Some(current) => {
+                    // `running` stays set until the function returns (if ever):
+                    // shutdown must not join a worker that is still inside it.
+                    expired = Some(Arc::clone(&current.job));
+                    drop(running);
+                    if let Some(lane) = lane_slot.take() {
+                        lane.queue.retired.store(true, Ordering::Release);
+                        lane.scheduler.terminate_process(
+                            lane.queue.pid.load(Ordering::Acquire),
+                            ExitReason::Kill,
+                        );
+                        moved.extend(lane.queue.jobs.lock().drain(..));
+                        self.graveyard.lock().push(lane);
+                    }
+                }
+            }
+        }
+        if let Some(job) = expired {
+            job.finish(Err(RoutingError::TimedOut(job.function.hash())));
+        }
+        for other in moved {
+            if let Err(detail) = self.enqueue(Arc::clone(&other)) {
+                other.finish(Err(RoutingError::SpawnFailed(detail)));
+            }
         }
     }
 
     /// Evaluate a host function; `continuation` runs exactly once, on the
     /// router process, the timer thread, or (for a spawn failure) here.
     pub(crate) fn submit(
-        self: &Arc<Self>,
-        timer: &Timer,
+        &self,
         function: RoutingFunction,
         message: Arc<Message>,
         views: Vec<ConsumerState>,
         continuation: Continuation,
     ) {
         let job = Arc::new(Job {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
             function,
             message,
             views,
@@ -177,17 +255,6 @@ impl RoutingSupervisor {
         });
         if let Err(detail) = self.enqueue(Arc::clone(&job)) {
             job.finish(Err(RoutingError::SpawnFailed(detail)));
-            return;
-        }
-        let supervisor: Weak<Self> = Arc::downgrade(self);
-        let armed = timer.at(Instant::now() + self.timeout, move || {
-            if let Some(supervisor) = supervisor.upgrade() {
-                supervisor.on_timeout(&job);
-            }
-        });
-        if !armed {
-            // Timer already stopped: the runtime is shutting down and fails
-            // the conversation itself.
         }
     }
 
@@ -197,7 +264,7 @@ impl RoutingSupervisor {
         }
         let mut lane = self.lane.lock();
         if lane.is_none() {
-            *lane = Some(new_lane()?);
+            *lane = Some(new_lane(self.myself.clone())?);
         }
         let Some(lane) = lane.as_ref() else {
             return Err("no routing lane".into());
@@ -214,36 +281,6 @@ impl RoutingSupervisor {
             let _woken = beam::wake(&lane.scheduler, lane.queue.pid.load(Ordering::Acquire));
         }
         Ok(())
-    }
-
-    fn on_timeout(&self, job: &Arc<Job>) {
-        if job.is_done() {
-            return;
-        }
-        let mut moved = Vec::new();
-        {
-            let mut lane_slot = self.lane.lock();
-            let stuck = lane_slot
-                .as_ref()
-                .is_some_and(|lane| *lane.queue.running.lock() == Some(job.seq));
-            if stuck {
-                if let Some(lane) = lane_slot.take() {
-                    lane.queue.retired.store(true, Ordering::Release);
-                    lane.scheduler.terminate_process(
-                        lane.queue.pid.load(Ordering::Acquire),
-                        ExitReason::Kill,
-                    );
-                    moved.extend(lane.queue.jobs.lock().drain(..));
-                    self.graveyard.lock().push(lane);
-                }
-            }
-        }
-        job.finish(Err(RoutingError::TimedOut(job.function.hash())));
-        for other in moved {
-            if let Err(detail) = self.enqueue(Arc::clone(&other)) {
-                other.finish(Err(RoutingError::SpawnFailed(detail)));
-            }
-        }
     }
 
     /// Stop every lane. A lane whose worker is stuck in a host function that
@@ -270,11 +307,13 @@ impl RoutingSupervisor {
     }
 }
 
-fn new_lane() -> Result<Lane, String> {
+fn new_lane(supervisor: Weak<RoutingSupervisor>) -> Result<Lane, String> {
     let scheduler = beam::native_scheduler(1)?;
     let queue = Arc::new(LaneQueue {
         jobs: Mutex::new(VecDeque::new()),
         running: Mutex::new(None),
+        watchdog_armed: AtomicBool::new(false),
+        supervisor,
         pid: AtomicU64::new(0),
         retired: AtomicBool::new(false),
         wake_pending: AtomicBool::new(false),

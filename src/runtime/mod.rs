@@ -87,7 +87,7 @@ impl Default for RuntimeOptions {
 pub(crate) struct Core {
     scheduler: Weak<Scheduler>,
     pub(crate) metrics: Metrics,
-    pub(crate) timer: Timer,
+    pub(crate) timer: Arc<Timer>,
     pub(crate) routing: Arc<RoutingSupervisor>,
     consumers: Mutex<HashMap<u64, Arc<ConsumerInner>>>,
     conversations: Mutex<HashMap<u64, Arc<Conversation>>>,
@@ -127,12 +127,19 @@ impl Core {
         beam::wake(&scheduler, pid)
     }
 
-    pub(crate) fn terminate(&self, pid: u64, reason: ExitReason) -> Result<()> {
+    /// Kill a consumer's process for the host, and handle its exit here and
+    /// now. beamr defers the exit of a process whose callback is running
+    /// until that callback returns; the host declared it gone, so what it
+    /// holds is re-routed at once (a late acknowledgement is fenced off).
+    /// The watcher's own EXIT for it later finds nothing left to do.
+    pub(crate) fn terminate(self: &Arc<Self>, pid: u64, reason: ExitReason) -> Result<()> {
         let scheduler = self.scheduler.upgrade().ok_or(Error::ShutDown)?;
         if self.is_shut_down() {
             return Err(Error::ShutDown);
         }
         scheduler.terminate_process(pid, reason);
+        drop(scheduler);
+        exit_watcher::consumer_exited(self, pid, reason, Instant::now());
         Ok(())
     }
 
@@ -222,13 +229,15 @@ impl Runtime {
         }
         let scheduler = beam::native_scheduler(options.scheduler_threads)
             .map_err(|error| Error::SpawnFailed(format!("scheduler: {error}")))?;
-        let timer =
-            Timer::start().map_err(|error| Error::SpawnFailed(format!("timer: {error}")))?;
+        let timer = Arc::new(
+            Timer::start().map_err(|error| Error::SpawnFailed(format!("timer: {error}")))?,
+        );
+        let routing = RoutingSupervisor::new(options.routing_timeout, Arc::clone(&timer));
         let core = Arc::new(Core {
+            routing,
             scheduler: Arc::downgrade(&scheduler),
             metrics: Metrics::new(),
             timer,
-            routing: Arc::new(RoutingSupervisor::new(options.routing_timeout)),
             consumers: Mutex::new(HashMap::new()),
             conversations: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),

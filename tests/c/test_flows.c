@@ -534,16 +534,23 @@ static void test_callback_frees_its_consumer(void) {
     ctx.group = group;
     liminal_delivery_callback d = {reentrant_delivery, &ctx, on_free};
     CHECK_OK(liminal_consumer_register(group, "self", 4, 0, NULL, 0, d, no_crash(), &ctx.self));
+    consumer_ctx other;
+    ctx_init(&other, "zz-other", LIMINAL_VERDICT_ACK);
+    liminal_consumer *co = add(group, &other);
     liminal_message *message = new_message(1);
     liminal_outcome *outcome = NULL;
+    /* Leaving from inside its own callback gives up the delivery in hand: it
+     * is re-routed (not a crash), and the callback's ACK is fenced off. */
     CHECK_OK(liminal_group_dispatch(group, message, &outcome));
-    CHECK(strcmp(liminal_outcome_delivered_to(outcome), "self") == 0);
+    CHECK(strcmp(liminal_outcome_delivered_to(outcome), "zz-other") == 0);
+    CHECK(liminal_outcome_rerouted_count(outcome) == 0);
     CHECK(ctx.inner_status == LIMINAL_WOULD_DEADLOCK);
     CHECK(ctx.self == NULL);
     latch_wait(&ctx.freed, 1);
     size_t count = 9;
     CHECK_OK(liminal_group_consumer_count(group, &count));
-    CHECK(count == 0);
+    CHECK(count == 1);
+    liminal_consumer_free(co);
     liminal_outcome_free(outcome);
     liminal_message_free(message);
     liminal_group_free(group);

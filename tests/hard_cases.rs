@@ -1,0 +1,210 @@
+//! The hard cases, each with its documented behaviour: shutdown while
+//! callbacks run and dispatches are in flight, a routing function that never
+//! returns, a delivery callback that blocks for seconds, big payloads and
+//! many fields.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use common::*;
+use liminal::{
+    Builtin, ConsumerSpec, Delivery, DispatchError, DispatchResult, FieldValue, GroupOptions,
+    Message, RoutingError, RoutingFunction, Runtime, RuntimeOptions, Verdict,
+};
+
+/// Shutdown fails every accepted dispatch with `ShutDown` before it joins
+/// the workers, and waits for a callback that is running to return.
+#[test]
+fn shutdown_while_a_callback_runs_and_dispatches_are_in_flight() {
+    let runtime = Arc::new(runtime());
+    let group = group(&runtime, Builtin::FirstWithCapacity);
+    let entered = Arc::new(Barrier::new(2));
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+    {
+        let entered = Arc::clone(&entered);
+        group
+            .register(
+                ConsumerSpec::push("slow", move |_d: &Delivery| {
+                    entered.wait();
+                    release_rx.recv().unwrap();
+                    Verdict::Ack
+                })
+                .max_in_flight(1000),
+            )
+            .unwrap();
+    }
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<DispatchResult>();
+    for n in 0..100 {
+        let done_tx = done_tx.clone();
+        group
+            .dispatch_async(msg(n), Box::new(move |r| done_tx.send(r).unwrap()))
+            .unwrap();
+    }
+    entered.wait(); // the callback is running now
+    let shutting = {
+        let runtime = Arc::clone(&runtime);
+        std::thread::spawn(move || runtime.shutdown())
+    };
+    // Every dispatch completes, with ShutDown, before the workers are joined.
+    for _ in 0..100 {
+        let result = done_rx.recv_timeout(HANG).unwrap();
+        assert_eq!(result.unwrap_err().error, DispatchError::ShutDown);
+    }
+    release_tx.send(()).unwrap(); // let the running callback return
+    shutting.join().unwrap().unwrap();
+    assert!(done_rx.try_recv().is_err(), "no second completion");
+    assert_eq!(runtime.metrics().shut_down, 100);
+}
+
+/// A routing function that never returns: the dispatch fails as timed out,
+/// its lane is abandoned, later dispatches are unaffected, and shutdown does
+/// not wait for it.
+#[test]
+fn routing_function_that_never_returns() {
+    let runtime = Runtime::new(RuntimeOptions {
+        routing_timeout: Duration::from_millis(50),
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let (_never_tx, never_rx) = crossbeam_channel::bounded::<()>(0);
+    let stuck = runtime.load_routing(b"never returns", "never", move |_m, _v| {
+        let _ = never_rx.recv(); // blocks until the sender is dropped: never, here
+        None
+    });
+    let group = runtime.group(stuck, GroupOptions::default()).unwrap();
+    let log = Log::default();
+    group.register(acking("a", &log)).unwrap();
+    for _ in 0..3 {
+        let err = group.dispatch(msg(1)).unwrap_err();
+        assert!(matches!(
+            err.dispatch_error(),
+            Some(DispatchError::Routing(RoutingError::TimedOut(_)))
+        ));
+    }
+    assert_eq!(runtime.abandoned_routing_lanes(), 3);
+    group.deploy(RoutingFunction::builtin(Builtin::LeastLoaded));
+    assert_eq!(group.dispatch(msg(2)).unwrap().delivered_to, "a");
+    runtime.shutdown().unwrap(); // returns although three threads are stuck
+    std::mem::forget(_never_tx); // keep them stuck: shutdown must not have waited
+}
+
+/// A delivery callback that blocks for seconds holds one scheduler worker.
+/// With two workers the other consumers keep flowing, and the blocked one
+/// can be declared crashed: its deliveries are re-routed at once.
+#[test]
+fn delivery_callback_that_blocks_for_seconds() {
+    let runtime = Runtime::new(RuntimeOptions {
+        scheduler_threads: 2,
+        ..RuntimeOptions::default()
+    })
+    .unwrap();
+    let group = group(&runtime, Builtin::FirstWithCapacity);
+    let entered = Arc::new(Barrier::new(2));
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+    let blocked = {
+        let entered = Arc::clone(&entered);
+        group
+            .register(
+                ConsumerSpec::push("a-blocks", move |_d: &Delivery| {
+                    entered.wait();
+                    let _ = release_rx.recv_timeout(Duration::from_secs(10));
+                    Verdict::Ack
+                })
+                .max_in_flight(1),
+            )
+            .unwrap()
+    };
+    let log = Log::default();
+    group.register(acking("b-flows", &log)).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    group
+        .dispatch_async(msg(0), Box::new(move |r| tx.send(r).unwrap()))
+        .unwrap();
+    entered.wait(); // "a-blocks" is inside its callback, holding its one slot
+    for n in 0..100 {
+        assert_eq!(group.dispatch(msg(n)).unwrap().delivered_to, "b-flows");
+    }
+    // Declare the blocked consumer crashed: its delivery is re-routed now.
+    blocked.crash("blocked for seconds").unwrap();
+    let outcome = rx.recv_timeout(HANG).unwrap().unwrap();
+    assert_eq!(outcome.delivered_to, "b-flows");
+    assert_eq!(outcome.rerouted_from, vec!["a-blocks"]);
+    release_tx.send(()).unwrap(); // its late ack is fenced off
+    runtime.shutdown().unwrap();
+    assert_eq!(runtime.metrics().delivered, 101);
+}
+
+/// 1 MiB payloads and a thousand fields travel intact.
+#[test]
+fn big_payloads_and_many_fields() {
+    let runtime = runtime();
+    let group = group(&runtime, Builtin::LeastLoaded);
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    {
+        let seen = Arc::clone(&seen);
+        group
+            .register(ConsumerSpec::push("a", move |d: &Delivery| {
+                let m = d.message();
+                seen.lock()
+                    .unwrap()
+                    .push((m.payload().map(<[u8]>::to_vec), m.fields().len()));
+                Verdict::Ack
+            }))
+            .unwrap();
+    }
+    let payload: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    for round in 0..8 {
+        let mut message = Message::new().with_payload(payload.clone());
+        for f in 0..1000 {
+            message.set(format!("field-{f}"), FieldValue::Int(f + round));
+        }
+        group.dispatch(message).unwrap();
+    }
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 8);
+    for (received, fields) in seen.iter() {
+        assert_eq!(received.as_deref(), Some(&payload[..]));
+        assert_eq!(*fields, 1000);
+    }
+}
+
+/// A group dropped by its last handle with dispatches in flight: the
+/// dispatches still complete exactly once (the conversations hold the group).
+#[test]
+fn group_dropped_with_dispatches_in_flight() {
+    let runtime = runtime();
+    let completions = Arc::new(AtomicUsize::new(0));
+    let (tok_tx, tok_rx) = crossbeam_channel::unbounded();
+    {
+        let group = group(&runtime, Builtin::LeastLoaded);
+        group
+            .register(
+                ConsumerSpec::push("a", move |d: &Delivery| {
+                    tok_tx.send(d.token()).unwrap();
+                    Verdict::Defer
+                })
+                .max_in_flight(100),
+            )
+            .unwrap();
+        for n in 0..50 {
+            let completions = Arc::clone(&completions);
+            group
+                .dispatch_async(
+                    msg(n),
+                    Box::new(move |r| {
+                        assert!(r.is_ok());
+                        completions.fetch_add(1, Ordering::SeqCst);
+                    }),
+                )
+                .unwrap();
+        }
+    } // the last Group handle is gone here
+    for _ in 0..50 {
+        tok_rx.recv_timeout(HANG).unwrap().ack().unwrap();
+    }
+    assert_eq!(completions.load(Ordering::SeqCst), 50);
+    assert_eq!(runtime.in_flight(), 0);
+}
