@@ -129,46 +129,71 @@ static void measure_blocking(const char *workload, liminal_group *g, size_t n, c
     free(samples);
 }
 
-/* Asynchronous throughput: at most `window` in flight. */
+/* Asynchronous throughput: at most `window` in flight. Flow control with
+ * two watermarks, as a host would write it: the producer sleeps only when
+ * the window is full, and is woken once half of it has drained. */
 typedef struct window_state {
+    atomic_long in_flight;
+    atomic_long completed;
+    atomic_long failed;
+    atomic_int waiting;
+    long low_watermark;
     pthread_mutex_t mutex;
     pthread_cond_t cond;
-    long in_flight;
-    long completed;
-    long failed;
 } window_state;
 
 static void on_done(void *user, liminal_status status, const liminal_outcome *o) {
     (void)o;
     window_state *w = user;
+    if (status != LIMINAL_OK) atomic_fetch_add(&w->failed, 1);
+    atomic_fetch_add(&w->completed, 1);
+    long left = atomic_fetch_sub(&w->in_flight, 1) - 1;
+    if (left <= w->low_watermark && atomic_load(&w->waiting)) {
+        pthread_mutex_lock(&w->mutex);
+        atomic_store(&w->waiting, 0);
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->mutex);
+    }
+}
+
+static void wait_below(window_state *w, long limit) {
     pthread_mutex_lock(&w->mutex);
-    w->in_flight -= 1;
-    w->completed += 1;
-    if (status != LIMINAL_OK) w->failed += 1;
-    pthread_cond_signal(&w->cond);
+    atomic_store(&w->waiting, 1);
+    while (atomic_load(&w->in_flight) > limit) {
+        atomic_store(&w->waiting, 1);
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 1; /* a missed signal costs at most this */
+        pthread_cond_timedwait(&w->cond, &w->mutex, &deadline);
+    }
+    atomic_store(&w->waiting, 0);
     pthread_mutex_unlock(&w->mutex);
 }
 
 static double run_async(liminal_group *g, size_t n, long window) {
-    window_state w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
+    window_state w;
+    atomic_init(&w.in_flight, 0);
+    atomic_init(&w.completed, 0);
+    atomic_init(&w.failed, 0);
+    atomic_init(&w.waiting, 0);
+    w.low_watermark = window / 2;
+    pthread_mutex_init(&w.mutex, NULL);
+    pthread_cond_init(&w.cond, NULL);
     liminal_message *m = bench_message(0);
     uint64_t start = now_ns();
     for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&w.mutex);
-        while (w.in_flight >= window) pthread_cond_wait(&w.cond, &w.mutex);
-        w.in_flight += 1;
-        pthread_mutex_unlock(&w.mutex);
+        if (atomic_load(&w.in_flight) >= window) wait_below(&w, w.low_watermark);
+        atomic_fetch_add(&w.in_flight, 1);
         TRY(liminal_message_set_int(m, "key", (int64_t)i));
         liminal_completion_callback cb = {on_done, &w, NULL};
         TRY(liminal_group_dispatch_async(g, m, cb, NULL));
     }
-    pthread_mutex_lock(&w.mutex);
-    while (w.completed < (long)n) pthread_cond_wait(&w.cond, &w.mutex);
-    pthread_mutex_unlock(&w.mutex);
+    w.low_watermark = 0;
+    wait_below(&w, 0);
     double seconds = (now_ns() - start) / 1e9;
     liminal_message_free(m);
-    if (w.failed) {
-        fprintf(stderr, "%ld dispatches failed\n", w.failed);
+    if (atomic_load(&w.failed)) {
+        fprintf(stderr, "%ld dispatches failed\n", atomic_load(&w.failed));
         exit(1);
     }
     return n / seconds;

@@ -69,6 +69,12 @@ PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" cc -std=c11 -o build-installed/quickstar
 LD_LIBRARY_PATH="$PREFIX/lib" ./build-installed/quickstart-pc >/dev/null
 ok
 
+step "soak, shortened (scripts/soak.sh runs the full 10M)"
+mkdir -p build-bench
+scripts/soak.sh 300000 build-bench/soak-ci.md > /dev/null
+tail -1 build-bench/soak-ci.md
+ok
+
 if [ -x bench/run.sh ]; then
     step "benchmark, smoke mode"
     bench/run.sh --smoke

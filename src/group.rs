@@ -14,6 +14,7 @@ use crate::dispatch::{Completion, DispatchFailure, Outcome};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::routing::function::RoutingFunction;
+use crate::routing::ring::Membership;
 use crate::routing::slot::RoutingSlot;
 use crate::runtime::{in_library_thread, Core};
 
@@ -60,13 +61,13 @@ pub(crate) struct GroupInner {
     pub(crate) core: Arc<Core>,
     pub(crate) slot: RoutingSlot,
     pub(crate) options: GroupOptions,
-    members: RwLock<Arc<[Arc<ConsumerInner>]>>,
+    members: RwLock<Arc<Membership>>,
     registration: Mutex<()>,
     dead_letter: RwLock<Option<DeadLetterHandler>>,
 }
 
 impl GroupInner {
-    pub(crate) fn snapshot(&self) -> Arc<[Arc<ConsumerInner>]> {
+    pub(crate) fn snapshot(&self) -> Arc<Membership> {
         Arc::clone(&self.members.read())
     }
 
@@ -83,14 +84,15 @@ impl GroupInner {
             .binary_search_by(|c| c.id.cmp(&consumer.id))
             .unwrap_or_else(|position| position);
         next.insert(position, consumer);
-        *members = next.into();
+        *members = Arc::new(Membership::new(next));
     }
 
     /// Remove the member whose process is `pid` (an id may have been reused).
     pub(crate) fn remove_member(&self, pid: u64) {
         let mut members = self.members.write();
         if members.iter().any(|c| c.pid() == pid) {
-            *members = members.iter().filter(|c| c.pid() != pid).cloned().collect();
+            let next = members.iter().filter(|c| c.pid() != pid).cloned().collect();
+            *members = Arc::new(Membership::new(next));
         }
     }
 
@@ -122,7 +124,7 @@ impl Group {
                 core,
                 slot: RoutingSlot::new(routing),
                 options,
-                members: RwLock::new(Arc::from(Vec::new())),
+                members: RwLock::new(Arc::new(Membership::new(Vec::new()))),
                 registration: Mutex::new(()),
                 dead_letter: RwLock::new(None),
             }),

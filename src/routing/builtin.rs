@@ -20,9 +20,11 @@ pub enum Builtin {
         /// The message field that names the tag.
         field: String,
     },
-    /// Rendezvous hashing on the message's field `field` (text or integer):
-    /// a key keeps its consumer while that consumer lives and has capacity,
-    /// and moves minimally when membership changes. No such field: none.
+    /// Consistent hashing on the message's field `field` (text, integer or
+    /// boolean): a key keeps its consumer while that consumer lives and has
+    /// capacity, and moves minimally when membership changes (a full
+    /// consumer's keys go to the next one on the ring meanwhile). No such
+    /// field: none.
     StickyKey {
         /// The message field that holds the key.
         field: String,
@@ -53,10 +55,7 @@ impl Builtin {
             }
             Self::StickyKey { field } => {
                 let key = key_bytes(message.get(field)?)?;
-                candidates
-                    .iter()
-                    .filter(|c| c.has_capacity())
-                    .max_by_key(|c| rendezvous_weight(&key, &c.id))
+                candidates.ring_walk(&key).find(|c| c.has_capacity())
             }
         }
     }
@@ -88,13 +87,4 @@ fn key_bytes(value: &FieldValue) -> Option<Vec<u8>> {
         FieldValue::Bool(value) => Some(value.to_string().into_bytes()),
         FieldValue::Double(_) | FieldValue::Null => None,
     }
-}
-
-/// Highest-random-weight score of (key, consumer id).
-pub(crate) fn rendezvous_weight(key: &[u8], consumer_id: &str) -> u64 {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    hasher.update(key);
-    hasher.update(&[0xff]);
-    hasher.update(consumer_id.as_bytes());
-    hasher.digest()
 }

@@ -5,14 +5,15 @@ use std::sync::Arc;
 
 use crate::consumer::inner::ConsumerInner;
 use crate::consumer::ConsumerState;
+use crate::routing::ring::Membership;
 
 pub(crate) struct Candidates {
-    members: Arc<[Arc<ConsumerInner>]>,
+    members: Arc<Membership>,
     excluded: Vec<u64>,
 }
 
 impl Candidates {
-    pub(crate) fn new(members: Arc<[Arc<ConsumerInner>]>, excluded: Vec<u64>) -> Self {
+    pub(crate) fn new(members: Arc<Membership>, excluded: Vec<u64>) -> Self {
         Self { members, excluded }
     }
 
@@ -35,6 +36,18 @@ impl Candidates {
             .ok()?;
         let consumer = &self.members[index];
         (!self.excluded.contains(&consumer.pid())).then_some(consumer)
+    }
+
+    /// Eligible consumers in ring order from `key` (sticky-key routing).
+    pub(crate) fn ring_walk<'a>(
+        &'a self,
+        key: &[u8],
+    ) -> impl Iterator<Item = &'a Arc<ConsumerInner>> + 'a {
+        self.members
+            .ring()
+            .walk(key)
+            .map(move |index| &self.members[index])
+            .filter(move |consumer| !self.excluded.contains(&consumer.pid()))
     }
 
     pub(crate) fn views(&self) -> Vec<ConsumerState> {

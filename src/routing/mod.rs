@@ -3,6 +3,7 @@
 pub(crate) mod builtin;
 pub(crate) mod candidates;
 pub(crate) mod function;
+pub(crate) mod ring;
 pub(crate) mod slot;
 pub(crate) mod supervisor;
 
