@@ -94,7 +94,7 @@ for w in "w1 20000" "w2 200000 1024"; do
     valgrind --tool=callgrind --callgrind-out-file="$OUT/callgrind.$1" "$L" "$@" > /dev/null 2>&1
     {
         echo "### $1"
-        callgrind_annotate --inclusive=no "$OUT/callgrind.$1" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | head -15
+        callgrind_annotate --inclusive=no "$OUT/callgrind.$1" 2>/dev/null | awk '/^ *[0-9,]+ \(/ && n < 15 { print; n++ }'
     } >> "$PROFILE"
 done
 

@@ -2,12 +2,14 @@
 //! delivery handler. Its exit *is* the consumer's crash.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use beamr::process::ExitReason;
 use beamr::{NativeContext, NativeOutcome};
 
 use crate::consumer::delivery::{DeliveryHandler, Verdict};
 use crate::consumer::inner::ConsumerInner;
+use crate::dispatch::exit_watcher;
 use crate::runtime::beam::Slice;
 use crate::runtime::CallbackScope;
 
@@ -42,8 +44,7 @@ impl Slice for ConsumerProcess {
                 .crash_at_next_delivery
                 .swap(false, std::sync::atomic::Ordering::AcqRel)
             {
-                self.inner.note_crash_reason("fault injected at delivery");
-                return NativeOutcome::Stop(ExitReason::Error);
+                return self.crash("fault injected at delivery");
             }
             let verdict = {
                 let _scope = CallbackScope::enter();
@@ -55,17 +56,31 @@ impl Slice for ConsumerProcess {
                     let _fenced = self.inner.ack(delivery.delivery_id);
                 }
                 Verdict::Defer => {}
-                Verdict::Crash(reason) => {
-                    self.inner.note_crash_reason(&reason);
-                    return NativeOutcome::Stop(ExitReason::Error);
-                }
+                Verdict::Crash(reason) => return self.crash(&reason),
             }
         }
         NativeOutcome::Continue
     }
 
     fn on_panic(&mut self, message: String) {
-        self.inner
-            .note_crash_reason(&format!("delivery handler panicked: {message}"));
+        let _stop = self.crash(&format!("delivery handler panicked: {message}"));
+    }
+}
+
+impl ConsumerProcess {
+    /// The consumer dies here: it hands back what it holds for re-routing
+    /// before its process exits, so the re-route does not wait for beamr's
+    /// exit processing. The EXIT its link then delivers to the watcher finds
+    /// nothing left to do; an exit this process did not choose (a kill)
+    /// still goes through the watcher.
+    fn crash(&self, reason: &str) -> NativeOutcome {
+        self.inner.note_crash_reason(reason);
+        exit_watcher::consumer_exited(
+            &self.inner.core,
+            self.inner.pid(),
+            ExitReason::Error,
+            Instant::now(),
+        );
+        NativeOutcome::Stop(ExitReason::Error)
     }
 }
