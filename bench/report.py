@@ -45,7 +45,9 @@ if args.check_only:
 
 
 def us(ns):
-    return "–" if ns is None else f"{ns / 1000:.1f} µs"
+    if ns is None:
+        return "–"
+    return f"{ns / 1e6:.1f} ms" if ns >= 10_000_000 else f"{ns / 1000:.1f} µs"
 
 
 def rate(r):
