@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use liminal::{
     Builtin, ConsumerSpec, Delivery, DeliveryToken, DispatchError, DispatchResult, FieldValue,
-    Group, GroupOptions, Message, RoutingFunction, Runtime, RuntimeOptions, Verdict,
+    Group, GroupOptions, Message, RoutingError, RoutingFunction, Runtime, RuntimeOptions, Verdict,
 };
 
 const PRODUCERS: u64 = 4;
