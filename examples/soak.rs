@@ -217,13 +217,14 @@ fn main() {
                                         }
                                         Err(f) => {
                                             let key = match f.error {
-                                                DispatchError::Routing(e) => {
-                                                    format!("routing: {e}")
-                                                }
+                                                DispatchError::Routing(RoutingError::Crashed(
+                                                    _,
+                                                )) => "routing function crashed".to_owned(),
+                                                DispatchError::Routing(RoutingError::TimedOut(
+                                                    _,
+                                                )) => "routing function timed out".to_owned(),
                                                 other => other.to_string(),
                                             };
-                                            let key =
-                                                key.split(" 0x").next().unwrap_or("").to_owned();
                                             *shared_done
                                                 .failures
                                                 .lock()
