@@ -7,17 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "liminal.h"
+#include "example.h"
 
-#define TRY(expr)                                                              \
-    do {                                                                       \
-        liminal_status s_ = (expr);                                            \
-        if (s_ != LIMINAL_OK) {                                                \
-            fprintf(stderr, "%s failed: %s (%s)\n", #expr,                     \
-                    liminal_status_name(s_), liminal_last_error());            \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
 
 typedef struct worker {
     const char *name;

@@ -7,17 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "liminal.h"
+#include "example.h"
 
-#define TRY(expr)                                                              \
-    do {                                                                       \
-        liminal_status s_ = (expr);                                            \
-        if (s_ != LIMINAL_OK) {                                                \
-            fprintf(stderr, "%s failed: %s (%s)\n", #expr,                     \
-                    liminal_status_name(s_), liminal_last_error());            \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
 
 static int has_tag(const liminal_consumer_view *v, const char *tag) {
     for (size_t t = 0; t < v->tag_count; t++)

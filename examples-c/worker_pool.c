@@ -8,20 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "liminal.h"
+#include "example.h"
 
 #define MESSAGES 20000
 #define WORKERS 4
 
-#define TRY(expr)                                                              \
-    do {                                                                       \
-        liminal_status s_ = (expr);                                            \
-        if (s_ != LIMINAL_OK) {                                                \
-            fprintf(stderr, "%s failed: %s (%s)\n", #expr,                     \
-                    liminal_status_name(s_), liminal_last_error());            \
-            exit(1);                                                           \
-        }                                                                      \
-    } while (0)
 
 typedef struct worker {
     int index;

@@ -208,6 +208,24 @@ pub extern "C" fn liminal_message_get_text(
     })
 }
 
+/// Read a scalar field through `extract`, writing `*out` only on success.
+fn get_scalar<T>(
+    message: *const liminal_message,
+    name: *const c_char,
+    out: *mut T,
+    type_name: &str,
+    extract: impl FnOnce(&FieldValue) -> Option<T>,
+) -> liminal_status {
+    guard(|| {
+        // SAFETY: NULL or live handle / writable output.
+        let message = unsafe { borrow(message, "message") }?;
+        // SAFETY: as above.
+        let out = unsafe { out_ptr(out, "out") }?;
+        *out = extract(field(message, name)?).ok_or_else(|| wrong_type(type_name))?;
+        Ok(())
+    })
+}
+
 /// Read integer field `name`. Errors: `LIMINAL_NOT_FOUND`.
 #[no_mangle]
 pub extern "C" fn liminal_message_get_int(
@@ -215,16 +233,9 @@ pub extern "C" fn liminal_message_get_int(
     name: *const c_char,
     out: *mut i64,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handle / writable output.
-        let message = unsafe { borrow(message, "message") }?;
-        // SAFETY: as above.
-        let out = unsafe { out_ptr(out, "out") }?;
-        let FieldValue::Int(value) = field(message, name)? else {
-            return Err(wrong_type("int"));
-        };
-        *out = *value;
-        Ok(())
+    get_scalar(message, name, out, "int", |value| match value {
+        FieldValue::Int(value) => Some(*value),
+        _ => None,
     })
 }
 
@@ -235,16 +246,9 @@ pub extern "C" fn liminal_message_get_double(
     name: *const c_char,
     out: *mut f64,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handle / writable output.
-        let message = unsafe { borrow(message, "message") }?;
-        // SAFETY: as above.
-        let out = unsafe { out_ptr(out, "out") }?;
-        let FieldValue::Double(value) = field(message, name)? else {
-            return Err(wrong_type("double"));
-        };
-        *out = *value;
-        Ok(())
+    get_scalar(message, name, out, "double", |value| match value {
+        FieldValue::Double(value) => Some(*value),
+        _ => None,
     })
 }
 
@@ -255,16 +259,9 @@ pub extern "C" fn liminal_message_get_bool(
     name: *const c_char,
     out: *mut bool,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handle / writable output.
-        let message = unsafe { borrow(message, "message") }?;
-        // SAFETY: as above.
-        let out = unsafe { out_ptr(out, "out") }?;
-        let FieldValue::Bool(value) = field(message, name)? else {
-            return Err(wrong_type("bool"));
-        };
-        *out = *value;
-        Ok(())
+    get_scalar(message, name, out, "bool", |value| match value {
+        FieldValue::Bool(value) => Some(*value),
+        _ => None,
     })
 }
 
