@@ -208,3 +208,49 @@ fn group_dropped_with_dispatches_in_flight() {
     assert_eq!(completions.load(Ordering::SeqCst), 50);
     assert_eq!(runtime.in_flight(), 0);
 }
+
+/// Found by the API fuzzer: a routing evaluation still running when the
+/// runtime shuts down is given until its deadline to return, and then its
+/// function (and everything it captured) is released, not leaked with an
+/// abandoned routing lane.
+#[test]
+fn routing_evaluation_running_at_shutdown_is_waited_for_and_released() {
+    struct DropSignal(crossbeam_channel::Sender<()>);
+    impl Drop for DropSignal {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    let runtime = Arc::new(runtime());
+    let (dropped_tx, dropped_rx) = crossbeam_channel::bounded(1);
+    let (entered_tx, entered_rx) = crossbeam_channel::bounded::<()>(1);
+    let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
+    let guard = DropSignal(dropped_tx);
+    let routing = runtime.load_routing(b"slow at shutdown", "slow", move |_m, views| {
+        let _keep = &guard;
+        let _ = entered_tx.send(());
+        let _ = release_rx.recv();
+        views.first().map(|v| v.id.to_string())
+    });
+    let group = runtime.group(routing, GroupOptions::default()).unwrap();
+    group.register(acking("a", &Log::default())).unwrap();
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    group
+        .dispatch_async(msg(1), Box::new(move |r| done_tx.send(r).unwrap()))
+        .unwrap();
+    entered_rx.recv_timeout(HANG).unwrap(); // the evaluation is running
+    let shutting = {
+        let runtime = Arc::clone(&runtime);
+        std::thread::spawn(move || runtime.shutdown())
+    };
+    // Shutdown completes the dispatch first, then waits for the evaluation.
+    let failure = done_rx.recv_timeout(HANG).unwrap().unwrap_err();
+    assert_eq!(failure.error, DispatchError::ShutDown);
+    release_tx.send(()).unwrap();
+    shutting.join().unwrap().unwrap();
+    drop(group);
+    drop(runtime);
+    dropped_rx
+        .recv_timeout(HANG)
+        .expect("the routing function was released");
+}

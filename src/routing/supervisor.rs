@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use beamr::process::ExitReason;
 use beamr::scheduler::Scheduler;
 use beamr::{NativeContext, NativeOutcome};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::consumer::ConsumerState;
 use crate::error::RoutingError;
@@ -65,6 +65,8 @@ struct Running {
 struct LaneQueue {
     jobs: Mutex<VecDeque<Arc<Job>>>,
     running: Mutex<Option<Running>>,
+    /// Signalled whenever `running` is cleared.
+    idle: Condvar,
     /// A watchdog deadline is pending on the timer (set and cleared under `running`).
     watchdog_armed: AtomicBool,
     supervisor: Weak<RoutingSupervisor>,
@@ -80,6 +82,12 @@ struct Lane {
 }
 
 impl LaneQueue {
+    /// The running evaluation returned (or panicked).
+    fn finished(&self) {
+        *self.running.lock() = None;
+        self.idle.notify_all();
+    }
+
     /// Mark `job` running, arming the lane's watchdog if none is pending.
     fn start(&self, job: &Arc<Job>) {
         let mut running = self.running.lock();
@@ -136,7 +144,7 @@ impl Slice for RouterProcess {
                 let _scope = CallbackScope::enter();
                 catch_unwind(AssertUnwindSafe(|| function(&job.message, &job.views)))
             };
-            *self.queue.running.lock() = None;
+            self.queue.finished();
             match result {
                 Ok(selection) => {
                     job.finish(Ok(selection));
@@ -159,7 +167,7 @@ impl Slice for RouterProcess {
     }
 
     fn on_panic(&mut self, _message: String) {
-        *self.queue.running.lock() = None;
+        self.queue.finished();
         self.queue.needs_router.store(true, Ordering::Release);
     }
 }
@@ -259,10 +267,12 @@ impl RoutingSupervisor {
     }
 
     fn enqueue(&self, job: Arc<Job>) -> Result<(), String> {
+        let mut lane = self.lane.lock();
+        // Checked under the lane lock, which shutdown holds while it sets
+        // the flag: no lane is ever created after shutdown took the lanes.
         if self.stopped.load(Ordering::Acquire) {
             return Err("runtime shut down".into());
         }
-        let mut lane = self.lane.lock();
         if lane.is_none() {
             *lane = Some(new_lane(self.myself.clone())?);
         }
@@ -286,14 +296,33 @@ impl RoutingSupervisor {
     /// Stop every lane. A lane whose worker is stuck in a host function that
     /// never returned is abandoned (its thread is leaked, not joined).
     pub(crate) fn shutdown(&self) {
-        self.stopped.store(true, Ordering::Release);
+        let current = {
+            let mut lane = self.lane.lock();
+            self.stopped.store(true, Ordering::Release);
+            lane.take()
+        };
         let mut lanes: Vec<Lane> = self.graveyard.lock().drain(..).collect();
-        lanes.extend(self.lane.lock().take());
+        lanes.extend(current);
         for lane in lanes {
             lane.queue.retired.store(true, Ordering::Release);
             let abandoned: Vec<Arc<Job>> = lane.queue.jobs.lock().drain(..).collect();
             drop(abandoned);
-            if lane.queue.running.lock().is_some() {
+            // An evaluation in progress gets until its own deadline to return.
+            let still_running = {
+                let mut running = lane.queue.running.lock();
+                while let Some(deadline) = running.as_ref().map(|r| r.started + self.timeout) {
+                    if lane
+                        .queue
+                        .idle
+                        .wait_until(&mut running, deadline)
+                        .timed_out()
+                    {
+                        break;
+                    }
+                }
+                running.is_some()
+            };
+            if still_running {
                 std::mem::forget(lane.scheduler);
             } else {
                 lane.scheduler.shutdown();
@@ -312,6 +341,7 @@ fn new_lane(supervisor: Weak<RoutingSupervisor>) -> Result<Lane, String> {
     let queue = Arc::new(LaneQueue {
         jobs: Mutex::new(VecDeque::new()),
         running: Mutex::new(None),
+        idle: Condvar::new(),
         watchdog_armed: AtomicBool::new(false),
         supervisor,
         pid: AtomicU64::new(0),
