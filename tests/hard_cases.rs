@@ -91,48 +91,52 @@ fn routing_function_that_never_returns() {
     std::mem::forget(_never_tx); // keep them stuck: shutdown must not have waited
 }
 
-/// A delivery callback that blocks for seconds holds one scheduler worker.
-/// With two workers the other consumers keep flowing, and the blocked one
-/// can be declared crashed: its deliveries are re-routed at once.
+/// A delivery callback that blocks for seconds holds its scheduler worker
+/// (beamr does not move a process parked on a busy worker). Pull-mode
+/// consumers keep flowing meanwhile — their host threads take deliveries
+/// without a scheduler hop — and the blocked consumer can be declared
+/// crashed: its delivery is re-routed at once, on the declaring thread, and
+/// its late acknowledgement is fenced off.
 #[test]
 fn delivery_callback_that_blocks_for_seconds() {
-    let runtime = Runtime::new(RuntimeOptions {
-        scheduler_threads: 2,
-        ..RuntimeOptions::default()
-    })
-    .unwrap();
+    let runtime = runtime(); // one worker: the blocked callback holds it
     let group = group(&runtime, Builtin::FirstWithCapacity);
-    let entered = Arc::new(Barrier::new(2));
+    let (entered_tx, entered_rx) = crossbeam_channel::bounded::<()>(1);
     let (release_tx, release_rx) = crossbeam_channel::bounded::<()>(1);
-    let blocked = {
-        let entered = Arc::clone(&entered);
-        group
-            .register(
-                ConsumerSpec::push("a-blocks", move |_d: &Delivery| {
-                    entered.wait();
-                    let _ = release_rx.recv_timeout(Duration::from_secs(10));
-                    Verdict::Ack
-                })
-                .max_in_flight(1),
-            )
-            .unwrap()
-    };
-    let log = Log::default();
-    group.register(acking("b-flows", &log)).unwrap();
+    let blocked = group
+        .register(
+            ConsumerSpec::push("a-blocks", move |_d: &Delivery| {
+                let _ = entered_tx.send(());
+                let _ = release_rx.recv_timeout(Duration::from_secs(10));
+                Verdict::Ack
+            })
+            .max_in_flight(1),
+        )
+        .unwrap();
+    let puller = group.register(ConsumerSpec::pull("b-flows")).unwrap();
+    let worker = std::thread::spawn(move || {
+        let mut handled = 0;
+        while let Ok(delivery) = puller.next_delivery(HANG) {
+            delivery.token().ack().unwrap();
+            handled += 1;
+        }
+        handled
+    });
     let (tx, rx) = crossbeam_channel::bounded(1);
     group
         .dispatch_async(msg(0), Box::new(move |r| tx.send(r).unwrap()))
         .unwrap();
-    entered.wait(); // "a-blocks" is inside its callback, holding its one slot
-    for n in 0..100 {
+    entered_rx.recv_timeout(HANG).unwrap(); // "a-blocks" is inside its callback
+    for n in 1..=100 {
         assert_eq!(group.dispatch(msg(n)).unwrap().delivered_to, "b-flows");
     }
-    // Declare the blocked consumer crashed: its delivery is re-routed now.
     blocked.crash("blocked for seconds").unwrap();
     let outcome = rx.recv_timeout(HANG).unwrap().unwrap();
     assert_eq!(outcome.delivered_to, "b-flows");
     assert_eq!(outcome.rerouted_from, vec!["a-blocks"]);
     release_tx.send(()).unwrap(); // its late ack is fenced off
+    group.close(); // the puller's consumer leaves: its thread ends
+    assert_eq!(worker.join().unwrap(), 101);
     runtime.shutdown().unwrap();
     assert_eq!(runtime.metrics().delivered, 101);
 }

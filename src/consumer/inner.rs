@@ -156,8 +156,19 @@ impl ConsumerInner {
                 return Err((Dead, held));
             }
             slots.held.insert(delivery_id, held);
-            slots.inbox.push_back(delivery_id);
+            if self.pull_mode {
+                slots.ready.push_back(delivery_id);
+            } else {
+                slots.inbox.push_back(delivery_id);
+            }
             self.in_flight.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.pull_mode {
+            // A pull consumer's host thread takes it straight from the ready
+            // queue: it keeps flowing even while a scheduler worker is held
+            // by another consumer's slow callback.
+            self.ready_signal.notify_all();
+            return Ok(delivery_id);
         }
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             // A wake to a pid that already exited is dropped; its EXIT is on

@@ -59,7 +59,7 @@ pub const LIMINAL_VERDICT_DEFER: liminal_verdict = 2;
 /// | thread | a scheduler worker thread of the runtime |
 /// | overlap | never for one consumer (deliveries are handed over one at a time); different consumers may run concurrently |
 /// | may call | any non-blocking function: `liminal_delivery_keep`/`_ack`/`_crash`, `liminal_consumer_crash`/`_leave`/`_free` on its own consumer, `liminal_group_dispatch_async`, `liminal_group_free`. Blocking calls (`liminal_group_dispatch`, `liminal_consumer_next_delivery`, `liminal_runtime_shutdown`, `liminal_runtime_free`) return `LIMINAL_WOULD_DEADLOCK` |
-/// | may block | no: it holds a scheduler worker (other consumers on it wait). Return `LIMINAL_VERDICT_DEFER` and finish the work elsewhere |
+/// | may block | no: it holds a scheduler worker, and the push consumers parked on that worker wait behind it (pull-mode consumers do not). Return `LIMINAL_VERDICT_DEFER` and finish the work elsewhere, or use pull mode |
 ///
 /// `delivery` is valid only until the callback returns. Any other return
 /// value than the three verdicts counts as a crash.
