@@ -31,9 +31,9 @@ pub(crate) struct Held {
 struct Slots {
     alive: bool,
     held: HashMap<u64, Held>,
-    /// Forwarded, not yet handed to the delivery handler (or pull queue).
+    /// Push mode: forwarded, not yet handed to the delivery handler.
     inbox: VecDeque<u64>,
-    /// Pull mode: handed over by the process, waiting for the host thread.
+    /// Pull mode: forwarded, waiting for the host thread.
     ready: VecDeque<u64>,
 }
 
@@ -206,7 +206,8 @@ impl ConsumerInner {
         }
     }
 
-    /// Kill the consumer's process; the watcher re-routes what it held.
+    /// Kill the consumer's process and re-route what it held (at once, see
+    /// `Core::terminate`).
     pub(crate) fn declare_crashed(&self, reason: &str) -> Result<()> {
         self.retire()?;
         self.note_crash_reason(reason);
@@ -301,18 +302,6 @@ impl ConsumerInner {
             redelivered: held.redelivered,
             message: Arc::clone(&held.conv.message),
         })
-    }
-
-    /// Pull mode: the process hands everything in its inbox to the host queue.
-    pub(crate) fn move_inbox_to_ready(&self) {
-        let mut slots = self.slots.lock();
-        let moved: Vec<u64> = slots.inbox.drain(..).collect();
-        if moved.is_empty() {
-            return;
-        }
-        slots.ready.extend(moved);
-        drop(slots);
-        self.ready_signal.notify_all();
     }
 
     /// Pull mode: wait up to `timeout` for the next delivery.

@@ -11,7 +11,6 @@ use crate::consumer::delivery::{DeliveryHandler, Verdict};
 use crate::consumer::inner::ConsumerInner;
 use crate::dispatch::exit_watcher;
 use crate::runtime::beam::Slice;
-use crate::runtime::CallbackScope;
 
 /// Deliveries handled per slice before yielding the worker to others.
 const DELIVERIES_PER_SLICE: usize = 64;
@@ -26,8 +25,9 @@ impl Slice for ConsumerProcess {
     fn run(&mut self, ctx: &mut NativeContext<'_>) -> NativeOutcome {
         while ctx.recv().is_some() {}
         self.inner.clear_wake();
+        // Pull mode: forwards go straight to the host's ready queue; the
+        // process only carries the link.
         let Some(handler) = self.handler.as_mut() else {
-            self.inner.move_inbox_to_ready();
             return NativeOutcome::Wait;
         };
         for _ in 0..DELIVERIES_PER_SLICE {
@@ -46,10 +46,7 @@ impl Slice for ConsumerProcess {
             {
                 return self.crash("fault injected at delivery");
             }
-            let verdict = {
-                let _scope = CallbackScope::enter();
-                handler.deliver(&delivery)
-            };
+            let verdict = handler.deliver(&delivery);
             match verdict {
                 Verdict::Ack => {
                     // A stale ack (already re-routed elsewhere) is fenced off.

@@ -4,7 +4,6 @@ use std::ffi::c_void;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::consumer::ConsumerState;
 use crate::ffi::boundary::{self, borrow, guard, into_handle, out_ptr, take_handle, UserData};
 use crate::ffi::dispatch::liminal_outcome;
 use crate::ffi::error::liminal_status;
@@ -20,7 +19,6 @@ pub struct liminal_group {
 
 /// A point-in-time copy of a group's consumers. Immutable.
 pub struct liminal_snapshot {
-    states: Vec<ConsumerState>,
     table: ViewTable,
 }
 
@@ -154,9 +152,8 @@ pub extern "C" fn liminal_group_snapshot(
         let group = unsafe { borrow(group, "group") }?;
         // SAFETY: as above.
         let out = unsafe { out_ptr(out, "out") }?;
-        let states = group.group.consumers();
-        let table = ViewTable::new(&states);
-        *out = into_handle(liminal_snapshot { states, table });
+        let table = ViewTable::new(&group.group.consumers());
+        *out = into_handle(liminal_snapshot { table });
         Ok(())
     })
 }
@@ -166,7 +163,7 @@ pub extern "C" fn liminal_group_snapshot(
 pub extern "C" fn liminal_snapshot_count(snapshot: *const liminal_snapshot) -> usize {
     boundary::guard_void(0, || {
         // SAFETY: NULL or a live handle.
-        unsafe { snapshot.as_ref() }.map_or(0, |s| s.states.len())
+        unsafe { snapshot.as_ref() }.map_or(0, |s| s.table.views.len())
     })
 }
 

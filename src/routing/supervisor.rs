@@ -26,7 +26,6 @@ use crate::message::Message;
 use crate::routing::function::{Kind, RoutingFunction};
 use crate::runtime::beam::{self, Guarded, Slice};
 use crate::runtime::timer::Timer;
-use crate::runtime::CallbackScope;
 
 /// What to do with the selection.
 pub(crate) type Continuation = Box<dyn FnOnce(Result<Option<String>, RoutingError>) + Send>;
@@ -90,14 +89,15 @@ impl LaneQueue {
 
     /// Mark `job` running, arming the lane's watchdog if none is pending.
     fn start(&self, job: &Arc<Job>) {
+        let started = Instant::now();
         let mut running = self.running.lock();
         *running = Some(Running {
             job: Arc::clone(job),
-            started: Instant::now(),
+            started,
         });
         if !self.watchdog_armed.swap(true, Ordering::AcqRel) {
             if let Some(supervisor) = self.supervisor.upgrade() {
-                supervisor.arm_watchdog(Instant::now() + supervisor.timeout);
+                supervisor.arm_watchdog(started + supervisor.timeout);
             }
         }
     }
@@ -140,10 +140,7 @@ impl Slice for RouterProcess {
                 continue;
             };
             self.queue.start(&job);
-            let result = {
-                let _scope = CallbackScope::enter();
-                catch_unwind(AssertUnwindSafe(|| function(&job.message, &job.views)))
-            };
+            let result = catch_unwind(AssertUnwindSafe(|| function(&job.message, &job.views)));
             self.queue.finished();
             match result {
                 Ok(selection) => {

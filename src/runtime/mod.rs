@@ -103,8 +103,8 @@ impl Core {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// How long a blocking dispatch spins before parking: as long as the
-    /// worker lingers, with a floor so a parked worker's wake-up is covered.
+    /// How long a blocking dispatch spins before parking (only while the
+    /// worker lingers too: spinning for a parked worker's wake-up is waste).
     pub(crate) fn blocking_spin(&self) -> Duration {
         if self.spin.enabled() {
             Duration::from_micros(100)
