@@ -16,14 +16,17 @@ static int has_tag(const liminal_consumer_view *v, const char *tag) {
     return 0;
 }
 
-/* Least-loaded consumer carrying `tag`, or -1. */
-static long pick(const liminal_consumer_view *views, size_t count, const char *tag) {
+/* Select the least-loaded consumer with room carrying `tag`. */
+static liminal_route_result pick(const liminal_consumer_view *views, size_t count, const char *tag,
+                                 const char **selected) {
     long best = -1;
     for (size_t i = 0; i < count; i++) {
         if (!has_tag(&views[i], tag) || views[i].in_flight >= views[i].max_in_flight) continue;
         if (best < 0 || views[i].in_flight < views[best].in_flight) best = (long)i;
     }
-    return best;
+    if (best < 0) return LIMINAL_ROUTE_NONE;
+    *selected = views[best].id;
+    return LIMINAL_ROUTE_SELECTED;
 }
 
 static liminal_route_result by_tenant(void *user, const liminal_message *message,
@@ -33,10 +36,7 @@ static liminal_route_result by_tenant(void *user, const liminal_message *message
     char tenant[32] = "";
     if (liminal_message_get_text(message, "tenant", tenant, sizeof tenant, NULL) != LIMINAL_OK)
         return LIMINAL_ROUTE_NONE;
-    long i = pick(views, count, strcmp(tenant, "gold") == 0 ? "premium" : "standard");
-    if (i < 0) return LIMINAL_ROUTE_NONE;
-    *selected = views[i].id;
-    return LIMINAL_ROUTE_SELECTED;
+    return pick(views, count, strcmp(tenant, "gold") == 0 ? "premium" : "standard", selected);
 }
 
 static liminal_route_result by_region(void *user, const liminal_message *message,
@@ -46,10 +46,7 @@ static liminal_route_result by_region(void *user, const liminal_message *message
     char region[32] = "";
     if (liminal_message_get_text(message, "region", region, sizeof region, NULL) != LIMINAL_OK)
         return LIMINAL_ROUTE_NONE;
-    long i = pick(views, count, region);
-    if (i < 0) return LIMINAL_ROUTE_NONE;
-    *selected = views[i].id;
-    return LIMINAL_ROUTE_SELECTED;
+    return pick(views, count, region, selected);
 }
 
 static liminal_verdict ack(void *user, liminal_delivery *delivery) {
