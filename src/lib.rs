@@ -1,13 +1,17 @@
 //! liminal: fault-aware message dispatch on the beamr runtime.
 //!
-//! A [`Runtime`] owns one beamr scheduler. A [`Group`] holds consumers and a
-//! routing function. Each dispatched [`Message`] gets its own conversation:
-//! the routing function selects a consumer from a snapshot of the group, the
-//! message is forwarded to the consumer's process (which is linked to the
-//! runtime's exit watcher from birth), and the dispatch completes when the
-//! consumer acknowledges. If the consumer's process exits first, the EXIT
-//! arrives at once and the message is re-routed, never back to the consumer
-//! that crashed.
+//! Dependencies run one way, top to bottom:
+//! `ffi` → `runtime` → `group` → `dispatch` → `consumer` → `routing` →
+//! `base` → `metrics` → `error` → `outcome`, `message`; nothing imports upward.
+//!
+//! A [`Runtime`] owns one beamr scheduler. A [`Group`] holds consumers, a
+//! routing function and a waiting room. Each dispatched [`Message`] gets its
+//! own conversation: it waits until the routing function, over the live
+//! state of the group, chooses a consumer and that consumer's capacity is
+//! reserved in the same step; it is forwarded to the consumer's process
+//! (linked to the runtime's exit watcher from birth), and the dispatch
+//! completes when the consumer acknowledges. If the consumer dies first, the
+//! message is re-routed at once, never back to the consumer that crashed.
 //!
 //! ```
 //! use liminal::{Builtin, ConsumerSpec, GroupOptions, Message, FieldValue,
@@ -26,26 +30,32 @@
 
 #![warn(missing_docs)]
 
+mod base;
 mod consumer;
 mod dispatch;
 mod error;
 mod group;
 mod message;
 mod metrics;
+mod outcome;
 mod routing;
 mod runtime;
 
-/// The C ABI (see `include/liminal.h`).
-pub mod ffi;
+// /// The C ABI (see `include/liminal.h`).
+// pub mod ffi;
 
+pub use base::scope::in_callback;
 pub use consumer::{
-    Consumer, ConsumerSpec, ConsumerState, CrashHandler, CrashReport, Delivery, DeliveryHandler,
-    DeliveryMode, DeliveryToken, Verdict,
+    Consumer, ConsumerSpec, CrashHandler, CrashKind, CrashReport, Delivery, DeliveryHandler,
+    DeliveryMode, DeliveryToken, LeasePolicy, Verdict,
 };
-pub use dispatch::{Completion, DispatchFailure, DispatchResult, Outcome, RerouteTiming};
-pub use error::{DispatchError, Error, Result, RoutingError};
-pub use group::{DeadLetterHandler, Group, GroupOptions};
+pub use dispatch::{
+    Completion, DeadLetterHandler, DispatchOptions, DispatchResult, GroupOptions, Overflow,
+};
+pub use error::{DispatchError, DispatchFailure, Error, Result, RoutingError};
+pub use group::Group;
 pub use message::{FieldValue, Message};
 pub use metrics::{MetricsSnapshot, Percentiles};
-pub use routing::{content_hash, Builtin, RouteFn, RoutingFunction};
-pub use runtime::{in_library_thread, Runtime, RuntimeOptions};
+pub use outcome::{Outcome, RerouteTiming, Trail};
+pub use routing::{content_hash, Builtin, ConsumerState, RouteFn, RoutingFunction};
+pub use runtime::{Runtime, RuntimeOptions};

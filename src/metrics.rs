@@ -1,10 +1,13 @@
-//! Counters and latency distributions, readable as a [`MetricsSnapshot`].
+//! Counters and latency distributions of one runtime, readable as a
+//! [`MetricsSnapshot`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
+
+use crate::error::DispatchError;
 
 /// Latency percentiles of one distribution, in nanoseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,33 +31,62 @@ pub struct MetricsSnapshot {
     pub dispatched: u64,
     /// Dispatches completed with a delivery.
     pub delivered: u64,
-    /// Deliveries re-routed away from a consumer that died holding them.
+    /// Deliveries re-routed away from a consumer that failed holding them
+    /// (crashed, or let the lease expire).
     pub rerouted: u64,
-    /// Consumer processes that exited abnormally.
+    /// Consumers that died of a crash (any kind).
     pub consumer_crashes: u64,
-    /// Dispatches that ended without a delivery (every error except shut-down).
+    /// Dispatches that ended without a delivery, shutdown excepted (the sum
+    /// of the reasons below and the routing failures).
     pub dead_lettered: u64,
-    /// Routing evaluations that crashed, timed out or failed to start.
+    /// … because the message used up its failed attempts.
+    pub attempts_exhausted: u64,
+    /// … because its deadline passed.
+    pub expired: u64,
+    /// … because a blocking dispatch's own timeout passed.
+    pub timed_out: u64,
+    /// … because it was the oldest waiting message when the waiting room overflowed.
+    pub dropped: u64,
+    /// … because its group closed while it waited or was held.
+    pub group_closed: u64,
+    /// Routing evaluations that crashed, timed out, failed to start, or chose an unknown id.
     pub routing_failures: u64,
-    /// Dispatches failed because the runtime shut down.
+    /// Dispatches completed with shut-down.
     pub shut_down: u64,
-    /// Acceptance to completion of delivered dispatches.
+    /// New dispatches refused because the waiting room was full.
+    pub rejected: u64,
+    /// Deliveries released by their consumer.
+    pub released: u64,
+    /// Deliveries whose acknowledgement lease expired.
+    pub lease_expired: u64,
+    /// Acceptance to acknowledgement of delivered dispatches.
     pub dispatch_latency: Percentiles,
-    /// Consumer EXIT observed to re-route initiated.
+    /// Failure noticed to re-route initiated.
     pub reroute_latency: Percentiles,
+    /// Time spent in the waiting room per placement.
+    pub waiting_time: Percentiles,
 }
 
 /// Live metrics of one runtime.
 pub(crate) struct Metrics {
-    pub(crate) dispatched: AtomicU64,
-    pub(crate) delivered: AtomicU64,
-    pub(crate) rerouted: AtomicU64,
-    pub(crate) consumer_crashes: AtomicU64,
-    pub(crate) dead_lettered: AtomicU64,
-    pub(crate) routing_failures: AtomicU64,
-    pub(crate) shut_down: AtomicU64,
+    dispatched: AtomicU64,
+    delivered: AtomicU64,
+    rerouted: AtomicU64,
+    consumer_crashes: AtomicU64,
+    dead_lettered: AtomicU64,
+    attempts_exhausted: AtomicU64,
+    expired: AtomicU64,
+    timed_out: AtomicU64,
+    dropped: AtomicU64,
+    group_closed: AtomicU64,
+    routing_failures: AtomicU64,
+    shut_down: AtomicU64,
+    rejected: AtomicU64,
+    released: AtomicU64,
+    lease_expired: AtomicU64,
     dispatch_latency: Mutex<Histogram<u64>>,
     reroute_latency: Mutex<Histogram<u64>>,
+    waiting_time: Mutex<Histogram<u64>>,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -80,6 +112,10 @@ fn percentiles(histogram: &Histogram<u64>) -> Percentiles {
     }
 }
 
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 impl Metrics {
     pub(crate) fn new() -> Self {
         Self {
@@ -88,27 +124,82 @@ impl Metrics {
             rerouted: AtomicU64::new(0),
             consumer_crashes: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
+            attempts_exhausted: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            group_closed: AtomicU64::new(0),
             routing_failures: AtomicU64::new(0),
             shut_down: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+            released: AtomicU64::new(0),
+            lease_expired: AtomicU64::new(0),
             dispatch_latency: Mutex::new(histogram()),
             reroute_latency: Mutex::new(histogram()),
+            waiting_time: Mutex::new(histogram()),
         }
     }
 
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn record_dispatched(&self) {
+        bump(&self.dispatched);
     }
 
-    pub(crate) fn record_dispatch(&self, latency: Duration) {
+    pub(crate) fn record_rejected(&self) {
+        bump(&self.rejected);
+    }
+
+    pub(crate) fn record_released(&self) {
+        bump(&self.released);
+    }
+
+    pub(crate) fn record_lease_expired(&self) {
+        bump(&self.lease_expired);
+    }
+
+    pub(crate) fn record_routing_failure(&self) {
+        bump(&self.routing_failures);
+    }
+
+    pub(crate) fn bump_consumer_crash(&self) {
+        bump(&self.consumer_crashes);
+    }
+
+    pub(crate) fn record_delivered(&self, latency: Duration) {
+        bump(&self.delivered);
         self.dispatch_latency
             .lock()
             .saturating_record(nanos(latency));
     }
 
+    /// A dispatch ended without a delivery.
+    pub(crate) fn record_failed(&self, error: &DispatchError) {
+        let counter = match error {
+            DispatchError::ShutDown => {
+                bump(&self.shut_down);
+                return;
+            }
+            DispatchError::AttemptsExhausted(_) => &self.attempts_exhausted,
+            DispatchError::Expired => &self.expired,
+            DispatchError::TimedOut => &self.timed_out,
+            DispatchError::Dropped => &self.dropped,
+            DispatchError::NoConsumerAvailable => &self.group_closed,
+            DispatchError::Routing(_)
+            | DispatchError::UnknownConsumerSelected(_)
+            | DispatchError::Conversation(_) => &self.routing_failures,
+        };
+        bump(counter);
+        bump(&self.dead_lettered);
+    }
+
     pub(crate) fn record_reroute(&self, latency: Duration) {
+        bump(&self.rerouted);
         self.reroute_latency
             .lock()
             .saturating_record(nanos(latency));
+    }
+
+    pub(crate) fn record_wait(&self, waited: Duration) {
+        self.waiting_time.lock().saturating_record(nanos(waited));
     }
 
     pub(crate) fn snapshot(&self) -> MetricsSnapshot {
@@ -119,10 +210,19 @@ impl Metrics {
             rerouted: load(&self.rerouted),
             consumer_crashes: load(&self.consumer_crashes),
             dead_lettered: load(&self.dead_lettered),
+            attempts_exhausted: load(&self.attempts_exhausted),
+            expired: load(&self.expired),
+            timed_out: load(&self.timed_out),
+            dropped: load(&self.dropped),
+            group_closed: load(&self.group_closed),
             routing_failures: load(&self.routing_failures),
             shut_down: load(&self.shut_down),
+            rejected: load(&self.rejected),
+            released: load(&self.released),
+            lease_expired: load(&self.lease_expired),
             dispatch_latency: percentiles(&self.dispatch_latency.lock()),
             reroute_latency: percentiles(&self.reroute_latency.lock()),
+            waiting_time: percentiles(&self.waiting_time.lock()),
         }
     }
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::*;
 use liminal::{
-    Builtin, ConsumerSpec, Delivery, DispatchError, Error, FieldValue, GroupOptions, Message,
-    RoutingFunction, Verdict,
+    Builtin, ConsumerSpec, Delivery, DispatchError, DispatchOptions, Error, FieldValue,
+    GroupOptions, Message, RoutingFunction, Verdict,
 };
 
 #[test]
@@ -71,7 +71,7 @@ fn crash_while_holding_reroutes_excludes_and_reports() {
     assert_eq!(outcome.reroute_timings.len(), 1);
     assert!(
         outcome.reroute_timings[0].latency() < Duration::from_millis(1),
-        "EXIT observed to re-route initiated: {:?}",
+        "crash noticed to re-route initiated: {:?}",
         outcome.reroute_timings[0].latency()
     );
     assert_eq!(outcome.attempts, 2);
@@ -160,12 +160,15 @@ fn consumer_dead_when_selected_is_rerouted_past() {
 #[test]
 fn errors_of_selection() {
     let runtime = runtime();
+    // Nobody to take it: the message waits, until its deadline.
     let empty = group(&runtime, Builtin::LeastLoaded);
-    let err = empty.dispatch(msg(1)).unwrap_err();
-    assert_eq!(
-        err.dispatch_error(),
-        Some(&DispatchError::NoConsumerAvailable)
-    );
+    let short = DispatchOptions {
+        deadline: Some(Duration::from_millis(30)),
+        ..DispatchOptions::default()
+    };
+    let err = empty.dispatch_with(msg(1), &short).unwrap_err();
+    assert_eq!(err.dispatch_error(), Some(&DispatchError::Expired));
+    assert_eq!(empty.waiting(), 0, "an expired message leaves the room");
 
     let log = Log::default();
     let unknown = runtime.load_routing(b"unknown", "ghost", |_m, _v| Some("ghost".into()));
@@ -176,13 +179,20 @@ fn errors_of_selection() {
         err.dispatch_error(),
         Some(&DispatchError::UnknownConsumerSelected("ghost".into()))
     );
-    group.deploy(runtime.load_routing(b"none", "none", |_m, _v| None));
-    let err = group.dispatch(msg(1)).unwrap_err();
-    assert_eq!(
-        err.dispatch_error(),
-        Some(&DispatchError::NoConsumerAvailable)
-    );
+    // A router that selects nobody leaves the message waiting, here until
+    // the blocking caller's own timeout withdraws it.
+    group
+        .deploy(runtime.load_routing(b"none", "none", |_m, _v| None))
+        .unwrap();
+    let impatient = DispatchOptions {
+        timeout: Some(Duration::from_millis(30)),
+        ..DispatchOptions::default()
+    };
+    let err = group.dispatch_with(msg(1), &impatient).unwrap_err();
+    assert_eq!(err.dispatch_error(), Some(&DispatchError::TimedOut));
     assert!(log.consumers().is_empty());
+    let metrics = runtime.metrics();
+    assert_eq!((metrics.expired, metrics.timed_out), (1, 1));
 }
 
 #[test]

@@ -64,7 +64,7 @@ fn ack_from_a_rerouted_attempt_is_fenced() {
     assert_eq!(outcome.rerouted_from, vec!["a"]);
     assert_eq!(late.ack(), Err(Error::StaleDelivery(late.delivery_id())));
     assert_eq!(runtime.metrics().delivered, 1, "never counted twice");
-    assert!(matches!(a.crash("again"), Err(Error::UnknownConsumer(_))));
+    assert!(matches!(a.crash("again"), Err(Error::ConsumerGone(_))));
 }
 
 #[test]
@@ -135,17 +135,20 @@ fn pull_waiter_is_released_when_its_consumer_dies() {
         std::thread::spawn(move || worker.next_delivery(HANG))
     };
     worker.crash("worker thread died").unwrap();
-    assert!(matches!(waiting.join().unwrap(), Err(Error::ShutDown)));
+    assert!(matches!(
+        waiting.join().unwrap(),
+        Err(Error::ConsumerGone(_))
+    ));
 }
 
 #[test]
-fn handoff_window_mode_completes_without_ack() {
+fn auto_ack_window_completes_without_ack() {
     let runtime = runtime();
     let group = runtime
         .group(
             RoutingFunction::builtin(Builtin::LeastLoaded),
             GroupOptions {
-                handoff_window: Some(Duration::from_millis(20)),
+                auto_ack_after: Some(Duration::from_millis(20)),
                 ..GroupOptions::default()
             },
         )
@@ -235,7 +238,8 @@ fn poison_message_is_dead_lettered_after_max_attempts() {
             assert!(m.get("poison").is_some());
             assert_eq!(f.error, DispatchError::AttemptsExhausted(3));
             dead_letters.fetch_add(1, Ordering::SeqCst);
-        })));
+        })))
+        .unwrap();
     }
     let poison = Message::new().with("poison", FieldValue::Bool(true));
     let err = group.dispatch(poison).unwrap_err();
@@ -263,11 +267,35 @@ fn fault_injection_crashes_at_next_delivery() {
     let log = Log::default();
     let a = group.register(acking("a", &log)).unwrap();
     group.register(acking("b", &log)).unwrap();
-    a.crash_at_next_delivery();
+    a.crash_at_next_delivery().unwrap();
     let outcome = group.dispatch(msg(1)).unwrap();
     assert_eq!(outcome.delivered_to, "b");
     assert_eq!(outcome.rerouted_from, vec!["a"]);
     assert_eq!(log.consumers(), vec!["b"], "a's handler never saw it");
+    let entries = log.0.lock().unwrap().clone();
+    assert_eq!((entries[0].2, entries[0].3), (2, false), "not a redelivery");
+    assert_eq!((outcome.crashed_handling, outcome.crashed_holding), (0, 1));
+}
+
+#[test]
+fn injected_fault_does_not_count_against_the_message() {
+    let runtime = runtime();
+    let group = runtime
+        .group(
+            RoutingFunction::builtin(Builtin::FirstWithCapacity),
+            GroupOptions {
+                max_attempts: 1,
+                ..GroupOptions::default()
+            },
+        )
+        .unwrap();
+    let log = Log::default();
+    let a = group.register(acking("a", &log)).unwrap();
+    group.register(acking("b", &log)).unwrap();
+    a.crash_at_next_delivery().unwrap();
+    let outcome = group.dispatch(msg(1)).unwrap();
+    assert_eq!(outcome.delivered_to, "b", "not dead-lettered");
+    assert_eq!(runtime.metrics().dead_lettered, 0);
 }
 
 #[test]

@@ -65,9 +65,11 @@ fn routing_timeout_is_contained_and_does_not_hold_up_later_dispatches() {
     );
     assert_eq!(runtime.abandoned_routing_lanes(), 1);
     // The stuck lane is still stuck; a healthy host function runs elsewhere.
-    group.deploy(runtime.load_routing(b"healthy", "healthy", |_m, v| {
-        v.first().map(|c| c.id.to_string())
-    }));
+    group
+        .deploy(runtime.load_routing(b"healthy", "healthy", |_m, v| {
+            v.first().map(|c| c.id.to_string())
+        }))
+        .unwrap();
     for n in 0..10 {
         assert_eq!(group.dispatch(msg(n)).unwrap().delivered_to, "a");
     }
@@ -98,7 +100,7 @@ fn hot_deploy_keeps_the_in_flight_version() {
         .dispatch_async(msg(1), Box::new(move |r| tx.send(r).unwrap()))
         .unwrap();
     entered.wait();
-    let old = group.deploy(v2.clone());
+    let old = group.deploy(v2.clone()).unwrap();
     assert_eq!(old.name(), "v1");
     release.wait();
     assert_eq!(rx.recv_timeout(HANG).unwrap().unwrap().delivered_to, "a");
@@ -157,12 +159,17 @@ fn host_routing_sees_live_state() {
 fn least_loaded_and_max_in_flight() {
     let runtime = runtime();
     let group = group(&runtime, Builtin::LeastLoaded);
-    let a = group
-        .register(ConsumerSpec::push("a", |_d: &Delivery| Verdict::Defer).max_in_flight(1))
-        .unwrap();
-    group
-        .register(ConsumerSpec::push("b", |_d: &Delivery| Verdict::Defer).max_in_flight(1))
-        .unwrap();
+    let (tok_tx, tok_rx) = crossbeam_channel::unbounded::<liminal::DeliveryToken>();
+    let deferring = |id: &str| {
+        let tok_tx = tok_tx.clone();
+        ConsumerSpec::push(id, move |d: &Delivery| {
+            tok_tx.send(d.token()).unwrap();
+            Verdict::Defer
+        })
+        .max_in_flight(1)
+    };
+    let a = group.register(deferring("a")).unwrap();
+    let b = group.register(deferring("b")).unwrap();
     let (tx, rx) = crossbeam_channel::unbounded();
     for n in 0..3 {
         let tx = tx.clone();
@@ -175,11 +182,18 @@ fn least_loaded_and_max_in_flight() {
             )
             .unwrap();
     }
-    // Two held (one each), the third finds no capacity.
-    let third = rx.recv_timeout(HANG).unwrap().unwrap_err();
-    assert_eq!(third.error, DispatchError::NoConsumerAvailable);
-    assert_eq!(a.state().in_flight, 1);
-    assert_eq!(group.consumer("b").unwrap().state().in_flight, 1);
+    // Two held (one each), the third waits for capacity.
+    let first = tok_rx.recv_timeout(HANG).unwrap();
+    let _second = tok_rx.recv_timeout(HANG).unwrap();
+    assert_eq!((a.in_flight().unwrap(), b.in_flight().unwrap()), (1, 1));
+    assert_eq!(group.waiting(), 1);
+    // An answer frees a slot: the waiting message takes it at once.
+    first.ack().unwrap();
+    let third = tok_rx.recv_timeout(HANG).unwrap();
+    assert_eq!(group.waiting(), 0);
+    assert_eq!(a.in_flight().unwrap() + b.in_flight().unwrap(), 2);
+    assert!(rx.recv_timeout(HANG).unwrap().is_ok());
+    third.ack().unwrap();
 }
 
 #[test]
@@ -198,11 +212,19 @@ fn affinity_routes_by_tag() {
         .unwrap();
     let gpu = Message::new().with("pool", FieldValue::Text("gpu".into()));
     assert_eq!(group.dispatch(gpu).unwrap().delivered_to, "b");
-    let none = Message::new().with("pool", FieldValue::Text("tpu".into()));
-    assert_eq!(
-        group.dispatch(none).unwrap_err().dispatch_error(),
-        Some(&DispatchError::NoConsumerAvailable)
-    );
+    // Nobody carries "tpu" yet: the message waits until someone does.
+    let tpu = Message::new().with("pool", FieldValue::Text("tpu".into()));
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    group
+        .dispatch_async(tpu, Box::new(move |r| tx.send(r).unwrap()))
+        .unwrap();
+    assert_eq!(group.waiting(), 1);
+    group
+        .consumer("a")
+        .unwrap()
+        .update(None, Some(vec!["cpu".into(), "tpu".into()]))
+        .unwrap();
+    assert_eq!(rx.recv_timeout(HANG).unwrap().unwrap().delivered_to, "a");
 }
 
 #[test]

@@ -166,30 +166,21 @@ fn chaos_every_message_ends_exactly_once() {
         }
         let total = PRODUCERS * PER_PRODUCER;
         let mut delivered = 0u64;
-        let mut failed = 0u64;
+        let failed = 0u64;
         for _ in 0..total {
             match done_rx.recv_timeout(HANG).expect("a message is stuck") {
                 Ok(()) => delivered += 1,
                 Err(error) => {
-                    assert!(
-                        matches!(
-                            error,
-                            DispatchError::AttemptsExhausted(_)
-                                | DispatchError::NoConsumerAvailable
-                        ),
-                        "unexpected failure {error:?}"
-                    );
-                    failed += 1;
+                    panic!("unexpected failure {error:?}");
                 }
             }
         }
         stop.store(true, Ordering::Relaxed);
         let rounds = chaos.join().unwrap();
+        // Consumers crashed from outside only *held* their messages: no
+        // message is poison for that, and none waits in vain (the group is
+        // never empty for long), so every one is delivered.
         assert_eq!(delivered + failed, total);
-        assert!(
-            delivered * 10 > total * 9,
-            "most messages delivered: {delivered}/{total}"
-        );
         assert!(rounds > 10, "chaos ran {rounds} rounds");
         let completions = completions.lock().unwrap();
         assert_eq!(completions.len() as u64, total);

@@ -1,8 +1,9 @@
 //! What a consumer receives, and how it answers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use crate::consumer::inner::ConsumerInner;
+use crate::consumer::core::ConsumerCore;
 use crate::error::Result;
 use crate::message::Message;
 
@@ -11,21 +12,28 @@ use crate::message::Message;
 pub enum Verdict {
     /// Processed: the dispatch completes as delivered to this consumer.
     Ack,
-    /// This consumer is broken: its process exits, and every delivery it
-    /// holds is re-routed to another consumer.
+    /// This consumer is broken: it dies, and every delivery it holds is
+    /// re-routed to another consumer. This delivery counts against the
+    /// message (it died handling it).
     Crash(String),
     /// The host will answer later through [`Delivery::token`].
     Defer,
+    /// Hand the message back without dying: it is routed to another
+    /// consumer (never this one again), no sooner than the delay. Counts as
+    /// a failed attempt of the message, not as a crash.
+    Release(Duration),
 }
 
 /// One delivery of a message to a consumer (one attempt of one dispatch).
 #[derive(Clone)]
 pub struct Delivery {
-    pub(crate) consumer: Arc<ConsumerInner>,
+    pub(crate) consumer: Arc<ConsumerCore>,
     pub(crate) delivery_id: u64,
     pub(crate) dispatch_id: u64,
     pub(crate) attempt: u32,
     pub(crate) redelivered: bool,
+    pub(crate) crashed_handling: u32,
+    pub(crate) crashed_holding: u32,
     pub(crate) message: Arc<Message>,
 }
 
@@ -60,10 +68,24 @@ impl Delivery {
         self.attempt
     }
 
-    /// Whether an earlier attempt of this message may have been processed.
+    /// Whether an earlier attempt of this message may have been processed
+    /// (it reached a consumer's callback or pull thread): be idempotent.
     #[must_use]
     pub fn redelivered(&self) -> bool {
         self.redelivered
+    }
+
+    /// Earlier attempts whose consumer died *handling* this message (its
+    /// callback was running with it, or it answered crash for it).
+    #[must_use]
+    pub fn crashed_handling(&self) -> u32 {
+        self.crashed_handling
+    }
+
+    /// Earlier attempts whose consumer died while merely *holding* it.
+    #[must_use]
+    pub fn crashed_holding(&self) -> u32 {
+        self.crashed_holding
     }
 
     /// The id of the consumer receiving it.
@@ -72,7 +94,7 @@ impl Delivery {
         &self.consumer.id
     }
 
-    /// A token to acknowledge or crash this delivery later, from any thread.
+    /// A token to answer this delivery later, from any thread.
     #[must_use]
     pub fn token(&self) -> DeliveryToken {
         DeliveryToken {
@@ -94,11 +116,13 @@ impl std::fmt::Debug for Delivery {
     }
 }
 
-/// Completes a deferred delivery from any thread. A completion for an attempt
-/// that was already completed or re-routed returns [`crate::Error::StaleDelivery`].
+/// Answers a delivery from any thread. An answer for an attempt that was
+/// already answered, re-routed or expired returns
+/// [`crate::Error::StaleDelivery`] and changes nothing; after the runtime
+/// shut down every answer returns [`crate::Error::ShutDown`].
 #[derive(Clone)]
 pub struct DeliveryToken {
-    consumer: Arc<ConsumerInner>,
+    consumer: Arc<ConsumerCore>,
     delivery_id: u64,
 }
 
@@ -108,15 +132,24 @@ impl DeliveryToken {
         self.consumer.ack(self.delivery_id)
     }
 
-    /// Declare the consumer crashed: it exits and all it holds is re-routed.
+    /// Declare the consumer crashed: it dies and all it holds is re-routed;
+    /// this delivery counts against the message.
     pub fn crash(&self, reason: &str) -> Result<()> {
-        if !self.consumer.holds(self.delivery_id) {
-            return Err(crate::Error::StaleDelivery(self.delivery_id));
-        }
-        self.consumer.declare_crashed(reason)
+        self.consumer.crash_for(self.delivery_id, reason)
     }
 
-    /// The attempt this token completes.
+    /// Hand the message back without dying (see [`Verdict::Release`]).
+    pub fn release(&self, delay: Duration) -> Result<()> {
+        self.consumer.release(self.delivery_id, delay)
+    }
+
+    /// Keep the delivery for `by` more from now (when the group or the
+    /// consumer has an acknowledgement lease).
+    pub fn extend_lease(&self, by: Duration) -> Result<()> {
+        self.consumer.extend_lease(self.delivery_id, by)
+    }
+
+    /// The attempt this token answers.
     #[must_use]
     pub fn delivery_id(&self) -> u64 {
         self.delivery_id
@@ -146,15 +179,3 @@ where
         self(delivery)
     }
 }
-
-/// What the crash handler is told when its consumer dies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CrashReport {
-    /// The consumer's id.
-    pub consumer_id: String,
-    /// Why it died.
-    pub reason: String,
-}
-
-/// Called once, when the consumer's process exits abnormally.
-pub type CrashHandler = Box<dyn FnOnce(&CrashReport) + Send + 'static>;

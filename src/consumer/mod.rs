@@ -1,18 +1,20 @@
 //! Consumers: long-lived beamr processes that stand for the host's workers.
+//! A consumer holds *attempts* and reports to their owner; it does not know
+//! what a conversation or a group is.
 
+pub(crate) mod attempt;
+pub(crate) mod core;
 pub(crate) mod delivery;
-pub(crate) mod inner;
 pub(crate) mod process;
-pub(crate) mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use delivery::{CrashHandler, CrashReport, Delivery, DeliveryHandler, DeliveryToken, Verdict};
-pub use state::ConsumerState;
+pub use delivery::{Delivery, DeliveryHandler, DeliveryToken, Verdict};
 
 use crate::error::{Error, Result};
-use inner::ConsumerInner;
+use crate::routing::view::{Candidate, ConsumerState};
+use core::{ConsumerCore, Death};
 
 /// How a consumer receives its deliveries.
 pub enum DeliveryMode {
@@ -20,6 +22,53 @@ pub enum DeliveryMode {
     Push(Box<dyn DeliveryHandler>),
     /// A host thread calls [`Consumer::next_delivery`] and answers through the token.
     Pull,
+}
+
+/// Why a consumer is reported to its crash handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrashKind {
+    /// Its delivery callback answered crash.
+    Verdict,
+    /// Its delivery callback panicked (or, from C++, threw).
+    Panicked,
+    /// The host declared it crashed (or answered crash through a token).
+    Declared,
+    /// Fault injection (`crash_at_next_delivery`).
+    Injected,
+    /// Its process exited without being asked to (killed from outside).
+    Exited,
+    /// It did not answer a delivery within the acknowledgement lease.
+    /// Whether it survives depends on the group's [`LeasePolicy`].
+    LeaseExpired,
+}
+
+/// What the crash handler is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrashReport {
+    /// The consumer's id.
+    pub consumer_id: String,
+    /// The kind of failure.
+    pub kind: CrashKind,
+    /// A readable reason.
+    pub reason: String,
+    /// Whether the consumer is still alive (a lease expiry under
+    /// [`LeasePolicy::Quarantine`]); false when it died.
+    pub alive: bool,
+}
+
+/// Called for each lease expiry the consumer survives, and once when it
+/// dies of a crash. Never called for a graceful leave.
+pub type CrashHandler = Box<dyn FnMut(&CrashReport) + Send + 'static>;
+
+/// What happens to a consumer that lets an acknowledgement lease expire.
+/// Either way, the delivery is taken back and routed to another consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LeasePolicy {
+    /// It is declared crashed: everything it holds is re-routed.
+    #[default]
+    Crash,
+    /// It is kept, but given nothing new until it answers something.
+    Quarantine,
 }
 
 /// Everything needed to register a consumer.
@@ -30,6 +79,7 @@ pub struct ConsumerSpec {
     pub(crate) tags: Vec<String>,
     pub(crate) mode: DeliveryMode,
     pub(crate) crash_handler: Option<CrashHandler>,
+    pub(crate) ack_lease: Option<Duration>,
 }
 
 impl ConsumerSpec {
@@ -51,10 +101,12 @@ impl ConsumerSpec {
             tags: Vec::new(),
             mode,
             crash_handler: None,
+            ack_lease: None,
         }
     }
 
-    /// Most deliveries held at once (default 64, must be at least 1).
+    /// Most deliveries held at once (default 64, at least 1). Enforced: a
+    /// slot is reserved atomically with the choice of this consumer.
     #[must_use]
     pub fn max_in_flight(mut self, max: u32) -> Self {
         self.max_in_flight = max;
@@ -79,9 +131,16 @@ impl ConsumerSpec {
         self
     }
 
-    /// Called once with the consumer id and the reason when it crashes.
+    /// This consumer's acknowledgement lease, overriding the group's.
     #[must_use]
-    pub fn on_crash(mut self, handler: impl FnOnce(&CrashReport) + Send + 'static) -> Self {
+    pub fn ack_lease(mut self, lease: Duration) -> Self {
+        self.ack_lease = Some(lease);
+        self
+    }
+
+    /// Told about lease expiries and about its crash (see [`CrashHandler`]).
+    #[must_use]
+    pub fn on_crash(mut self, handler: impl FnMut(&CrashReport) + Send + 'static) -> Self {
         self.crash_handler = Some(Box::new(handler));
         self
     }
@@ -92,102 +151,169 @@ impl ConsumerSpec {
         }
         if self.max_in_flight == 0 {
             return Err(Error::InvalidArgument(
-                "max in-flight must be at least 1".into(),
+                "max_in_flight must be at least 1".into(),
             ));
         }
-        if self.tags.iter().any(String::is_empty) {
-            return Err(Error::InvalidArgument(
-                "affinity tags must not be empty".into(),
-            ));
+        validate_tags(&self.tags)?;
+        if self.ack_lease == Some(Duration::ZERO) {
+            return Err(Error::InvalidArgument("ack_lease must be positive".into()));
         }
         Ok(())
     }
+}
+
+fn validate_tags(tags: &[String]) -> Result<()> {
+    if tags.iter().any(String::is_empty) {
+        return Err(Error::InvalidArgument(
+            "affinity tags must not be empty".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// A handle to a registered consumer. Cloning it shares the same consumer.
 #[derive(Clone)]
 pub struct Consumer {
-    pub(crate) inner: Arc<ConsumerInner>,
+    pub(crate) core: Arc<ConsumerCore>,
 }
 
 impl Consumer {
+    fn check(&self) -> Result<()> {
+        if self.core.services.is_shut_down() {
+            return Err(Error::ShutDown);
+        }
+        Ok(())
+    }
+
+    fn check_alive(&self) -> Result<()> {
+        self.check()?;
+        if !self.core.is_alive() {
+            return Err(Error::ConsumerGone(self.core.id.to_string()));
+        }
+        Ok(())
+    }
+
     /// Its id.
     #[must_use]
     pub fn id(&self) -> &str {
-        &self.inner.id
+        &self.core.id
     }
 
     /// Its current state view.
     #[must_use]
     pub fn state(&self) -> ConsumerState {
-        self.inner.state()
+        self.core.view()
     }
 
-    /// Whether its process is still alive.
+    /// Reserved or held deliveries now. Errors: `ShutDown`.
+    pub fn in_flight(&self) -> Result<u32> {
+        self.check()?;
+        Ok(self.core.in_flight())
+    }
+
+    /// Whether it is alive (registered, not crashed, not left, runtime up).
     #[must_use]
     pub fn is_alive(&self) -> bool {
-        self.inner.is_alive()
+        self.core.is_alive() && !self.core.services.is_shut_down()
+    }
+
+    /// Whether it is paused after an expired lease (see [`LeasePolicy::Quarantine`]).
+    #[must_use]
+    pub fn is_paused(&self) -> bool {
+        self.core.is_paused()
     }
 
     /// The pid of its beamr process.
     #[must_use]
     pub fn pid(&self) -> u64 {
-        self.inner.pid()
+        self.core.pid()
     }
 
     /// Update the buffer depth and/or tags seen by routing functions.
+    /// Errors: `InvalidArgument`, `ShutDown`, `ConsumerGone`.
     pub fn update(&self, buffer_depth: Option<u32>, tags: Option<Vec<String>>) -> Result<()> {
         if let Some(tags) = &tags {
-            if tags.iter().any(String::is_empty) {
-                return Err(Error::InvalidArgument(
-                    "affinity tags must not be empty".into(),
-                ));
-            }
+            validate_tags(tags)?;
         }
-        self.inner.update(buffer_depth, tags.map(Arc::from));
+        self.check_alive()?;
+        self.core.update(buffer_depth, tags.map(Arc::from));
         Ok(())
     }
 
-    /// Declare it crashed: its process is killed, the crash handler is told
-    /// `reason`, and every delivery it held is re-routed elsewhere.
+    /// Change its `max_in_flight` (at least 1). Lowering it below what it
+    /// holds takes nothing away; it gets nothing new until below the limit.
+    pub fn set_max_in_flight(&self, max: u32) -> Result<()> {
+        if max == 0 {
+            return Err(Error::InvalidArgument(
+                "max_in_flight must be at least 1".into(),
+            ));
+        }
+        self.check_alive()?;
+        self.core.set_max_in_flight(max);
+        Ok(())
+    }
+
+    /// Declare it crashed: it dies now, on this thread (its crash handler
+    /// runs here), every delivery it held is re-routed, and its process is
+    /// killed. Errors: `ShutDown`, `ConsumerGone` if it is already gone.
     pub fn crash(&self, reason: &str) -> Result<()> {
-        self.inner.declare_crashed(reason)
+        self.check()?;
+        self.core.die_now(Death::Crash {
+            kind: CrashKind::Declared,
+            reason: reason.to_owned(),
+            answered: None,
+        })
     }
 
     /// Fault injection: crash at the next delivery it receives, before its
-    /// handler sees it.
-    pub fn crash_at_next_delivery(&self) {
-        self.inner
+    /// handler sees it (the message is neither redelivered-flagged nor
+    /// counted against). Errors: `ShutDown`, `ConsumerGone`.
+    pub fn crash_at_next_delivery(&self) -> Result<()> {
+        self.check_alive()?;
+        self.core
             .crash_at_next_delivery
             .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
-    /// Leave the group: no new deliveries; what it held is re-routed (flagged
-    /// as redelivered, not counted as a crash). Its crash handler is dropped
-    /// without being called.
+    /// Leave the group: no new deliveries; what it held is re-routed (not
+    /// counted as a crash); a delivery whose callback is running finishes
+    /// and its answer counts. Its crash handler is released uncalled.
+    /// Errors: `ShutDown`, `ConsumerGone` if it is already gone.
     pub fn leave(&self) -> Result<()> {
-        self.inner.drop_crash_handler();
-        self.inner.stop()
+        self.check()?;
+        self.core.die_now(Death::Leave)
     }
 
     /// Pull mode: wait up to `timeout` for the next delivery. Answer it with
-    /// [`Delivery::token`]. Errors: `TimedOut`, `ShutDown` once the consumer
-    /// is dead, `InvalidArgument` for a push-mode consumer.
+    /// [`Delivery::token`]. Errors: `TimedOut`; `ConsumerGone` once the
+    /// consumer crashed or left; `ShutDown`; `InvalidArgument` for a
+    /// push-mode consumer.
     pub fn next_delivery(&self, timeout: Duration) -> Result<Delivery> {
-        if !self.inner.pull_mode {
+        if !self.core.pull_mode {
             return Err(Error::InvalidArgument(
                 "next_delivery on a push-mode consumer".into(),
             ));
         }
-        self.inner.next_ready(timeout)
+        self.check()?;
+        self.core.next_ready(timeout)
+    }
+
+    /// Deliveries acknowledged by it so far.
+    #[must_use]
+    pub fn delivered(&self) -> u64 {
+        self.core
+            .counters
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
-            .field("id", &self.inner.id)
-            .field("pid", &self.inner.pid())
+            .field("id", &self.core.id)
+            .field("pid", &self.core.pid())
             .finish()
     }
 }

@@ -1,83 +1,81 @@
 //! The consumer's beamr process: drains its queue and runs the host's
-//! delivery handler. Its exit *is* the consumer's crash.
+//! delivery handler. It lives as long as the consumer; its exit is the
+//! consumer's death (the exit watcher hears of it through the link).
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Instant;
 
-use beamr::process::ExitReason;
 use beamr::{NativeContext, NativeOutcome};
+use parking_lot::Mutex;
 
-use crate::consumer::delivery::{DeliveryHandler, Verdict};
-use crate::consumer::inner::ConsumerInner;
-use crate::dispatch::exit_watcher;
-use crate::runtime::beam::Slice;
+use crate::base::beam::{Guarded, Slice};
+use crate::error::{Error, Result};
+use crate::consumer::core::{ConsumerCore, Next};
+use crate::consumer::delivery::DeliveryHandler;
 
 /// Deliveries handled per slice before yielding the worker to others.
 const DELIVERIES_PER_SLICE: usize = 64;
 
 pub(crate) struct ConsumerProcess {
-    pub(crate) inner: Arc<ConsumerInner>,
-    /// `None` in pull mode.
+    pub(crate) core: Arc<ConsumerCore>,
+    /// `None` in pull mode: the process then only carries the link.
     pub(crate) handler: Option<Box<dyn DeliveryHandler>>,
 }
 
 impl Slice for ConsumerProcess {
     fn run(&mut self, ctx: &mut NativeContext<'_>) -> NativeOutcome {
         while ctx.recv().is_some() {}
-        self.inner.clear_wake();
-        // Pull mode: forwards go straight to the host's ready queue; the
-        // process only carries the link.
+        self.core.clear_wake();
         let Some(handler) = self.handler.as_mut() else {
             return NativeOutcome::Wait;
         };
         for _ in 0..DELIVERIES_PER_SLICE {
-            // Once shutdown began, every dispatch has completed as shut down:
-            // no callback starts for what is still queued.
-            if self.inner.core.is_shut_down() {
-                return NativeOutcome::Wait;
-            }
-            let Some(delivery) = self.inner.next_inbox() else {
-                return NativeOutcome::Wait;
-            };
-            if self
-                .inner
-                .crash_at_next_delivery
-                .swap(false, std::sync::atomic::Ordering::AcqRel)
-            {
-                return self.crash("fault injected at delivery");
-            }
-            let verdict = handler.deliver(&delivery);
-            match verdict {
-                Verdict::Ack => {
-                    // A stale ack (already re-routed elsewhere) is fenced off.
-                    let _fenced = self.inner.ack(delivery.delivery_id);
+            let delivery = match self.core.start_next() {
+                Next::Delivery(delivery) => delivery,
+                Next::Injected => {
+                    self.core.injected();
+                    return NativeOutcome::Stop(self.core.exit_reason());
                 }
-                Verdict::Defer => {}
-                Verdict::Crash(reason) => return self.crash(&reason),
+                Next::Nothing => return NativeOutcome::Wait,
+            };
+            let delivery_id = delivery.delivery_id();
+            match catch_unwind(AssertUnwindSafe(|| handler.deliver(&delivery))) {
+                Ok(verdict) => {
+                    if self.core.answered(delivery_id, verdict) {
+                        return NativeOutcome::Stop(self.core.exit_reason());
+                    }
+                }
+                Err(panic) => {
+                    let message = crate::base::scope::panic_message(panic.as_ref());
+                    self.core.panicked(Some(delivery_id), &message);
+                    return NativeOutcome::Stop(self.core.exit_reason());
+                }
             }
         }
         NativeOutcome::Continue
     }
 
     fn on_panic(&mut self, message: String) {
-        let _stop = self.crash(&format!("delivery handler panicked: {message}"));
+        self.core.panicked(None, &message);
     }
 }
 
-impl ConsumerProcess {
-    /// The consumer dies here: it hands back what it holds for re-routing
-    /// before its process exits, so the re-route does not wait for beamr's
-    /// exit processing. The EXIT its link then delivers to the watcher finds
-    /// nothing left to do; an exit this process did not choose (a kill)
-    /// still goes through the watcher.
-    fn crash(&self, reason: &str) -> NativeOutcome {
-        self.inner.note_crash_reason(reason);
-        exit_watcher::consumer_exited(
-            &self.inner.core,
-            self.inner.pid(),
-            ExitReason::Error,
-            Instant::now(),
-        );
-        NativeOutcome::Stop(ExitReason::Error)
-    }
+/// Start the process of `core`, linked to the exit watcher (so its death is
+/// reported before anything can be forwarded to it).
+pub(crate) fn start(
+    core: &Arc<ConsumerCore>,
+    handler: Option<Box<dyn DeliveryHandler>>,
+) -> Result<()> {
+    let handler = Mutex::new(handler);
+    let process_core = Arc::clone(core);
+    let factory: beamr::native::native_process::NativeHandlerFactory = Box::new(move || {
+        Box::new(Guarded(ConsumerProcess {
+            core: Arc::clone(&process_core),
+            handler: handler.lock().take(),
+        }))
+    });
+    core.services
+        .spawn_watched(factory, Arc::clone(core) as _, |pid| core.set_pid(pid))
+        .map(|_pid| ())
+        .map_err(Error::SpawnFailed)
 }

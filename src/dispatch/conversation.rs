@@ -1,41 +1,65 @@
-//! The dispatch conversation of one message: select, forward over an
-//! existing link, watch, and re-route on a crash until delivered or failed.
+//! The dispatch conversation of one message: its state from acceptance to
+//! its one completion. It waits in its group's waiting room until placed,
+//! is forwarded to the chosen consumer (whose link to the exit watcher
+//! exists since the consumer's birth), and is acknowledged, given back
+//! (crash, leave, release, lease expiry: excluded, counted, routed again),
+//! or ends failed (deadline, attempts, routing failure, shutdown).
 //!
-//! The link that reports a consumer's death is the one it was spawned with
-//! (to the runtime's exit watcher), so it exists before anything is ever
-//! forwarded to it. A conversation is completed exactly once: the
-//! `completion` slot is taken by whoever finishes it.
+//! A conversation completes exactly once: the `completion` slot is taken by
+//! whoever finishes it. Where it races with a consumer's answer, the
+//! consumer's `take` of the attempt decides.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use parking_lot::Mutex;
 
-use crate::consumer::inner::{ConsumerInner, Held};
-use crate::dispatch::outcome::{Completion, DispatchFailure, Outcome, RerouteTiming};
-use crate::error::{DispatchError, RoutingError};
-use crate::group::GroupInner;
+use crate::base::scope::call_host;
+use crate::base::timer::TimerKey;
+use crate::consumer::attempt::{Attempt, AttemptOwner, GiveBack};
+use crate::consumer::core::ConsumerCore;
+use crate::dispatch::dispatcher::Dispatcher;
+use crate::dispatch::Completion;
+use crate::error::DispatchFailure;
+use crate::outcome::{Outcome, RerouteTiming, Trail};
+use crate::error::DispatchError;
 use crate::message::Message;
-use crate::metrics::Metrics;
-use crate::routing::candidates::Candidates;
-use crate::routing::function::Kind;
+use crate::routing::view::Candidate;
 
-#[derive(Default)]
-struct Trail {
+enum Stage {
+    /// In the waiting room, being routed, or between choice and forward.
+    Waiting,
+    /// Forwarded to `consumer` as attempt `delivery_id`.
+    Held {
+        consumer: Arc<ConsumerCore>,
+        delivery_id: u64,
+    },
+    /// Released with a delay: back in the room when the timer fires.
+    Delayed(Option<TimerKey>),
+    /// Completed.
+    Done,
+}
+
+struct State {
+    stage: Stage,
     excluded: Vec<u64>,
-    rerouted_from: Vec<String>,
-    timings: Vec<RerouteTiming>,
-    crashes: u32,
-    attempts: u32,
+    trail: Trail,
     redeliver: bool,
+    /// Failed attempts counted against `max_attempts`.
+    failed: u32,
+    waiting_since: Option<Instant>,
+    deadline: Option<TimerKey>,
+    /// An expiry that found the message between choice and forward.
+    expiring: Option<DispatchError>,
 }
 
 pub(crate) struct Conversation {
     pub(crate) id: u64,
-    pub(crate) message: Arc<Message>,
-    pub(crate) group: Arc<GroupInner>,
+    me: Weak<Conversation>,
+    message: Arc<Message>,
+    dispatcher: Arc<Dispatcher>,
     accepted: Instant,
-    trail: Mutex<Trail>,
+    state: Mutex<State>,
     completion: Mutex<Option<Completion>>,
 }
 
@@ -43,201 +67,351 @@ impl Conversation {
     pub(crate) fn new(
         id: u64,
         message: Arc<Message>,
-        group: Arc<GroupInner>,
+        dispatcher: Arc<Dispatcher>,
         completion: Completion,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        let now = Instant::now();
+        Arc::new_cyclic(|me| Self {
             id,
+            me: me.clone(),
             message,
-            group,
-            accepted: Instant::now(),
-            trail: Mutex::new(Trail::default()),
+            dispatcher,
+            accepted: now,
+            state: Mutex::new(State {
+                stage: Stage::Waiting,
+                excluded: Vec::new(),
+                trail: Trail {
+                    dispatch_id: id,
+                    ..Trail::default()
+                },
+                redeliver: false,
+                failed: 0,
+                waiting_since: Some(now),
+                deadline: None,
+                expiring: None,
+            }),
             completion: Mutex::new(Some(completion)),
-        }
+        })
     }
 
-    fn take_completion(&self) -> Option<Completion> {
-        let completion = self.completion.lock().take();
-        if completion.is_some() {
-            self.group.core.forget_conversation(self.id);
-        }
-        completion
+    pub(crate) fn message(&self) -> &Arc<Message> {
+        &self.message
     }
 
-    pub(crate) fn delivered(&self, consumer_id: &str) {
-        let Some(completion) = self.take_completion() else {
-            return;
-        };
-        let metrics = &self.group.core.metrics;
-        Metrics::bump(&metrics.delivered);
-        metrics.record_dispatch(self.accepted.elapsed());
-        let outcome = {
-            let trail = self.trail.lock();
-            Outcome {
-                dispatch_id: self.id,
-                delivered_to: consumer_id.to_owned(),
-                rerouted_from: trail.rerouted_from.clone(),
-                reroute_timings: trail.timings.clone(),
-                attempts: trail.attempts,
+    /// Expire at `at` unless completed before.
+    pub(crate) fn arm_deadline(self: &Arc<Self>, at: Instant) {
+        let me: Weak<Self> = Arc::downgrade(self);
+        let key = self.dispatcher.services.timer.at(at, move || {
+            if let Some(conv) = me.upgrade() {
+                conv.expire(DispatchError::Expired);
             }
-        };
-        run_completion(completion, Ok(outcome));
-    }
-
-    pub(crate) fn fail(&self, error: DispatchError) {
-        let Some(completion) = self.take_completion() else {
-            return;
-        };
-        let failure = {
-            let trail = self.trail.lock();
-            DispatchFailure {
-                error,
-                dispatch_id: self.id,
-                rerouted_from: trail.rerouted_from.clone(),
-                reroute_timings: trail.timings.clone(),
-                attempts: trail.attempts,
+        });
+        let mut state = self.state.lock();
+        if matches!(state.stage, Stage::Done) {
+            drop(state);
+            if let Some(key) = key {
+                self.dispatcher.services.timer.cancel(key);
             }
-        };
-        let metrics = &self.group.core.metrics;
-        if failure.error == DispatchError::ShutDown {
-            Metrics::bump(&metrics.shut_down);
         } else {
-            Metrics::bump(&metrics.dead_lettered);
-            self.group.dead_letter(&self.message, &failure);
+            state.deadline = key;
         }
-        run_completion(completion, Err(failure));
+    }
+
+    /// The consumers it must not be routed to (uids).
+    pub(crate) fn excluded(&self) -> Vec<u64> {
+        self.state.lock().excluded.clone()
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        matches!(self.state.lock().stage, Stage::Done)
+    }
+
+    /// Forward to `consumer`, whose slot the caller reserved for it.
+    pub(crate) fn forward(self: &Arc<Self>, consumer: &Arc<ConsumerCore>) {
+        let services = &self.dispatcher.services;
+        let delivery_id = services.next_id();
+        let attempt = {
+            let mut state = self.state.lock();
+            if matches!(state.stage, Stage::Done) {
+                drop(state);
+                consumer.unreserve();
+                return;
+            }
+            if let Some(since) = state.waiting_since.take() {
+                let waited = since.elapsed();
+                state.trail.waited += waited;
+                services.metrics.record_wait(waited);
+            }
+            state.trail.attempts += 1;
+            state.stage = Stage::Held {
+                consumer: Arc::clone(consumer),
+                delivery_id,
+            };
+            Attempt {
+                owner: Arc::clone(self) as Arc<dyn AttemptOwner>,
+                delivery_id,
+                number: state.trail.attempts,
+                redelivered: state.redeliver,
+                crashed_handling: state.trail.crashed_handling,
+                crashed_holding: state.trail.crashed_holding,
+            }
+        };
+        match consumer.forward(attempt) {
+            Ok(()) => {
+                let expiring = self.state.lock().expiring.take();
+                if let Some(error) = expiring {
+                    if consumer.withdraw(delivery_id) {
+                        self.finish_failed(error);
+                    }
+                    return;
+                }
+                if let Some(window) = self.dispatcher.options.auto_ack_after {
+                    let held = Arc::downgrade(consumer);
+                    let _armed = services.timer.at(Instant::now() + window, move || {
+                        if let Some(consumer) = held.upgrade() {
+                            consumer.auto_ack(delivery_id);
+                        }
+                    });
+                }
+            }
+            Err(_refused) => {
+                // It died between the choice and the forward: route again
+                // without it (it never saw the message).
+                let mut state = self.state.lock();
+                if matches!(state.stage, Stage::Held { delivery_id: d, .. } if d == delivery_id) {
+                    state.trail.attempts -= 1;
+                    state.excluded.push(consumer.uid());
+                    state.stage = Stage::Waiting;
+                    state.waiting_since = Some(Instant::now());
+                    let expiring = state.expiring.take();
+                    drop(state);
+                    match expiring {
+                        Some(error) => self.finish_failed(error),
+                        None => self.dispatcher.requeue(Arc::clone(self)),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The deadline passed (or the blocking caller's timeout): withdraw the
+    /// message from wherever it is and fail it with `error`.
+    pub(crate) fn expire(self: &Arc<Self>, error: DispatchError) {
+        let mut state = self.state.lock();
+        match std::mem::replace(&mut state.stage, Stage::Done) {
+            Stage::Done => {}
+            Stage::Held {
+                consumer,
+                delivery_id,
+            } => {
+                // The consumer's `take` decides: if an answer took the
+                // attempt first, that answer completes the dispatch.
+                state.stage = Stage::Held {
+                    consumer: Arc::clone(&consumer),
+                    delivery_id,
+                };
+                state.expiring = Some(error.clone());
+                drop(state);
+                if consumer.withdraw(delivery_id) {
+                    self.finish_failed(error);
+                }
+            }
+            Stage::Waiting => {
+                drop(state);
+                self.dispatcher.withdraw_waiting(self);
+                self.finish_failed(error);
+            }
+            Stage::Delayed(key) => {
+                drop(state);
+                if let Some(key) = key {
+                    self.dispatcher.services.timer.cancel(key);
+                }
+                self.dispatcher.delayed_done();
+                self.finish_failed(error);
+            }
+        }
+    }
+
+    /// Fail it where it stands (it is in no consumer's hands).
+    pub(crate) fn fail(self: &Arc<Self>, error: DispatchError) {
+        self.state.lock().stage = Stage::Done;
+        self.finish_failed(error);
+    }
+
+    fn release_delay_over(self: &Arc<Self>) {
+        let mut state = self.state.lock();
+        if matches!(state.stage, Stage::Delayed(_)) {
+            state.stage = Stage::Waiting;
+            state.waiting_since = Some(Instant::now());
+            drop(state);
+            self.dispatcher.delayed_done();
+            self.dispatcher.requeue(Arc::clone(self));
+        }
+    }
+
+    fn finish_failed(self: &Arc<Self>, error: DispatchError) {
+        let trail = {
+            let mut state = self.state.lock();
+            state.stage = Stage::Done;
+            if let Some(key) = state.deadline.take() {
+                self.dispatcher.services.timer.cancel(key);
+            }
+            state.trail.clone()
+        };
+        self.complete(Err(DispatchFailure { error, trail }));
+    }
+
+    fn complete(self: &Arc<Self>, result: crate::dispatch::DispatchResult) {
+        let Some(completion) = self.completion.lock().take() else {
+            return;
+        };
+        let metrics = &self.dispatcher.services.metrics;
+        match &result {
+            Ok(_) => metrics.record_delivered(self.accepted.elapsed()),
+            Err(failure) => {
+                metrics.record_failed(&failure.error);
+                if failure.error != DispatchError::ShutDown {
+                    self.dispatcher.dead_letter(&self.message, failure);
+                }
+            }
+        }
+        self.dispatcher.forget(self.id);
+        let _ignored = call_host(move || completion(result));
+    }
+
+    /// Shutdown: complete as shut down, wherever it is (its consumer's
+    /// process is gone or going; nothing is withdrawn).
+    pub(crate) fn shut_down(self: &Arc<Self>) {
+        self.finish_failed(DispatchError::ShutDown);
     }
 }
 
-/// A host completion must not unwind into the library (or out of `Drop`).
-fn run_completion(completion: Completion, result: crate::dispatch::DispatchResult) {
-    let _ignored =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || completion(result)));
-}
+impl AttemptOwner for Conversation {
+    fn dispatch_id(&self) -> u64 {
+        self.id
+    }
 
-/// Step 1–4 of a dispatch: snapshot, route, forward (or fail).
-pub(crate) fn advance(conv: Arc<Conversation>) {
-    let core = Arc::clone(&conv.group.core);
-    if core.is_shut_down() {
-        conv.fail(DispatchError::ShutDown);
-        return;
+    fn message(&self) -> &Arc<Message> {
+        &self.message
     }
-    let excluded = conv.trail.lock().excluded.clone();
-    let candidates = Candidates::new(conv.group.snapshot(), excluded);
-    if candidates.is_empty() {
-        conv.fail(DispatchError::NoConsumerAvailable);
-        return;
-    }
-    let function = conv.group.slot.current();
-    match &function.inner.kind {
-        Kind::Builtin(builtin) => {
-            let selected = builtin.select(&conv.message, &candidates).cloned();
-            match selected {
-                Some(consumer) => forward(conv, &consumer),
-                None => conv.fail(DispatchError::NoConsumerAvailable),
-            }
-        }
-        Kind::Host(_) => {
-            let views = candidates.views();
-            let message = Arc::clone(&conv.message);
-            let supervisor = Arc::clone(&core.routing);
-            let continuation = Box::new(move |result| selected(conv, &candidates, result));
-            supervisor.submit(function, message, views, continuation);
-        }
-    }
-}
 
-fn selected(
-    conv: Arc<Conversation>,
-    candidates: &Candidates,
-    result: Result<Option<String>, RoutingError>,
-) {
-    match result {
-        Err(error) => {
-            Metrics::bump(&conv.group.core.metrics.routing_failures);
-            conv.fail(DispatchError::Routing(error));
-        }
-        Ok(None) => conv.fail(DispatchError::NoConsumerAvailable),
-        Ok(Some(id)) => match candidates.find(&id) {
-            Some(consumer) => {
-                let consumer = Arc::clone(consumer);
-                forward(conv, &consumer);
+    fn acknowledged(&self, delivery_id: u64, consumer_id: &str) {
+        let trail = {
+            let mut state = self.state.lock();
+            if !matches!(state.stage, Stage::Held { delivery_id: d, .. } if d == delivery_id) {
+                return;
             }
-            None => conv.fail(DispatchError::UnknownConsumerSelected(id)),
-        },
+            state.stage = Stage::Done;
+            state.expiring = None;
+            if let Some(key) = state.deadline.take() {
+                self.dispatcher.services.timer.cancel(key);
+            }
+            state.trail.clone()
+        };
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        me.complete(Ok(Outcome {
+            delivered_to: consumer_id.to_owned(),
+            trail,
+        }));
     }
-}
 
-fn forward(conv: Arc<Conversation>, consumer: &Arc<ConsumerInner>) {
-    let held = {
-        let mut trail = conv.trail.lock();
-        trail.attempts += 1;
-        Held {
-            conv: Arc::clone(&conv),
-            attempt: trail.attempts,
-            redelivered: trail.redeliver,
-            seen: false,
+    fn given_back(&self, delivery_id: u64, consumer_uid: u64, consumer_id: &str, why: GiveBack) {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let options = &self.dispatcher.options;
+        let metrics = &self.dispatcher.services.metrics;
+        let mut state = self.state.lock();
+        if !matches!(state.stage, Stage::Held { delivery_id: d, .. } if d == delivery_id) {
+            return;
         }
-    };
-    match consumer.forward(held) {
-        Ok(delivery_id) => {
-            if let Some(window) = conv.group.options.handoff_window {
-                let watched = Arc::clone(consumer);
-                let _armed = conv.group.core.timer.at(Instant::now() + window, move || {
-                    watched.window_elapsed(delivery_id);
-                });
+        if let Some(error) = state.expiring.take() {
+            drop(state);
+            me.finish_failed(error);
+            return;
+        }
+        state.excluded.push(consumer_uid);
+        state.redeliver |= why.seen();
+        let (counts, noticed) = match &why {
+            GiveBack::Crashed {
+                handling, observed, ..
+            } => {
+                if *handling {
+                    state.trail.crashed_handling += 1;
+                } else {
+                    state.trail.crashed_holding += 1;
+                }
+                state.trail.rerouted_from.push(consumer_id.to_owned());
+                (*handling || options.count_holding_crashes, Some(*observed))
+            }
+            GiveBack::Left { .. } => (false, None),
+            GiveBack::Released { .. } => {
+                state.trail.released += 1;
+                metrics.record_released();
+                (true, None)
+            }
+            GiveBack::LeaseExpired { observed, .. } => {
+                state.trail.lease_expired += 1;
+                metrics.record_lease_expired();
+                state.trail.rerouted_from.push(consumer_id.to_owned());
+                (true, Some(*observed))
+            }
+        };
+        if counts {
+            state.failed += 1;
+            if state.failed >= options.max_attempts {
+                let failed = state.failed;
+                drop(state);
+                me.finish_failed(DispatchError::AttemptsExhausted(failed));
+                return;
             }
         }
-        Err((_dead, held)) => {
-            drop(held);
-            {
-                let mut trail = conv.trail.lock();
-                trail.attempts -= 1;
-                trail.excluded.push(consumer.pid());
-            }
-            advance(conv);
-        }
-    }
-}
-
-/// Step 5, the consumer died holding the attempt: exclude it and go back to
-/// step 1, or dead-letter once the message has crashed enough consumers.
-///
-/// A crash counts against the message only if the consumer had been handed
-/// it; a message still queued behind the one that crashed is re-routed
-/// without counting (and is not a redelivery).
-pub(crate) fn reroute(held: Held, consumer: &ConsumerInner, crashed: bool, observed: Instant) {
-    let conv = held.conv;
-    let metrics = &conv.group.core.metrics;
-    let exhausted = {
-        let mut trail = conv.trail.lock();
-        trail.excluded.push(consumer.pid());
-        if held.seen {
-            trail.redeliver = true;
-        }
-        if crashed {
-            if held.seen {
-                trail.crashes += 1;
-            }
-            trail.rerouted_from.push(consumer.id.to_string());
-        }
-        let exhausted = crashed && held.seen && trail.crashes >= conv.group.options.max_attempts;
-        if crashed && !exhausted {
+        if let Some(noticed) = noticed {
             let timing = RerouteTiming {
-                exit_observed: observed,
+                crash_noticed: noticed,
                 reroute_initiated: Instant::now(),
             };
             metrics.record_reroute(timing.latency());
-            trail.timings.push(timing);
+            state.trail.reroute_timings.push(timing);
         }
-        exhausted.then_some(trail.crashes)
-    };
-    if let Some(crashes) = exhausted {
-        conv.fail(DispatchError::AttemptsExhausted(crashes));
-        return;
+        match why {
+            GiveBack::Released { delay } if !delay.is_zero() => {
+                state.stage = Stage::Delayed(None);
+                drop(state);
+                self.dispatcher.delayed_started();
+                let weak = Arc::downgrade(&me);
+                let key = self
+                    .dispatcher
+                    .services
+                    .timer
+                    .at(Instant::now() + delay, move || {
+                        if let Some(conv) = weak.upgrade() {
+                            conv.release_delay_over();
+                        }
+                    });
+                let mut state = self.state.lock();
+                if let Stage::Delayed(slot) = &mut state.stage {
+                    *slot = key;
+                    if key.is_none() {
+                        // The timer is stopped: the runtime is shutting down.
+                        state.stage = Stage::Waiting;
+                        drop(state);
+                        self.dispatcher.delayed_done();
+                        self.dispatcher.requeue(me);
+                    }
+                } else if let Some(key) = key {
+                    drop(state);
+                    self.dispatcher.services.timer.cancel(key);
+                }
+            }
+            _ => {
+                state.stage = Stage::Waiting;
+                state.waiting_since = Some(Instant::now());
+                drop(state);
+                self.dispatcher.requeue(me);
+            }
+        }
     }
-    if crashed {
-        Metrics::bump(&metrics.rerouted);
-    }
-    advance(conv);
 }

@@ -1,9 +1,20 @@
-//! Dispatch: the per-message conversation, its outcome, and the watcher that
-//! turns a consumer's exit into re-routes.
+//! Dispatch: the per-group engine (waiting room and placement), the
+//! per-message conversation, placement through host routing functions, and
+//! options.
 
 pub(crate) mod conversation;
-pub(crate) mod exit_watcher;
-pub(crate) mod oneshot;
-pub(crate) mod outcome;
+pub(crate) mod dispatcher;
+pub(crate) mod host_routing;
+pub(crate) mod options;
 
-pub use outcome::{Completion, DispatchFailure, DispatchResult, Outcome, RerouteTiming};
+pub use dispatcher::DeadLetterHandler;
+pub use options::{DispatchOptions, GroupOptions, Overflow};
+
+use crate::error::DispatchFailure;
+use crate::outcome::Outcome;
+
+/// How an accepted dispatch ends.
+pub type DispatchResult = Result<Outcome, DispatchFailure>;
+
+/// Receives the result of an asynchronous dispatch, exactly once.
+pub type Completion = Box<dyn FnOnce(DispatchResult) + Send + 'static>;

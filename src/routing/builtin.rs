@@ -1,11 +1,12 @@
 //! Built-in routing functions. Each respects `max in-flight`: a consumer
-//! without capacity is never selected.
+//! without capacity is never selected (and the reservation taken with the
+//! choice enforces it in any case).
 
 use std::sync::Arc;
 
-use crate::consumer::inner::ConsumerInner;
 use crate::message::{FieldValue, Message};
 use crate::routing::candidates::Candidates;
+use crate::routing::view::Candidate;
 
 /// The built-in routers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +21,11 @@ pub enum Builtin {
         /// The message field that names the tag.
         field: String,
     },
-    /// Consistent hashing on the message's field `field` (text, integer or
-    /// boolean): a key keeps its consumer while that consumer lives and has
-    /// capacity, and moves minimally when membership changes (a full
-    /// consumer's keys go to the next one on the ring meanwhile). No such
-    /// field: none.
+    /// Consistent hashing (a hash ring) on the message's field `field`
+    /// (text, integer or boolean): a key keeps its consumer while that
+    /// consumer lives and has capacity, and moves minimally when membership
+    /// changes (a full consumer's keys go to the next one on the ring
+    /// meanwhile). No such field: none.
     StickyKey {
         /// The message field that holds the key.
         field: String,
@@ -41,11 +42,17 @@ impl Builtin {
         }
     }
 
-    pub(crate) fn select<'a>(
+    /// Whether "none" from this router means nobody eligible has capacity
+    /// (so no later message without exclusions can be placed either).
+    pub(crate) fn capacity_only(&self) -> bool {
+        matches!(self, Self::FirstWithCapacity | Self::LeastLoaded)
+    }
+
+    pub(crate) fn select<'a, C: Candidate>(
         &self,
         message: &Message,
-        candidates: &'a Candidates,
-    ) -> Option<&'a Arc<ConsumerInner>> {
+        candidates: &Candidates<'a, C>,
+    ) -> Option<&'a Arc<C>> {
         match self {
             Self::FirstWithCapacity => candidates.iter().find(|c| c.has_capacity()),
             Self::LeastLoaded => least_loaded(candidates.iter()),
@@ -61,15 +68,15 @@ impl Builtin {
     }
 }
 
-fn least_loaded<'a>(
-    consumers: impl Iterator<Item = &'a Arc<ConsumerInner>>,
-) -> Option<&'a Arc<ConsumerInner>> {
-    let mut best: Option<(&'a Arc<ConsumerInner>, u32)> = None;
+fn least_loaded<'a, C: Candidate>(
+    consumers: impl Iterator<Item = &'a Arc<C>>,
+) -> Option<&'a Arc<C>> {
+    let mut best: Option<(&'a Arc<C>, u32)> = None;
     for consumer in consumers {
-        let load = consumer.in_flight();
-        if load >= consumer.max_in_flight {
+        if !consumer.has_capacity() {
             continue;
         }
+        let load = consumer.in_flight();
         if load == 0 {
             return Some(consumer);
         }

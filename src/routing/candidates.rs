@@ -1,27 +1,28 @@
-//! The consumers a routing evaluation may choose from: one group snapshot
-//! minus the consumers already excluded for this message.
+//! The consumers one routing evaluation may choose from: a membership
+//! snapshot minus the consumers already excluded for this message.
 
 use std::sync::Arc;
 
-use crate::consumer::inner::ConsumerInner;
-use crate::consumer::ConsumerState;
-use crate::routing::ring::Membership;
+use crate::routing::ring::Members;
+use crate::routing::view::{Candidate, ConsumerState};
 
-pub(crate) struct Candidates {
-    members: Arc<Membership>,
-    excluded: Vec<u64>,
+pub(crate) struct Candidates<'a, C> {
+    members: &'a Members<C>,
+    excluded: &'a [u64],
 }
 
-impl Candidates {
-    pub(crate) fn new(members: Arc<Membership>, excluded: Vec<u64>) -> Self {
+impl<'a, C: Candidate> Candidates<'a, C> {
+    pub(crate) fn new(members: &'a Members<C>, excluded: &'a [u64]) -> Self {
         Self { members, excluded }
     }
 
+    fn eligible(&self, consumer: &C) -> bool {
+        !self.excluded.contains(&consumer.uid())
+    }
+
     /// Eligible consumers, in group (id) order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Arc<ConsumerInner>> {
-        self.members
-            .iter()
-            .filter(move |consumer| !self.excluded.contains(&consumer.pid()))
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &'a Arc<C>> + '_ {
+        self.members.iter().filter(move |c| self.eligible(c))
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -29,28 +30,22 @@ impl Candidates {
     }
 
     /// The eligible consumer with this id.
-    pub(crate) fn find(&self, id: &str) -> Option<&Arc<ConsumerInner>> {
-        let index = self
-            .members
-            .binary_search_by(|consumer| (*consumer.id).cmp(id))
-            .ok()?;
-        let consumer = &self.members[index];
-        (!self.excluded.contains(&consumer.pid())).then_some(consumer)
+    pub(crate) fn find(&self, id: &str) -> Option<&'a Arc<C>> {
+        self.members.find(id).filter(|c| self.eligible(c))
     }
 
     /// Eligible consumers in ring order from `key` (sticky-key routing).
-    pub(crate) fn ring_walk<'a>(
-        &'a self,
-        key: &[u8],
-    ) -> impl Iterator<Item = &'a Arc<ConsumerInner>> + 'a {
-        self.members
+    pub(crate) fn ring_walk(&self, key: &[u8]) -> impl Iterator<Item = &'a Arc<C>> + '_ {
+        let members = self.members;
+        members
             .ring()
             .walk(key)
-            .map(move |index| &self.members[index])
-            .filter(move |consumer| !self.excluded.contains(&consumer.pid()))
+            .map(move |index| &members[index])
+            .filter(move |c| self.eligible(c))
     }
 
+    /// Views of the eligible consumers, for a host routing function.
     pub(crate) fn views(&self) -> Vec<ConsumerState> {
-        self.iter().map(|consumer| consumer.state()).collect()
+        self.iter().map(|c| c.view()).collect()
     }
 }

@@ -1,10 +1,11 @@
 //! Routing functions: content-addressed, built-in or host-supplied.
 
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::consumer::ConsumerState;
 use crate::message::Message;
 use crate::routing::builtin::Builtin;
+use crate::routing::view::ConsumerState;
 
 /// A host routing function: picks a consumer id among the eligible ones, or
 /// none. A panic is contained and reported as `crashed(hash)`.
@@ -20,6 +21,9 @@ pub(crate) struct FunctionInner {
     pub(crate) hash: u64,
     pub(crate) name: String,
     pub(crate) kind: Kind,
+    /// A call of this function timed out and has not returned yet: calls
+    /// never overlap, so evaluations fail fast until it does.
+    pub(crate) abandoned_call: AtomicBool,
 }
 
 /// A loaded routing function. Its identity is the 64-bit content hash of its
@@ -47,6 +51,7 @@ impl RoutingFunction {
                 hash: content_hash(name.as_bytes()),
                 name,
                 kind: Kind::Builtin(builtin),
+                abandoned_call: AtomicBool::new(false),
             }),
         }
     }
@@ -59,6 +64,7 @@ impl RoutingFunction {
                 hash: content_hash(identity),
                 name,
                 kind: Kind::Host(f),
+                abandoned_call: AtomicBool::new(false),
             }),
         }
     }

@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use crate::consumer::inner::ConsumerInner;
+use crate::routing::view::Candidate;
 
 /// Points per consumer: enough to spread keys evenly over small groups.
 const POINTS_PER_CONSUMER: u32 = 16;
@@ -25,13 +25,12 @@ fn point(id: &str, replica: u32) -> u64 {
 }
 
 impl Ring {
-    fn build(members: &[Arc<ConsumerInner>]) -> Self {
-        let mut points: Vec<(u64, u32)> = members
-            .iter()
+    fn build<'a>(ids: impl Iterator<Item = &'a str>) -> Self {
+        let mut points: Vec<(u64, u32)> = ids
             .enumerate()
-            .flat_map(|(index, consumer)| {
+            .flat_map(|(index, id)| {
                 let index = u32::try_from(index).unwrap_or(u32::MAX);
-                (0..POINTS_PER_CONSUMER).map(move |r| (point(&consumer.id, r), index))
+                (0..POINTS_PER_CONSUMER).map(move |r| (point(id, r), index))
             })
             .collect();
         points.sort_unstable();
@@ -52,13 +51,13 @@ impl Ring {
 
 /// One immutable membership snapshot: consumers in id order, and the ring
 /// built from them the first time a sticky-key dispatch needs it.
-pub(crate) struct Membership {
-    pub(crate) list: Vec<Arc<ConsumerInner>>,
+pub(crate) struct Members<C> {
+    list: Vec<Arc<C>>,
     ring: OnceLock<Ring>,
 }
 
-impl Membership {
-    pub(crate) fn new(list: Vec<Arc<ConsumerInner>>) -> Self {
+impl<C: Candidate> Members<C> {
+    pub(crate) fn new(list: Vec<Arc<C>>) -> Self {
         Self {
             list,
             ring: OnceLock::new(),
@@ -66,12 +65,39 @@ impl Membership {
     }
 
     pub(crate) fn ring(&self) -> &Ring {
-        self.ring.get_or_init(|| Ring::build(&self.list))
+        self.ring
+            .get_or_init(|| Ring::build(self.list.iter().map(|c| c.id())))
+    }
+
+    /// The member with this id.
+    pub(crate) fn find(&self, id: &str) -> Option<&Arc<C>> {
+        let index = self.list.binary_search_by(|c| c.id().cmp(id)).ok()?;
+        self.list.get(index)
+    }
+
+    /// A copy with `consumer` inserted in id order.
+    pub(crate) fn with(&self, consumer: Arc<C>) -> Self {
+        let mut next = self.list.clone();
+        let position = next
+            .binary_search_by(|c| c.id().cmp(consumer.id()))
+            .unwrap_or_else(|position| position);
+        next.insert(position, consumer);
+        Self::new(next)
+    }
+
+    /// A copy without the consumer `uid` (None when it was not a member).
+    pub(crate) fn without(&self, uid: u64) -> Option<Self> {
+        if !self.list.iter().any(|c| c.uid() == uid) {
+            return None;
+        }
+        Some(Self::new(
+            self.list.iter().filter(|c| c.uid() != uid).cloned().collect(),
+        ))
     }
 }
 
-impl std::ops::Deref for Membership {
-    type Target = [Arc<ConsumerInner>];
+impl<C> std::ops::Deref for Members<C> {
+    type Target = [Arc<C>];
 
     fn deref(&self) -> &Self::Target {
         &self.list

@@ -1,13 +1,17 @@
 //! Supervised execution of host routing functions.
 //!
 //! A host function runs inside a long-lived beamr *router process* on a
-//! dedicated one-worker scheduler (a *lane*), never on the caller's thread.
-//! A panic kills that process (a successor takes over) and becomes
-//! `crashed(hash)`. *Running* past the timeout (time spent queued behind
-//! other evaluations does not count) becomes `timed_out(hash)`: the process
-//! is killed and the lane retired, so the stuck worker thread holds up
-//! nobody; the evaluations queued behind it move to a fresh lane. One
-//! watchdog deadline per lane at a time, not one timer per evaluation.
+//! dedicated one-worker scheduler (a *lane*), never on a caller's thread.
+//! The lane runs *jobs*: a job hands out one evaluation at a time (a group
+//! placing its waiting messages), and jobs take turns, one evaluation each.
+//!
+//! A panic kills the router process (a successor takes over) and becomes
+//! `crashed(hash)`. *Running* past the timeout (time spent queued does not
+//! count) becomes `timed_out(hash)`: the lane is retired so its stuck worker
+//! holds up nobody, and its jobs move to a fresh lane. Calls of one function
+//! never overlap: while a call that timed out is still running, evaluations
+//! of that function fail at once as timed out. One watchdog deadline per
+//! lane at a time, not one timer per evaluation.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -20,49 +24,42 @@ use beamr::scheduler::Scheduler;
 use beamr::{NativeContext, NativeOutcome};
 use parking_lot::{Condvar, Mutex};
 
-use crate::consumer::ConsumerState;
+use crate::base::beam::{self, Guarded, Slice};
+use crate::base::timer::Timer;
 use crate::error::RoutingError;
 use crate::message::Message;
 use crate::routing::function::{Kind, RoutingFunction};
-use crate::runtime::beam::{self, Guarded, Slice};
-use crate::runtime::timer::Timer;
+use crate::routing::view::ConsumerState;
 
-/// What to do with the selection.
-pub(crate) type Continuation = Box<dyn FnOnce(Result<Option<String>, RoutingError>) + Send>;
-
-struct Job {
-    function: RoutingFunction,
-    message: Arc<Message>,
-    views: Vec<ConsumerState>,
-    continuation: Mutex<Option<Continuation>>,
+/// One call of a host routing function.
+pub(crate) struct Evaluation {
+    pub(crate) function: RoutingFunction,
+    pub(crate) message: Arc<Message>,
+    pub(crate) views: Arc<[ConsumerState]>,
 }
 
-impl Job {
-    /// Completes the job; only the first completion runs the continuation.
-    fn finish(&self, result: Result<Option<String>, RoutingError>) -> bool {
-        let continuation = self.continuation.lock().take();
-        match continuation {
-            Some(continuation) => {
-                continuation(result);
-                true
-            }
-            None => false,
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.continuation.lock().is_none()
-    }
+/// Work for a lane: a source of evaluations, and where their results go.
+pub(crate) trait RouteJob: Send + Sync {
+    /// The next evaluation, or `None` when the job has nothing to evaluate
+    /// now (the lane then drops it; its owner submits it again later).
+    fn next(&self) -> Option<Evaluation>;
+    /// The result of the evaluation `next` handed out last: called exactly
+    /// once per evaluation, on the lane (or on the timer thread when it
+    /// timed out).
+    fn finish(&self, result: Result<Option<String>, RoutingError>);
 }
 
 /// The evaluation a lane is running, and since when.
 struct Running {
-    job: Arc<Job>,
+    job: Arc<dyn RouteJob>,
+    function: RoutingFunction,
     started: Instant,
+    /// Finished by the watchdog (timed out): the lane must not finish it.
+    abandoned: bool,
 }
 
 struct LaneQueue {
-    jobs: Mutex<VecDeque<Arc<Job>>>,
+    jobs: Mutex<VecDeque<Arc<dyn RouteJob>>>,
     running: Mutex<Option<Running>>,
     /// Signalled whenever `running` is cleared.
     idle: Condvar,
@@ -81,19 +78,15 @@ struct Lane {
 }
 
 impl LaneQueue {
-    /// The running evaluation returned (or panicked).
-    fn finished(&self) {
-        *self.running.lock() = None;
-        self.idle.notify_all();
-    }
-
-    /// Mark `job` running, arming the lane's watchdog if none is pending.
-    fn start(&self, job: &Arc<Job>) {
+    /// Mark an evaluation running, arming the lane's watchdog if none is pending.
+    fn start(&self, job: &Arc<dyn RouteJob>, function: &RoutingFunction) {
         let started = Instant::now();
         let mut running = self.running.lock();
         *running = Some(Running {
             job: Arc::clone(job),
+            function: function.clone(),
             started,
+            abandoned: false,
         });
         if !self.watchdog_armed.swap(true, Ordering::AcqRel) {
             if let Some(supervisor) = self.supervisor.upgrade() {
@@ -101,10 +94,22 @@ impl LaneQueue {
             }
         }
     }
+
+    /// The running evaluation returned (or panicked). False when the
+    /// watchdog had already given up on it.
+    fn finished(&self) -> bool {
+        let running = self.running.lock().take();
+        self.idle.notify_all();
+        running.is_some_and(|running| !running.abandoned)
+    }
+
+    fn push(&self, job: Arc<dyn RouteJob>) {
+        self.jobs.lock().push_back(job);
+    }
 }
 
 /// Evaluations handled per slice.
-const JOBS_PER_SLICE: usize = 32;
+const EVALUATIONS_PER_SLICE: usize = 32;
 
 struct RouterProcess {
     queue: Arc<LaneQueue>,
@@ -123,28 +128,43 @@ impl Slice for RouterProcess {
     fn run(&mut self, ctx: &mut NativeContext<'_>) -> NativeOutcome {
         while ctx.recv().is_some() {}
         self.queue.wake_pending.store(false, Ordering::Release);
-        for _ in 0..JOBS_PER_SLICE {
+        for _ in 0..EVALUATIONS_PER_SLICE {
             if self.queue.retired.load(Ordering::Acquire) {
                 return NativeOutcome::Stop(ExitReason::Normal);
             }
             let Some(job) = self.queue.jobs.lock().pop_front() else {
                 return NativeOutcome::Wait;
             };
-            if job.is_done() {
+            let Some(evaluation) = job.next() else {
                 continue;
-            }
-            let Kind::Host(function) = &job.function.inner.kind else {
+            };
+            let function = &evaluation.function;
+            let Kind::Host(call) = &function.inner.kind else {
                 job.finish(Err(RoutingError::SpawnFailed(
                     "built-in routed through the supervisor".into(),
                 )));
+                self.queue.push(job);
                 continue;
             };
-            self.queue.start(&job);
-            let result = catch_unwind(AssertUnwindSafe(|| function(&job.message, &job.views)));
-            self.queue.finished();
+            if function.inner.abandoned_call.load(Ordering::Acquire) {
+                job.finish(Err(RoutingError::TimedOut(function.hash())));
+                self.queue.push(job);
+                continue;
+            }
+            self.queue.start(&job, function);
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                call(&evaluation.message, &evaluation.views)
+            }));
+            if !self.queue.finished() {
+                // Timed out: the watchdog failed this evaluation and moved
+                // the job to a fresh lane. The call is over now.
+                function.inner.abandoned_call.store(false, Ordering::Release);
+                return NativeOutcome::Stop(ExitReason::Normal);
+            }
             match result {
                 Ok(selection) => {
                     job.finish(Ok(selection));
+                    self.queue.push(job);
                 }
                 Err(_panic) => {
                     // This process dies for the crash; a successor serves the rest.
@@ -155,7 +175,8 @@ impl Slice for RouterProcess {
                         }
                         Err(_) => self.queue.needs_router.store(true, Ordering::Release),
                     }
-                    job.finish(Err(RoutingError::Crashed(job.function.hash())));
+                    job.finish(Err(RoutingError::Crashed(function.hash())));
+                    self.queue.push(job);
                     return NativeOutcome::Stop(ExitReason::Error);
                 }
             }
@@ -168,6 +189,10 @@ impl Slice for RouterProcess {
         self.queue.needs_router.store(true, Ordering::Release);
     }
 }
+
+/// Schedulers of lanes whose worker never came back from a host function.
+/// Kept reachable (not forgotten) so leak checkers see them as still in use.
+static ABANDONED_LANES: Mutex<Vec<Arc<Scheduler>>> = Mutex::new(Vec::new());
 
 /// Runs host routing functions under supervision.
 pub(crate) struct RoutingSupervisor {
@@ -210,8 +235,8 @@ impl RoutingSupervisor {
             let Some(lane) = lane_slot.as_ref() else {
                 return;
             };
-            let running = lane.queue.running.lock();
-            match running.as_ref() {
+            let mut running = lane.queue.running.lock();
+            match running.as_mut() {
                 None => lane.queue.watchdog_armed.store(false, Ordering::Release),
                 Some(current) if current.started.elapsed() < self.timeout => {
                     self.arm_watchdog(current.started + self.timeout);
@@ -219,7 +244,13 @@ impl RoutingSupervisor {
                 Some(current) => {
                     // `running` stays set until the function returns (if ever):
                     // shutdown must not join a worker that is still inside it.
-                    expired = Some(Arc::clone(&current.job));
+                    current.abandoned = true;
+                    current
+                        .function
+                        .inner
+                        .abandoned_call
+                        .store(true, Ordering::Release);
+                    expired = Some((Arc::clone(&current.job), current.function.hash()));
                     drop(running);
                     if let Some(lane) = lane_slot.take() {
                         lane.queue.retired.store(true, Ordering::Release);
@@ -233,37 +264,26 @@ impl RoutingSupervisor {
                 }
             }
         }
-        if let Some(job) = expired {
-            job.finish(Err(RoutingError::TimedOut(job.function.hash())));
+        if let Some((job, hash)) = expired {
+            job.finish(Err(RoutingError::TimedOut(hash)));
+            moved.insert(0, job);
         }
-        for other in moved {
-            if let Err(detail) = self.enqueue(Arc::clone(&other)) {
-                other.finish(Err(RoutingError::SpawnFailed(detail)));
+        for job in moved {
+            self.submit(job);
+        }
+    }
+
+    /// Run `job` on the lane. If no lane can be started, its evaluations
+    /// fail with `SpawnFailed` right here.
+    pub(crate) fn submit(&self, job: Arc<dyn RouteJob>) {
+        if let Err(detail) = self.enqueue(Arc::clone(&job)) {
+            while job.next().is_some() {
+                job.finish(Err(RoutingError::SpawnFailed(detail.clone())));
             }
         }
     }
 
-    /// Evaluate a host function; `continuation` runs exactly once, on the
-    /// router process, the timer thread, or (for a spawn failure) here.
-    pub(crate) fn submit(
-        &self,
-        function: RoutingFunction,
-        message: Arc<Message>,
-        views: Vec<ConsumerState>,
-        continuation: Continuation,
-    ) {
-        let job = Arc::new(Job {
-            function,
-            message,
-            views,
-            continuation: Mutex::new(Some(continuation)),
-        });
-        if let Err(detail) = self.enqueue(Arc::clone(&job)) {
-            job.finish(Err(RoutingError::SpawnFailed(detail)));
-        }
-    }
-
-    fn enqueue(&self, job: Arc<Job>) -> Result<(), String> {
+    fn enqueue(&self, job: Arc<dyn RouteJob>) -> Result<(), String> {
         let mut lane = self.lane.lock();
         // Checked under the lane lock, which shutdown holds while it sets
         // the flag: no lane is ever created after shutdown took the lanes.
@@ -283,15 +303,17 @@ impl RoutingSupervisor {
                 .map_err(|error| format!("router process: {error:?}"))?;
             lane.queue.pid.store(pid, Ordering::Release);
         }
-        lane.queue.jobs.lock().push_back(job);
+        lane.queue.push(job);
         if !lane.queue.wake_pending.swap(true, Ordering::AcqRel) {
             let _woken = beam::wake(&lane.scheduler, lane.queue.pid.load(Ordering::Acquire));
         }
         Ok(())
     }
 
-    /// Stop every lane. A lane whose worker is stuck in a host function that
-    /// never returned is abandoned (its thread is leaked, not joined).
+    /// Stop every lane. A call in progress gets until the routing timeout
+    /// has passed since it started (a call that already timed out gets one
+    /// more timeout) to return; a lane whose call still runs after that is
+    /// abandoned: its thread keeps running until the call returns.
     pub(crate) fn shutdown(&self) {
         let current = {
             let mut lane = self.lane.lock();
@@ -300,14 +322,17 @@ impl RoutingSupervisor {
         };
         let mut lanes: Vec<Lane> = self.graveyard.lock().drain(..).collect();
         lanes.extend(current);
+        let now = Instant::now();
         for lane in lanes {
             lane.queue.retired.store(true, Ordering::Release);
-            let abandoned: Vec<Arc<Job>> = lane.queue.jobs.lock().drain(..).collect();
-            drop(abandoned);
-            // An evaluation in progress gets until its own deadline to return.
+            let queued: Vec<Arc<dyn RouteJob>> = lane.queue.jobs.lock().drain(..).collect();
+            drop(queued);
             let still_running = {
                 let mut running = lane.queue.running.lock();
-                while let Some(deadline) = running.as_ref().map(|r| r.started + self.timeout) {
+                while let Some(started) = running.as_ref().map(|r| r.started) {
+                    let deadline = (started + self.timeout).max(now + self.timeout.min(
+                        Duration::from_secs(1),
+                    ));
                     if lane
                         .queue
                         .idle
@@ -320,14 +345,14 @@ impl RoutingSupervisor {
                 running.is_some()
             };
             if still_running {
-                std::mem::forget(lane.scheduler);
+                ABANDONED_LANES.lock().push(lane.scheduler);
             } else {
                 lane.scheduler.shutdown();
             }
         }
     }
 
-    /// Lanes retired because a function never returned.
+    /// Lanes retired because a function ran past the timeout.
     pub(crate) fn retired_lanes(&self) -> usize {
         self.graveyard.lock().len()
     }

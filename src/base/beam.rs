@@ -12,6 +12,8 @@ use beamr::term::boxed::Tuple;
 use beamr::term::Term;
 use beamr::{NativeContext, NativeHandler, NativeOutcome};
 
+use crate::base::scope::{self, CallbackScope};
+
 /// Start a scheduler with exactly `threads` workers and no ancillary services.
 pub(crate) fn native_scheduler(threads: usize) -> Result<Arc<Scheduler>, String> {
     let config = SchedulerConfig {
@@ -47,11 +49,11 @@ pub(crate) trait Slice: Send + 'static {
 
 impl<F: Slice> NativeHandler for Guarded<F> {
     fn handle(&mut self, ctx: &mut NativeContext<'_>) -> NativeOutcome {
-        let _scope = crate::runtime::CallbackScope::enter();
+        let _scope = CallbackScope::enter();
         match catch_unwind(AssertUnwindSafe(|| self.0.run(ctx))) {
             Ok(outcome) => outcome,
             Err(panic) => {
-                let message = panic_message(panic.as_ref());
+                let message = scope::panic_message(panic.as_ref());
                 let _ignored = catch_unwind(AssertUnwindSafe(|| self.0.on_panic(message)));
                 NativeOutcome::Stop(ExitReason::Error)
             }
@@ -59,16 +61,6 @@ impl<F: Slice> NativeHandler for Guarded<F> {
     }
 }
 
-/// The text of a panic payload.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "panic".to_owned()
-    }
-}
 
 /// Decode `{'EXIT', Pid, Reason}`.
 pub(crate) fn decode_exit(term: Term) -> Option<(u64, ExitReason)> {

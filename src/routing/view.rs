@@ -1,4 +1,6 @@
-//! What a routing function sees of a consumer.
+//! What routing sees of a consumer: the public [`ConsumerState`] view handed
+//! to host routing functions, and the [`Candidate`] trait the built-ins read
+//! live state through. Routing never touches a consumer's internals.
 
 use std::sync::Arc;
 
@@ -7,7 +9,7 @@ use std::sync::Arc;
 pub struct ConsumerState {
     /// The consumer's id, unique in its group.
     pub id: Arc<str>,
-    /// Deliveries forwarded to it and not yet acknowledged or re-routed.
+    /// Deliveries reserved for or held by it, not yet answered.
     pub in_flight: u32,
     /// The most deliveries it may hold at once.
     pub max_in_flight: u32,
@@ -35,4 +37,20 @@ impl ConsumerState {
     pub fn has_affinity(&self, tag: &str) -> bool {
         self.tags.iter().any(|own| own == tag)
     }
+}
+
+/// A consumer as routing reads it: live figures, no internals.
+pub(crate) trait Candidate: Send + Sync {
+    /// Unique per runtime (an id may be reused by a later consumer).
+    fn uid(&self) -> u64;
+    /// The id, unique in its group.
+    fn id(&self) -> &str;
+    /// Reserved or held deliveries now.
+    fn in_flight(&self) -> u32;
+    /// Whether one more delivery may be reserved now.
+    fn has_capacity(&self) -> bool;
+    /// Whether it carries `tag`.
+    fn has_tag(&self, tag: &str) -> bool;
+    /// A copy for host routing functions.
+    fn view(&self) -> ConsumerState;
 }

@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use beamr::{NativeContext, NativeOutcome};
 
-use crate::runtime::beam::Slice;
+use crate::base::beam::Slice;
 
-pub(crate) struct SpinState {
+pub(crate) struct LingerState {
     epoch: Instant,
     linger_ns: u64,
     active_until_ns: AtomicU64,
@@ -25,7 +25,7 @@ pub(crate) struct SpinState {
     pid: AtomicU64,
 }
 
-impl SpinState {
+impl LingerState {
     pub(crate) fn new(linger: Duration) -> Self {
         Self {
             epoch: Instant::now(),
@@ -62,11 +62,11 @@ impl SpinState {
     }
 }
 
-pub(crate) struct Spinner {
-    pub(crate) state: Arc<SpinState>,
+pub(crate) struct Linger {
+    pub(crate) state: Arc<LingerState>,
 }
 
-impl Slice for Spinner {
+impl Slice for Linger {
     fn run(&mut self, ctx: &mut NativeContext<'_>) -> NativeOutcome {
         while ctx.recv().is_some() {}
         let state = &self.state;

@@ -1,0 +1,262 @@
+//! The runtime: the composition root. It starts the beamr scheduler and the
+//! services, creates groups, interns routing functions, and shuts it all
+//! down in order.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use beamr::scheduler::Scheduler;
+use parking_lot::Mutex;
+
+use crate::base::scope::in_callback;
+use crate::base::{beam, Services};
+use crate::dispatch::dispatcher::Dispatcher;
+use crate::dispatch::GroupOptions;
+use crate::error::{Error, Result};
+use crate::group::Group;
+use crate::message::Message;
+use crate::metrics::MetricsSnapshot;
+use crate::routing::function::{FunctionInner, RoutingFunction};
+use crate::routing::supervisor::RoutingSupervisor;
+use crate::routing::view::ConsumerState;
+
+/// Runtime options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeOptions {
+    /// Scheduler worker threads (default 1: on two cores one worker beat two
+    /// on latency; see BENCHMARKS.md). Between 1 and 64.
+    pub scheduler_threads: usize,
+    /// How long a host routing function may run (default 5 s).
+    pub routing_timeout: Duration,
+    /// How long the scheduler worker keeps polling after the last activity
+    /// instead of parking (default 200 µs; zero disables). Trades a little
+    /// CPU while busy for latency: a parked worker costs an OS wake-up per
+    /// message.
+    pub spin_linger: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self {
+            scheduler_threads: 1,
+            routing_timeout: Duration::from_secs(5),
+            spin_linger: Duration::from_micros(200),
+        }
+    }
+}
+
+impl RuntimeOptions {
+    fn validate(&self) -> Result<()> {
+        if !(1..=64).contains(&self.scheduler_threads) {
+            return Err(Error::InvalidArgument(
+                "scheduler_threads must be between 1 and 64".into(),
+            ));
+        }
+        if self.routing_timeout.is_zero() {
+            return Err(Error::InvalidArgument(
+                "routing_timeout must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A liminal runtime. Dropping it shuts it down.
+pub struct Runtime {
+    services: Arc<Services>,
+    routing: Arc<RoutingSupervisor>,
+    scheduler: Mutex<Option<Arc<Scheduler>>>,
+    groups: Mutex<Vec<Weak<Dispatcher>>>,
+    functions: Mutex<HashMap<u64, Weak<FunctionInner>>>,
+    options: RuntimeOptions,
+}
+
+impl Runtime {
+    /// Start a runtime. Errors: `InvalidArgument`, `SpawnFailed` when the
+    /// scheduler or a thread cannot start.
+    pub fn new(options: RuntimeOptions) -> Result<Self> {
+        options.validate()?;
+        let scheduler = beam::native_scheduler(options.scheduler_threads)
+            .map_err(|error| Error::SpawnFailed(format!("scheduler: {error}")))?;
+        let services = Services::start(&scheduler, options.spin_linger).map_err(|error| {
+            scheduler.shutdown();
+            Error::SpawnFailed(error)
+        })?;
+        let routing = RoutingSupervisor::new(options.routing_timeout, Arc::clone(&services.timer));
+        Ok(Self {
+            services,
+            routing,
+            scheduler: Mutex::new(Some(scheduler)),
+            groups: Mutex::new(Vec::new()),
+            functions: Mutex::new(HashMap::new()),
+            options,
+        })
+    }
+
+    /// The options it was started with.
+    #[must_use]
+    pub fn options(&self) -> &RuntimeOptions {
+        &self.options
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.services.is_shut_down() {
+            return Err(Error::ShutDown);
+        }
+        Ok(())
+    }
+
+    /// Create a consumer group routed by `routing`.
+    pub fn group(&self, routing: RoutingFunction, options: GroupOptions) -> Result<Group> {
+        options.validate()?;
+        self.check()?;
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&self.services),
+            Arc::clone(&self.routing),
+            routing,
+            options,
+        );
+        let mut groups = self.groups.lock();
+        groups.retain(|group| group.strong_count() > 0);
+        groups.push(Arc::downgrade(&dispatcher));
+        Ok(Group { dispatcher })
+    }
+
+    fn live_groups(&self) -> Vec<Arc<Dispatcher>> {
+        self.groups.lock().iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Load a host routing function identified by `identity` bytes. Loading
+    /// identical bytes again, while the first is still in use, returns that
+    /// same function (and drops `function`).
+    pub fn load_routing<F>(&self, identity: &[u8], name: &str, function: F) -> RoutingFunction
+    where
+        F: Fn(&Arc<Message>, &[ConsumerState]) -> Option<String> + Send + Sync + 'static,
+    {
+        let hash = crate::routing::content_hash(identity);
+        let mut functions = self.functions.lock();
+        if let Some(existing) = functions.get(&hash).and_then(Weak::upgrade) {
+            return RoutingFunction { inner: existing };
+        }
+        let loaded = RoutingFunction::host(identity, name.to_owned(), Box::new(function));
+        functions.retain(|_, weak| weak.strong_count() > 0);
+        functions.insert(hash, Arc::downgrade(&loaded.inner));
+        loaded
+    }
+
+    /// A snapshot of the metrics.
+    #[must_use]
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.services.metrics.snapshot()
+    }
+
+    /// Accepted dispatches not yet completed, over all groups.
+    #[must_use]
+    pub fn in_flight(&self) -> usize {
+        self.live_groups().iter().map(|g| g.in_flight()).sum()
+    }
+
+    /// Messages waiting for a consumer, over all groups.
+    #[must_use]
+    pub fn waiting(&self) -> usize {
+        self.live_groups().iter().map(|g| g.depth()).sum()
+    }
+
+    /// Routing lanes abandoned because a host function ran past the timeout.
+    #[must_use]
+    pub fn abandoned_routing_lanes(&self) -> usize {
+        self.routing.retired_lanes()
+    }
+
+    /// Whether it has shut down.
+    #[must_use]
+    pub fn is_shut_down(&self) -> bool {
+        self.services.is_shut_down()
+    }
+
+    /// Drain every group (see [`Group::drain`]) within one `timeout`;
+    /// returns how many dispatches were left.
+    pub fn drain(&self, timeout: Duration) -> Result<usize> {
+        if in_callback() {
+            return Err(Error::WouldDeadlock("drain from inside a callback".into()));
+        }
+        self.check()?;
+        let deadline = Instant::now() + timeout;
+        let groups = self.live_groups();
+        let mut left = 0;
+        for group in &groups {
+            group.drain(Duration::ZERO)?;
+        }
+        for group in &groups {
+            left += group.drain(deadline.saturating_duration_since(Instant::now()))?;
+        }
+        Ok(left)
+    }
+
+    /// Shut down: every accepted dispatch not yet completed completes with
+    /// `ShutDown`, exactly once — except one whose delivery callback is
+    /// running: the shutdown waits for it, and its answer counts. Then the
+    /// scheduler's threads are joined. Refused with `WouldDeadlock` from
+    /// inside a callback.
+    pub fn shutdown(&self) -> Result<()> {
+        if in_callback() {
+            return Err(Error::WouldDeadlock(
+                "runtime shutdown from inside a callback".into(),
+            ));
+        }
+        self.shutdown_now();
+        Ok(())
+    }
+
+    fn shutdown_now(&self) {
+        let Some(scheduler) = self.scheduler.lock().take() else {
+            return;
+        };
+        self.services.begin_shutdown();
+        let groups = self.live_groups();
+        let spare: Vec<u64> = groups.iter().flat_map(|g| g.handling()).collect();
+        for group in &groups {
+            group.shut_down_except(&spare);
+        }
+        self.services.timer.stop();
+        self.routing.shutdown();
+        scheduler.shutdown();
+        for group in &groups {
+            group.shut_down_rest();
+        }
+        drop(self.services.exits.clear());
+        drop(scheduler);
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if in_callback() {
+            // Joining the scheduler from one of its own workers would never
+            // return: finish the shutdown on a helper thread instead.
+            let helper = Runtime {
+                services: Arc::clone(&self.services),
+                routing: Arc::clone(&self.routing),
+                scheduler: Mutex::new(self.scheduler.lock().take()),
+                groups: Mutex::new(std::mem::take(&mut *self.groups.lock())),
+                functions: Mutex::new(HashMap::new()),
+                options: self.options.clone(),
+            };
+            let _detached = std::thread::Builder::new()
+                .name("liminal-shutdown".into())
+                .spawn(move || drop(helper));
+            return;
+        }
+        self.shutdown_now();
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("options", &self.options)
+            .field("shut_down", &self.services.is_shut_down())
+            .finish()
+    }
+}
