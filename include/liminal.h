@@ -34,6 +34,37 @@
 
 
 /**
+ * Why a consumer is reported to its crash callback.
+ */
+typedef enum liminal_crash_kind {
+  /**
+   * Its delivery callback returned `LIMINAL_VERDICT_CRASH` (or an invalid verdict).
+   */
+  LIMINAL_CRASH_VERDICT = 1,
+  /**
+   * Its delivery callback panicked (from C++: threw, through the wrapper).
+   */
+  LIMINAL_CRASH_PANICKED = 2,
+  /**
+   * The host declared it crashed (`liminal_consumer_crash`, `liminal_delivery_crash`).
+   */
+  LIMINAL_CRASH_DECLARED = 3,
+  /**
+   * Fault injection (`liminal_consumer_crash_at_next_delivery`).
+   */
+  LIMINAL_CRASH_INJECTED = 4,
+  /**
+   * Its process exited without being asked to.
+   */
+  LIMINAL_CRASH_EXITED = 5,
+  /**
+   * It did not answer a delivery within the acknowledgement lease
+   * (`alive` tells whether the group's lease policy kept it).
+   */
+  LIMINAL_CRASH_LEASE_EXPIRED = 6,
+} liminal_crash_kind;
+
+/**
  * The type of a routing field.
  */
 typedef enum liminal_field_type {
@@ -58,6 +89,41 @@ typedef enum liminal_field_type {
    */
   LIMINAL_FIELD_NULL = 4,
 } liminal_field_type;
+
+/**
+ * What happens to a consumer that lets an acknowledgement lease expire.
+ * Either way its delivery is taken back and routed to another consumer.
+ */
+typedef enum liminal_lease_policy {
+  /**
+   * It is declared crashed: everything it holds is re-routed. The default.
+   */
+  LIMINAL_LEASE_CRASH = 1,
+  /**
+   * It is kept, but given nothing new until it answers something.
+   */
+  LIMINAL_LEASE_QUARANTINE = 2,
+} liminal_lease_policy;
+
+/**
+ * What a dispatch does when its group's waiting room is full.
+ */
+typedef enum liminal_overflow {
+  /**
+   * Refuse the new dispatch at once with `LIMINAL_QUEUE_FULL` (retriable). The default.
+   */
+  LIMINAL_OVERFLOW_REJECT = 1,
+  /**
+   * Block the dispatching thread until there is room, up to a timeout,
+   * then `LIMINAL_QUEUE_FULL`. Inside a callback it behaves as reject.
+   */
+  LIMINAL_OVERFLOW_BLOCK = 2,
+  /**
+   * Accept the new dispatch; the oldest waiting message fails with
+   * `LIMINAL_DROPPED` (and goes to the dead-letter callback).
+   */
+  LIMINAL_OVERFLOW_DROP_OLDEST = 3,
+} liminal_overflow;
 
 /**
  * The result of every fallible call. `LIMINAL_OK` is 0; every other value
@@ -85,7 +151,7 @@ typedef enum liminal_status {
    */
   LIMINAL_UNKNOWN_CONSUMER = 4,
   /**
-   * No live consumer with capacity could take the message.
+   * The message's group closed (was freed) while it waited or was held.
    */
   LIMINAL_NO_CONSUMER_AVAILABLE = 5,
   /**
@@ -109,11 +175,12 @@ typedef enum liminal_status {
    */
   LIMINAL_CONVERSATION_FAILED = 10,
   /**
-   * The message crashed the maximum number of consumers (dead-lettered).
+   * The message used up its failed attempts (dead-lettered).
    */
   LIMINAL_ATTEMPTS_EXHAUSTED = 11,
   /**
-   * The delivery was already completed or re-routed; this completion was fenced off.
+   * The delivery was already answered, re-routed or withdrawn; this
+   * answer was fenced off.
    */
   LIMINAL_STALE_DELIVERY = 12,
   /**
@@ -121,7 +188,8 @@ typedef enum liminal_status {
    */
   LIMINAL_SHUT_DOWN = 13,
   /**
-   * A wait ran out of time.
+   * A wait ran out of time (a blocking dispatch's own timeout included:
+   * the message was withdrawn).
    */
   LIMINAL_TIMED_OUT = 14,
   /**
@@ -140,13 +208,42 @@ typedef enum liminal_status {
    * A Rust panic was caught at the boundary (a library bug).
    */
   LIMINAL_PANIC = 18,
+  /**
+   * The consumer crashed or left; its handle can only be freed.
+   */
+  LIMINAL_CONSUMER_GONE = 19,
+  /**
+   * The group's waiting room is full (overflow policy reject, or the
+   * block timed out). Retriable.
+   */
+  LIMINAL_QUEUE_FULL = 20,
+  /**
+   * The message was not delivered by its deadline.
+   */
+  LIMINAL_EXPIRED = 21,
+  /**
+   * The message was the oldest waiting when the waiting room overflowed
+   * (overflow policy drop-oldest).
+   */
+  LIMINAL_DROPPED = 22,
+  /**
+   * The group or runtime is draining: no new dispatches accepted.
+   */
+  LIMINAL_DRAINING = 23,
 } liminal_status;
 
 /**
  * A handle to a registered consumer. Thread-safe. Freeing the handle does
- * not remove the consumer: use `liminal_consumer_leave` for that.
+ * not remove the consumer (use `liminal_consumer_leave`); several handles
+ * may stand for one consumer (`liminal_group_consumer`).
  */
 typedef struct liminal_consumer liminal_consumer;
+
+/**
+ * Options for `liminal_consumer_register`. Not thread-safe: do not modify
+ * one from two threads at once. Reusable.
+ */
+typedef struct liminal_consumer_options liminal_consumer_options;
 
 /**
  * One delivery (one attempt of one dispatch). Inside a delivery callback it
@@ -156,9 +253,21 @@ typedef struct liminal_consumer liminal_consumer;
 typedef struct liminal_delivery liminal_delivery;
 
 /**
+ * Options for one dispatch. Not thread-safe: do not modify one from two
+ * threads at once. Reusable for many dispatches.
+ */
+typedef struct liminal_dispatch_options liminal_dispatch_options;
+
+/**
  * A consumer group. Thread-safe.
  */
 typedef struct liminal_group liminal_group;
+
+/**
+ * Options for `liminal_group_new`. Not thread-safe: do not modify one from
+ * two threads at once. Reusable: a group copies what it needs.
+ */
+typedef struct liminal_group_options liminal_group_options;
 
 /**
  * A message. Not thread-safe for concurrent modification; dispatching it
@@ -167,9 +276,10 @@ typedef struct liminal_group liminal_group;
 typedef struct liminal_message liminal_message;
 
 /**
- * How a dispatch ended: delivered (status `LIMINAL_OK`) or failed, with the
- * consumers that crashed holding the message and one re-route timing each.
- * Immutable and thread-safe.
+ * How a dispatch ended: delivered (status `LIMINAL_OK`) or failed, and its
+ * trail: the consumers that failed holding the message with one re-route
+ * timing each, how often it was released or its lease expired, how long it
+ * waited. Immutable and thread-safe.
  */
 typedef struct liminal_outcome liminal_outcome;
 
@@ -185,124 +295,180 @@ typedef struct liminal_routing liminal_routing;
 typedef struct liminal_runtime liminal_runtime;
 
 /**
- * A point-in-time copy of a group's consumers. Immutable.
+ * Options for `liminal_runtime_new`. Not thread-safe: do not modify one
+ * from two threads at once. Reusable: a runtime copies what it needs.
+ */
+typedef struct liminal_runtime_options liminal_runtime_options;
+
+/**
+ * A point-in-time copy of a group's consumers, in id order. Immutable and
+ * thread-safe.
  */
 typedef struct liminal_snapshot liminal_snapshot;
 
 /**
- * A delivery callback's answer: one of `LIMINAL_VERDICT_*`.
+ * Counters and latency percentiles (nanoseconds) of a runtime.
  */
-typedef int32_t liminal_verdict;
+typedef struct liminal_metrics {
+  /**
+   * Dispatches accepted.
+   */
+  uint64_t dispatched;
+  /**
+   * Dispatches delivered (acknowledged).
+   */
+  uint64_t delivered;
+  /**
+   * Deliveries re-routed away from a consumer that failed holding them.
+   */
+  uint64_t rerouted;
+  /**
+   * Consumers that died of a crash (any kind).
+   */
+  uint64_t consumer_crashes;
+  /**
+   * Dispatches that ended without a delivery, shutdown excepted (the
+   * reasons below, routing failures included).
+   */
+  uint64_t dead_lettered;
+  /**
+   * … because the message used up its failed attempts.
+   */
+  uint64_t attempts_exhausted;
+  /**
+   * … because its deadline passed.
+   */
+  uint64_t expired;
+  /**
+   * … because a blocking dispatch's own timeout passed.
+   */
+  uint64_t timed_out;
+  /**
+   * … because it was dropped (oldest waiting) at overflow.
+   */
+  uint64_t dropped;
+  /**
+   * … because its group closed.
+   */
+  uint64_t group_closed;
+  /**
+   * … because routing failed (crashed, timed out, unknown id, spawn).
+   */
+  uint64_t routing_failures;
+  /**
+   * Dispatches completed with `LIMINAL_SHUT_DOWN`.
+   */
+  uint64_t shut_down;
+  /**
+   * New dispatches refused with `LIMINAL_QUEUE_FULL`.
+   */
+  uint64_t rejected;
+  /**
+   * Deliveries released by their consumer.
+   */
+  uint64_t released;
+  /**
+   * Deliveries whose acknowledgement lease expired.
+   */
+  uint64_t lease_expired;
+  /**
+   * Dispatches accepted and not completed now.
+   */
+  uint64_t in_flight;
+  /**
+   * Messages waiting for a consumer now, over all groups.
+   */
+  uint64_t waiting;
+  /**
+   * Delivered dispatches: acceptance to acknowledgement, median.
+   */
+  uint64_t dispatch_p50_ns;
+  /**
+   * … 99th percentile.
+   */
+  uint64_t dispatch_p99_ns;
+  /**
+   * … 99.9th percentile.
+   */
+  uint64_t dispatch_p999_ns;
+  /**
+   * … maximum.
+   */
+  uint64_t dispatch_max_ns;
+  /**
+   * Failure noticed to re-route initiated: number of samples.
+   */
+  uint64_t reroute_count;
+  /**
+   * … median.
+   */
+  uint64_t reroute_p50_ns;
+  /**
+   * … 99th percentile.
+   */
+  uint64_t reroute_p99_ns;
+  /**
+   * … maximum.
+   */
+  uint64_t reroute_max_ns;
+  /**
+   * Time in the waiting room per placement: median.
+   */
+  uint64_t waiting_p50_ns;
+  /**
+   * … 99th percentile.
+   */
+  uint64_t waiting_p99_ns;
+  /**
+   * … maximum.
+   */
+  uint64_t waiting_max_ns;
+} liminal_metrics;
 
 /**
- * A delivery callback.
+ * A stats callback: the runtime's statistics as JSON, every interval.
  *
  * | contract | |
  * |---|---|
- * | thread | a scheduler worker thread of the runtime |
- * | overlap | never for one consumer (deliveries are handed over one at a time); different consumers may run concurrently |
- * | may call | any non-blocking function: `liminal_delivery_keep`/`_ack`/`_crash`, `liminal_consumer_crash`/`_leave`/`_free` on its own consumer, `liminal_group_dispatch_async`, `liminal_group_free`. Blocking calls (`liminal_group_dispatch`, `liminal_consumer_next_delivery`, `liminal_runtime_shutdown`, `liminal_runtime_free`) return `LIMINAL_WOULD_DEADLOCK` |
- * | may block | no: it holds a scheduler worker, and the push consumers parked on that worker wait behind it (pull-mode consumers do not). Return `LIMINAL_VERDICT_DEFER` and finish the work elsewhere, or use pull mode |
+ * | thread | the runtime's timer thread |
+ * | overlap | never |
+ * | may call | any non-blocking function; blocking calls return `LIMINAL_WOULD_DEADLOCK` |
+ * | may block | no: deadlines and leases of the runtime wait behind it |
  *
- * `delivery` is valid only until the callback returns. Any other return
- * value than the three verdicts counts as a crash.
+ * `json` (NUL-terminated, `len` bytes without the NUL) is borrowed for the call.
  */
-typedef liminal_verdict (*liminal_delivery_fn)(void *user, struct liminal_delivery *delivery);
+typedef void (*liminal_stats_fn)(void *user, const char *json, size_t len);
 
 /**
  * Destructor of a callback's `user` pointer; runs exactly once, after the
- * last call of its callback returned (or at once if the call that took it
- * failed).
+ * last call of its callback returned (at once, before the call returns, if
+ * the call that took the callback failed). It runs inside the callback
+ * scope: blocking calls there return `LIMINAL_WOULD_DEADLOCK`.
  */
 typedef void (*liminal_free_fn)(void *user);
 
 /**
- * `{function, user, free_user}` for deliveries. A NULL `function` makes a
- * pull-mode consumer (see `liminal_consumer_next_delivery`).
+ * `{function, user, free_user}` for periodic statistics.
  */
-typedef struct liminal_delivery_callback {
+typedef struct liminal_stats_callback {
   /**
-   * The callback, or NULL for pull mode.
+   * The callback; NULL stops the periodic statistics.
    */
-  liminal_delivery_fn function;
+  liminal_stats_fn function;
   /**
    * Passed to every call; must be usable from any thread.
-   */
-  void *user;
-  /**
-   * Optional destructor for `user`: runs once the consumer's process is
-   * gone (after a crash, leave, group free or runtime shutdown).
-   */
-  liminal_free_fn free_user;
-} liminal_delivery_callback;
-
-/**
- * A crash callback: the consumer's process exited abnormally.
- *
- * | contract | |
- * |---|---|
- * | thread | the runtime's exit-watcher process (a scheduler worker), or the thread that declared the crash |
- * | overlap | called at most once per consumer |
- * | may call | any non-blocking function (registering a replacement consumer included) |
- * | may block | no |
- *
- * `consumer_id` and `reason` are borrowed for the call.
- */
-typedef void (*liminal_crash_fn)(void *user, const char *consumer_id, const char *reason);
-
-/**
- * `{function, user, free_user}` for the crash notification (all may be NULL).
- */
-typedef struct liminal_crash_callback {
-  /**
-   * The callback, or NULL.
-   */
-  liminal_crash_fn function;
-  /**
-   * Passed to the call; must be usable from any thread.
-   */
-  void *user;
-  /**
-   * Optional destructor for `user`; runs once after the call (or once the
-   * consumer is gone without crashing).
-   */
-  liminal_free_fn free_user;
-} liminal_crash_callback;
-
-/**
- * A completion callback: an asynchronous dispatch ended.
- *
- * | contract | |
- * |---|---|
- * | thread | the library thread that finished it (a scheduler worker, the routing or timer thread), the thread acknowledging a kept delivery, the thread calling `liminal_runtime_shutdown`/`_free`, or — for a failure found before anything was forwarded — the dispatching thread, before `liminal_group_dispatch_async` returns |
- * | overlap | called exactly once per accepted dispatch; completions of different dispatches may overlap |
- * | may call | any non-blocking function, `liminal_group_dispatch_async` included; blocking calls return `LIMINAL_WOULD_DEADLOCK` |
- * | may block | no: it may hold a scheduler worker |
- *
- * `outcome` is borrowed for the call (`liminal_outcome_status` equals
- * `status`). `free_user` runs right after the call.
- */
-typedef void (*liminal_completion_fn)(void *user,
-                                      enum liminal_status status,
-                                      const struct liminal_outcome *outcome);
-
-/**
- * `{function, user, free_user}` for one asynchronous dispatch.
- */
-typedef struct liminal_completion_callback {
-  /**
-   * The callback (required).
-   */
-  liminal_completion_fn function;
-  /**
-   * Passed to the call; must be usable from any thread.
    */
   void *user;
   /**
    * Optional destructor for `user`.
    */
   liminal_free_fn free_user;
-} liminal_completion_callback;
+} liminal_stats_callback;
+
+/**
+ * The answer of a routing callback: one of `LIMINAL_ROUTE_*`.
+ */
+typedef int32_t liminal_route_result;
 
 /**
  * What a routing function sees of one consumer. Every pointer is borrowed
@@ -314,7 +480,7 @@ typedef struct liminal_consumer_view {
    */
   const char *id;
   /**
-   * Deliveries it holds now (forwarded, not acknowledged or re-routed).
+   * Deliveries reserved for or held by it now (not yet answered).
    */
   uint32_t in_flight;
   /**
@@ -336,60 +502,21 @@ typedef struct liminal_consumer_view {
 } liminal_consumer_view;
 
 /**
- * A dead-letter callback: a dispatch ended without a delivery (attempts
- * exhausted, no consumer available, routing failed; not shutdown).
- *
- * | contract | |
- * |---|---|
- * | thread | whichever library thread (or dispatching thread) ended the dispatch |
- * | overlap | calls may overlap on different threads |
- * | may call | any non-blocking function, `liminal_group_dispatch_async` included; blocking calls return `LIMINAL_WOULD_DEADLOCK` |
- * | may block | no: keep it short |
- *
- * `message` and `trail` are borrowed for the call; `trail` carries the
- * status and the consumers that crashed holding the message.
- */
-typedef void (*liminal_dead_letter_fn)(void *user,
-                                       const struct liminal_message *message,
-                                       const struct liminal_outcome *trail);
-
-/**
- * `{function, user, free_user}` for dead letters.
- */
-typedef struct liminal_dead_letter_callback {
-  /**
-   * The callback; NULL clears the group's dead-letter callback.
-   */
-  liminal_dead_letter_fn function;
-  /**
-   * Passed to every call; must be usable from any thread.
-   */
-  void *user;
-  /**
-   * Optional destructor for `user`.
-   */
-  liminal_free_fn free_user;
-} liminal_dead_letter_callback;
-
-/**
- * The answer of a routing callback: one of `LIMINAL_ROUTE_*`.
- */
-typedef int32_t liminal_route_result;
-
-/**
  * A routing callback.
  *
  * | contract | |
  * |---|---|
- * | thread | a library routing thread (never the dispatching thread) |
- * | overlap | calls for one function never overlap; different functions may run concurrently |
- * | may call | message getters, `liminal_consumer_*` updates, `liminal_group_deploy`; not blocking dispatch (`LIMINAL_WOULD_DEADLOCK`) |
- * | may block | up to the runtime's routing timeout; past it the dispatch fails with `LIMINAL_ROUTING_TIMED_OUT` and the thread is abandoned |
+ * | thread | the runtime's routing thread (never a dispatching thread) |
+ * | overlap | calls of one function never overlap: while a call that timed out is still running, evaluations of that function fail at once with `LIMINAL_ROUTING_TIMED_OUT`; different functions never run concurrently either (one routing thread) |
+ * | may call | message getters, non-blocking functions (`liminal_consumer_*` updates, `liminal_group_deploy`, `liminal_group_dispatch_async`); blocking calls return `LIMINAL_WOULD_DEADLOCK` |
+ * | may block | up to the runtime's routing timeout; past it the dispatch fails with `LIMINAL_ROUTING_TIMED_OUT` and the call is abandoned on its thread (its `free_user` runs when it returns) |
  *
- * `views` holds `count` eligible consumers in id order. To select, write a
- * consumer id to `*selected_id` (for example `views[i].id`; it is copied
- * before the callback's borrowed data goes away) and return
- * `LIMINAL_ROUTE_SELECTED`.
+ * `views` holds `count` eligible consumers in id order, with their figures
+ * taken just before the call. To select, write a consumer id to
+ * `*selected_id` (for example `views[i].id`; it is copied before the
+ * borrowed data goes away) and return `LIMINAL_ROUTE_SELECTED`. Capacity is
+ * enforced: choosing a consumer whose `in_flight` has reached
+ * `max_in_flight` leaves the message waiting, as `LIMINAL_ROUTE_NONE` does.
  */
 typedef liminal_route_result (*liminal_route_fn)(void *user,
                                                  const struct liminal_message *message,
@@ -421,89 +548,187 @@ typedef struct liminal_route_callback {
 typedef int32_t liminal_builtin;
 
 /**
- * Counters and latency percentiles (nanoseconds) of a runtime.
+ * A dead-letter callback: a dispatch ended without a delivery (attempts
+ * used up, deadline passed, dropped at overflow, blocking timeout, routing
+ * failed, group closed; never for shutdown).
+ *
+ * | contract | |
+ * |---|---|
+ * | thread | the thread that ends the dispatch (see the completion callback), right before its completion |
+ * | overlap | calls may overlap on different threads |
+ * | may call | any non-blocking function, `liminal_group_dispatch_async` included; blocking calls return `LIMINAL_WOULD_DEADLOCK` |
+ * | may block | no: keep it short |
+ *
+ * `message` and `trail` are borrowed for the call; `trail` carries the
+ * status and what happened to the message on its way.
  */
-typedef struct liminal_metrics {
+typedef void (*liminal_dead_letter_fn)(void *user,
+                                       const struct liminal_message *message,
+                                       const struct liminal_outcome *trail);
+
+/**
+ * `{function, user, free_user}` for dead letters.
+ */
+typedef struct liminal_dead_letter_callback {
   /**
-   * Dispatches accepted.
+   * The callback; NULL clears the group's dead-letter callback.
    */
-  uint64_t dispatched;
+  liminal_dead_letter_fn function;
   /**
-   * Dispatches delivered (acknowledged).
+   * Passed to every call; must be usable from any thread.
    */
-  uint64_t delivered;
+  void *user;
   /**
-   * Deliveries re-routed away from a consumer that crashed holding them.
+   * Optional destructor for `user`.
    */
-  uint64_t rerouted;
+  liminal_free_fn free_user;
+} liminal_dead_letter_callback;
+
+/**
+ * A delivery callback's answer: one of `LIMINAL_VERDICT_*`. Verdicts are
+ * non-zero: 0 (a callback that fell off its end, a Python callback that
+ * raised) or any unknown value is a crash of the consumer, with a reason
+ * that names the value — never an accidental acknowledgement.
+ */
+typedef int32_t liminal_verdict;
+
+/**
+ * A delivery callback (push mode).
+ *
+ * | contract | |
+ * |---|---|
+ * | thread | a scheduler worker thread of the runtime (the consumer's process) |
+ * | overlap | never for one consumer (deliveries are handed over one at a time); different consumers may run concurrently when the runtime has more than one scheduler thread |
+ * | may call | any non-blocking function: answering this or other deliveries, `liminal_consumer_crash`/`_leave`/`_free` on its own consumer (after a leave, this callback's answer still counts; after a crash, this delivery is re-routed), `liminal_group_dispatch_async`, `liminal_group_free` (this callback's answer still counts). Refused with `LIMINAL_WOULD_DEADLOCK`: `liminal_group_dispatch`, `liminal_consumer_next_delivery` with a timeout, `liminal_group_drain`, `liminal_runtime_drain`, `liminal_runtime_shutdown`, `liminal_runtime_free` |
+ * | may block | no: it holds a scheduler worker, and the push consumers parked on that worker wait behind it (pull-mode consumers do not). Defer and finish the work elsewhere, or use pull mode |
+ *
+ * `delivery` is borrowed until the callback returns. The runtime's
+ * shutdown waits for a running callback, and its answer counts.
+ */
+typedef liminal_verdict (*liminal_delivery_fn)(void *user, struct liminal_delivery *delivery);
+
+/**
+ * `{function, user, free_user}` for deliveries. A NULL `function` makes a
+ * pull-mode consumer (see `liminal_consumer_next_delivery`).
+ */
+typedef struct liminal_delivery_callback {
   /**
-   * Consumer processes that exited abnormally.
+   * The callback, or NULL for pull mode.
    */
-  uint64_t consumer_crashes;
+  liminal_delivery_fn function;
   /**
-   * Dispatches that ended without a delivery (dead letters; not shutdown).
+   * Passed to every call; must be usable from any thread.
    */
-  uint64_t dead_lettered;
+  void *user;
   /**
-   * Routing evaluations that crashed, timed out or failed to start.
+   * Optional destructor for `user`: runs once the consumer's process is
+   * gone (after a crash, a leave, the group's free or the runtime's
+   * shutdown).
    */
-  uint64_t routing_failures;
+  liminal_free_fn free_user;
+} liminal_delivery_callback;
+
+/**
+ * A crash callback: the consumer failed.
+ *
+ * | contract | |
+ * |---|---|
+ * | thread | the thread that noticed: the one calling `liminal_consumer_crash` or `liminal_delivery_crash` (always, unless another report of the same consumer is being delivered at that moment: then right after it, on that thread), the consumer's worker (crash verdict, panic, fault injection), the exit watcher (killed), the timer thread (lease expiry) |
+ * | overlap | never for one consumer |
+ * | may call | any non-blocking function, registering a replacement consumer included; blocking calls return `LIMINAL_WOULD_DEADLOCK` |
+ * | may block | no |
+ *
+ * Called for each lease expiry the consumer survives (`alive` true) and at
+ * most once when it dies (`alive` false); never for a graceful leave.
+ * `consumer_id` and `reason` are borrowed for the call.
+ */
+typedef void (*liminal_crash_fn)(void *user,
+                                 const char *consumer_id,
+                                 enum liminal_crash_kind kind,
+                                 const char *reason,
+                                 bool alive);
+
+/**
+ * `{function, user, free_user}` for crash reports (all may be NULL).
+ */
+typedef struct liminal_crash_callback {
   /**
-   * Dispatches completed with `LIMINAL_SHUT_DOWN`.
+   * The callback, or NULL.
    */
-  uint64_t shut_down;
+  liminal_crash_fn function;
   /**
-   * Dispatches currently accepted and not completed.
+   * Passed to every call; must be usable from any thread.
    */
-  uint64_t in_flight;
+  void *user;
   /**
-   * Delivered dispatches: acceptance to acknowledgement, median.
+   * Optional destructor for `user`; runs after the last report (once the
+   * consumer died, left, or the runtime shut down).
    */
-  uint64_t dispatch_p50_ns;
+  liminal_free_fn free_user;
+} liminal_crash_callback;
+
+/**
+ * A completion callback: an asynchronous dispatch ended.
+ *
+ * | contract | |
+ * |---|---|
+ * | thread | the thread that ended it: a scheduler worker (a callback's answer, a crash), the thread answering a kept or pulled delivery, declaring a crash, making a consumer leave or freeing the group, the timer thread (deadline, lease, release delay), the routing thread, the thread calling `liminal_runtime_shutdown`/`_free`, or the dispatching thread itself before `liminal_group_dispatch_async` returns |
+ * | overlap | exactly once per accepted dispatch; completions of different dispatches may overlap |
+ * | may call | any non-blocking function, `liminal_group_dispatch_async` included; blocking calls (`liminal_runtime_free` and `_shutdown` among them) return `LIMINAL_WOULD_DEADLOCK` |
+ * | may block | no: it may hold a scheduler worker |
+ *
+ * `outcome` is borrowed for the call (`liminal_outcome_status` equals
+ * `status`). `free_user` runs right after the call.
+ */
+typedef void (*liminal_completion_fn)(void *user,
+                                      enum liminal_status status,
+                                      const struct liminal_outcome *outcome);
+
+/**
+ * `{function, user, free_user}` for one asynchronous dispatch.
+ */
+typedef struct liminal_completion_callback {
   /**
-   * … 99th percentile.
+   * The callback (required).
    */
-  uint64_t dispatch_p99_ns;
+  liminal_completion_fn function;
   /**
-   * … 99.9th percentile.
+   * Passed to the call; must be usable from any thread.
    */
-  uint64_t dispatch_p999_ns;
+  void *user;
   /**
-   * … maximum.
+   * Optional destructor for `user`.
    */
-  uint64_t dispatch_max_ns;
-  /**
-   * Consumer EXIT observed to re-route initiated, number of samples.
-   */
-  uint64_t reroute_count;
-  /**
-   * … median.
-   */
-  uint64_t reroute_p50_ns;
-  /**
-   * … 99th percentile.
-   */
-  uint64_t reroute_p99_ns;
-  /**
-   * … maximum.
-   */
-  uint64_t reroute_max_ns;
-} liminal_metrics;
+  liminal_free_fn free_user;
+} liminal_completion_callback;
 
 /**
  * Processed: the dispatch completes as delivered to this consumer.
  */
-#define LIMINAL_VERDICT_ACK 0
+#define LIMINAL_VERDICT_ACK 1
 
 /**
- * This consumer is broken: it exits, and everything it holds is re-routed.
+ * This consumer is broken: it dies, and everything it holds is re-routed.
+ * This delivery counts against the message (the consumer died handling it).
  */
-#define LIMINAL_VERDICT_CRASH 1
+#define LIMINAL_VERDICT_CRASH 2
 
 /**
- * Answer later with `liminal_delivery_ack`/`_crash` on a kept copy.
+ * Answer later, from any thread, through a kept copy
+ * (`liminal_delivery_keep`, then `liminal_delivery_ack`/`_crash`/
+ * `_release`). Also the verdict to return after answering the borrowed
+ * delivery directly inside the callback (for example with
+ * `liminal_delivery_release` and a delay).
  */
-#define LIMINAL_VERDICT_DEFER 2
+#define LIMINAL_VERDICT_DEFER 3
+
+/**
+ * Hand the message back without dying: it is routed to another consumer
+ * (never this one again) at once. Counts as a failed attempt of the
+ * message, not as a crash. For a delay, call `liminal_delivery_release`
+ * and return `LIMINAL_VERDICT_DEFER`.
+ */
+#define LIMINAL_VERDICT_RELEASE 4
 
 /**
  * `*selected_id` names the chosen consumer.
@@ -511,12 +736,13 @@ typedef struct liminal_metrics {
 #define LIMINAL_ROUTE_SELECTED 0
 
 /**
- * No consumer should take this message (`LIMINAL_NO_CONSUMER_AVAILABLE`).
+ * No consumer should take this message now: it waits for the next change
+ * (an answer, a join, a tag or capacity change) or its deadline.
  */
 #define LIMINAL_ROUTE_NONE 1
 
 /**
- * The routing function failed; reported as `LIMINAL_ROUTING_CRASHED`.
+ * The routing function failed; the dispatch fails with `LIMINAL_ROUTING_CRASHED`.
  */
 #define LIMINAL_ROUTE_FAILED 2
 
@@ -536,255 +762,15 @@ typedef struct liminal_metrics {
 #define LIMINAL_BUILTIN_AFFINITY 2
 
 /**
- * Rendezvous hashing on a text or integer field.
+ * Consistent hashing (a hash ring) on a text, integer or boolean field: a
+ * key keeps its consumer while it lives and has room, and moves minimally
+ * when membership changes.
  */
 #define LIMINAL_BUILTIN_STICKY_KEY 3
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
-
-/**
- * Register a consumer in `group` and start its process.
- *
- * `id`: non-empty UTF-8, unique in the group. `max_in_flight` ≥ 1.
- * `tags`: `tag_count` non-empty UTF-8 strings (NULL when 0). The library
- * owns both callbacks from this call on, even when it fails (their
- * `free_user` then run before this returns). `*out` owns the handle.
- *
- * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
- * `LIMINAL_DUPLICATE_CONSUMER`, `LIMINAL_SHUT_DOWN`, `LIMINAL_SPAWN_FAILED`.
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_consumer_register(const struct liminal_group *group,
-                                              const char *id,
-                                              uint32_t max_in_flight,
-                                              uint32_t buffer_depth,
-                                              const char *const *tags,
-                                              size_t tag_count,
-                                              struct liminal_delivery_callback on_delivery,
-                                              struct liminal_crash_callback on_crash,
-                                              struct liminal_consumer **out);
-
-/**
- * Release a consumer handle (NULL is accepted). The consumer itself stays
- * in its group until it leaves, crashes, or the group is freed. Safe from
- * the consumer's own callback.
- */
-LIMINAL_EXPORT void liminal_consumer_free(struct liminal_consumer *consumer);
-
-/**
- * The consumer's id (borrowed, valid while the handle lives; NULL for NULL).
- */
-LIMINAL_EXPORT const char *liminal_consumer_id(const struct liminal_consumer *consumer);
-
-/**
- * Whether its process is alive (false for NULL).
- */
-LIMINAL_EXPORT bool liminal_consumer_is_alive(const struct liminal_consumer *consumer);
-
-/**
- * Deliveries it holds now.
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_consumer_in_flight(const struct liminal_consumer *consumer,
-                                               uint32_t *out);
-
-/**
- * Update the buffer depth routing functions see.
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_consumer_set_buffer_depth(const struct liminal_consumer *consumer,
-                                                      uint32_t buffer_depth);
-
-/**
- * Replace the affinity tags (`tag_count` non-empty UTF-8 strings).
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_consumer_set_tags(const struct liminal_consumer *consumer,
-                                              const char *const *tags,
-                                              size_t tag_count);
-
-/**
- * Declare the consumer crashed (fault injection, or a host worker that
- * died): its process is killed now, its crash callback gets `reason`
- * (UTF-8), and every delivery it held is re-routed — at once, even while
- * its callback is still running (that callback's later answer is fenced
- * off). Safe from its own callback, which then gives up the delivery in
- * hand. The crash callback runs on the calling thread.
- * Errors: `LIMINAL_UNKNOWN_CONSUMER` if it is already gone.
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_consumer_crash(const struct liminal_consumer *consumer,
-                                           const char *reason);
-
-/**
- * Fault injection: crash at the next delivery, before the callback sees it.
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_consumer_crash_at_next_delivery(const struct liminal_consumer *consumer);
-
-/**
- * Leave the group now: no new deliveries; deliveries it held are re-routed
- * (flagged redelivered if it had seen them, not counted as crashes). Its
- * crash callback is released without being called. Safe from its own
- * callback, which then gives up the delivery in hand (re-routed; its verdict
- * is ignored). Errors: `LIMINAL_UNKNOWN_CONSUMER` if already gone.
- */
-LIMINAL_EXPORT enum liminal_status liminal_consumer_leave(const struct liminal_consumer *consumer);
-
-/**
- * Pull mode: wait up to `timeout_ms` for the next delivery. `*out` owns it:
- * answer with `liminal_delivery_ack`/`_crash`, then `liminal_delivery_free`.
- * Errors: `LIMINAL_TIMED_OUT`; `LIMINAL_SHUT_DOWN` once the consumer is
- * gone; `LIMINAL_INVALID_ARGUMENT` for a push-mode consumer;
- * `LIMINAL_WOULD_DEADLOCK` from inside a library callback.
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_consumer_next_delivery(const struct liminal_consumer *consumer,
-                                                   uint64_t timeout_ms,
-                                                   struct liminal_delivery **out);
-
-/**
- * Make an owned copy of a delivery (for example of the one borrowed in a
- * delivery callback) to answer later from any thread. `*out` owns it.
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_delivery_keep(const struct liminal_delivery *delivery,
-                                          struct liminal_delivery **out);
-
-/**
- * Acknowledge: the dispatch completes as delivered to this consumer.
- * Errors: `LIMINAL_STALE_DELIVERY` if this attempt was already completed or
- * re-routed (the acknowledgement is fenced off, never counted twice).
- */
-LIMINAL_EXPORT enum liminal_status liminal_delivery_ack(const struct liminal_delivery *delivery);
-
-/**
- * Declare the consumer holding this delivery crashed, with `reason`: it
- * exits and everything it holds is re-routed. Errors:
- * `LIMINAL_STALE_DELIVERY` if this attempt is no longer held.
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_delivery_crash(const struct liminal_delivery *delivery,
-                                           const char *reason);
-
-/**
- * Free an owned delivery (NULL is accepted). Never free the borrowed one a
- * delivery callback receives. Freeing without answering leaves the attempt
- * held until the consumer crashes or leaves.
- */
-LIMINAL_EXPORT void liminal_delivery_free(struct liminal_delivery *delivery);
-
-/**
- * The message (borrowed: valid while the delivery is).
- */
-LIMINAL_EXPORT
-const struct liminal_message *liminal_delivery_message(const struct liminal_delivery *delivery);
-
-/**
- * The dispatch id (the same across attempts; 0 for NULL).
- */
-LIMINAL_EXPORT uint64_t liminal_delivery_dispatch_id(const struct liminal_delivery *delivery);
-
-/**
- * This attempt's id, unique per runtime (0 for NULL).
- */
-LIMINAL_EXPORT uint64_t liminal_delivery_id(const struct liminal_delivery *delivery);
-
-/**
- * The attempt number: 1 for the first forward (0 for NULL).
- */
-LIMINAL_EXPORT uint32_t liminal_delivery_attempt(const struct liminal_delivery *delivery);
-
-/**
- * Whether an earlier attempt may have been processed (be idempotent).
- */
-LIMINAL_EXPORT bool liminal_delivery_redelivered(const struct liminal_delivery *delivery);
-
-/**
- * The receiving consumer's id (borrowed: valid while the delivery is).
- */
-LIMINAL_EXPORT const char *liminal_delivery_consumer_id(const struct liminal_delivery *delivery);
-
-/**
- * Dispatch `message` (borrowed; a snapshot is taken) and wait for the
- * outcome. On success `*out` owns it (free with `liminal_outcome_free`);
- * on failure nothing is written and `liminal_last_error()` tells why.
- *
- * Errors: `LIMINAL_NO_CONSUMER_AVAILABLE`, `LIMINAL_UNKNOWN_CONSUMER_SELECTED`,
- * `LIMINAL_ROUTING_CRASHED`, `LIMINAL_ROUTING_TIMED_OUT`, `LIMINAL_SPAWN_FAILED`,
- * `LIMINAL_ATTEMPTS_EXHAUSTED`, `LIMINAL_CONVERSATION_FAILED`, `LIMINAL_SHUT_DOWN`,
- * `LIMINAL_WOULD_DEADLOCK` (called from a library callback).
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_group_dispatch(const struct liminal_group *group,
-                                           const struct liminal_message *message,
-                                           struct liminal_outcome **out);
-
-/**
- * Dispatch `message` (borrowed; a snapshot is taken) and return at once.
- * `completion` runs exactly once with the result. `*dispatch_id` (optional)
- * receives the dispatch id. The library owns `completion` from this call
- * on: if the dispatch is refused (`LIMINAL_SHUT_DOWN`, bad arguments) its
- * function is not called and its `free_user` runs before this returns.
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_group_dispatch_async(const struct liminal_group *group,
-                                                 const struct liminal_message *message,
-                                                 struct liminal_completion_callback completion,
-                                                 uint64_t *dispatch_id);
-
-/**
- * `LIMINAL_OK` if delivered, otherwise why not (`LIMINAL_NULL_ARGUMENT` for NULL).
- */
-LIMINAL_EXPORT enum liminal_status liminal_outcome_status(const struct liminal_outcome *outcome);
-
-/**
- * The dispatch id (0 for NULL).
- */
-LIMINAL_EXPORT uint64_t liminal_outcome_dispatch_id(const struct liminal_outcome *outcome);
-
-/**
- * Forwards made, the successful one included (0 for NULL).
- */
-LIMINAL_EXPORT uint32_t liminal_outcome_attempts(const struct liminal_outcome *outcome);
-
-/**
- * The consumer that acknowledged it; NULL if it was not delivered (or for
- * NULL). Borrowed: valid while the outcome is.
- */
-LIMINAL_EXPORT const char *liminal_outcome_delivered_to(const struct liminal_outcome *outcome);
-
-/**
- * How many consumers crashed while holding it (0 for NULL).
- */
-LIMINAL_EXPORT size_t liminal_outcome_rerouted_count(const struct liminal_outcome *outcome);
-
-/**
- * The `index`-th consumer that crashed holding it, in order; NULL when out
- * of range. Borrowed: valid while the outcome is.
- */
-LIMINAL_EXPORT
-const char *liminal_outcome_rerouted_from(const struct liminal_outcome *outcome,
-                                          size_t index);
-
-/**
- * Re-route timing `index` in nanoseconds: from the moment the crashed
- * consumer's EXIT was observed to the moment the re-route was initiated.
- * A message dead-lettered for exhausting its attempts has no timing for its
- * last crash. Errors: `LIMINAL_INVALID_ARGUMENT` when out of range.
- */
-LIMINAL_EXPORT
-enum liminal_status liminal_outcome_reroute_ns(const struct liminal_outcome *outcome,
-                                               size_t index,
-                                               uint64_t *out);
-
-/**
- * Free an outcome (NULL is accepted). Never free the borrowed one a
- * completion or dead-letter callback receives.
- */
-LIMINAL_EXPORT void liminal_outcome_free(struct liminal_outcome *outcome);
 
 /**
  * A static, human-readable description of `status` (a `liminal_status`
@@ -800,8 +786,9 @@ LIMINAL_EXPORT const char *liminal_status_str(int32_t status);
 LIMINAL_EXPORT const char *liminal_status_name(int32_t status);
 
 /**
- * Whether trying again later may succeed (no consumer available right now,
- * routing timed out, a wait timed out).
+ * Whether trying again later may succeed: `LIMINAL_QUEUE_FULL`,
+ * `LIMINAL_TIMED_OUT`, `LIMINAL_ROUTING_TIMED_OUT`, `LIMINAL_EXPIRED`,
+ * `LIMINAL_DROPPED`.
  */
 LIMINAL_EXPORT bool liminal_status_is_retriable(int32_t status);
 
@@ -818,80 +805,134 @@ LIMINAL_EXPORT bool liminal_status_is_fatal(int32_t status);
 LIMINAL_EXPORT const char *liminal_last_error(void);
 
 /**
- * Create a group on `runtime`, routed by `routing` (borrowed; the group
- * keeps its own reference). `max_attempts` 0 means the default (3);
- * `handoff_window_ms` 0 means acknowledgement mode, otherwise the reference
- * hand-off-window mode. `*out` owns the group.
+ * Create runtime options holding the defaults: 1 scheduler thread, a
+ * 5000 ms routing timeout, a 200 µs spin linger. `*out` owns them; free
+ * with `liminal_runtime_options_free`.
  */
 LIMINAL_EXPORT
-enum liminal_status liminal_group_new(const struct liminal_runtime *runtime,
-                                      const struct liminal_routing *routing,
-                                      uint32_t max_attempts,
-                                      uint64_t handoff_window_ms,
-                                      struct liminal_group **out);
+enum liminal_status liminal_runtime_options_new(struct liminal_runtime_options **out);
 
 /**
- * Close and free: every consumer leaves (deliveries they held are
- * re-routed, and with no consumer left fail `LIMINAL_NO_CONSUMER_AVAILABLE`),
- * then the handle is released. Consumer handles stay valid to free. NULL is
- * accepted. Safe from any callback.
+ * Free runtime options (NULL is accepted).
  */
-LIMINAL_EXPORT void liminal_group_free(struct liminal_group *group);
+LIMINAL_EXPORT void liminal_runtime_options_free(struct liminal_runtime_options *options);
 
 /**
- * Hot-deploy `routing` (borrowed): evaluations already running keep the
- * version they started with; the next one uses this.
+ * Scheduler worker threads, 1 to 64 (default 1: on two cores one worker
+ * beat two on latency). Errors: `LIMINAL_INVALID_ARGUMENT`.
  */
 LIMINAL_EXPORT
-enum liminal_status liminal_group_deploy(const struct liminal_group *group,
-                                         const struct liminal_routing *routing);
+enum liminal_status liminal_runtime_options_set_scheduler_threads(struct liminal_runtime_options *options,
+                                                                  uint32_t threads);
 
 /**
- * The content hash of the routing function in use (0 for NULL).
- */
-LIMINAL_EXPORT uint64_t liminal_group_routing_hash(const struct liminal_group *group);
-
-/**
- * Number of live consumers.
+ * How long a routing callback may run, in milliseconds (default 5000,
+ * at least 1). Errors: `LIMINAL_INVALID_ARGUMENT`.
  */
 LIMINAL_EXPORT
-enum liminal_status liminal_group_consumer_count(const struct liminal_group *group,
-                                                 size_t *out);
+enum liminal_status liminal_runtime_options_set_routing_timeout_ms(struct liminal_runtime_options *options,
+                                                                   uint64_t timeout_ms);
 
 /**
- * Copy the group's consumers (id order) into a snapshot. `*out` owns it.
+ * How long, in microseconds, the scheduler worker keeps polling after
+ * activity instead of parking (default 200; 0 disables; at most
+ * 1,000,000). Trades a little CPU while busy for latency.
+ * Errors: `LIMINAL_INVALID_ARGUMENT`.
  */
 LIMINAL_EXPORT
-enum liminal_status liminal_group_snapshot(const struct liminal_group *group,
-                                           struct liminal_snapshot **out);
+enum liminal_status liminal_runtime_options_set_spin_linger_us(struct liminal_runtime_options *options,
+                                                               uint64_t linger_us);
 
 /**
- * Number of consumers in a snapshot (0 for NULL).
- */
-LIMINAL_EXPORT size_t liminal_snapshot_count(const struct liminal_snapshot *snapshot);
-
-/**
- * Consumer `index` of a snapshot. The view's pointers stay valid until the
- * snapshot is freed. Errors: `LIMINAL_INVALID_ARGUMENT` for an index out of range.
+ * Create a runtime with `options` (borrowed; NULL means all defaults). On
+ * success `*out` owns the runtime; free it with `liminal_runtime_free`.
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_SPAWN_FAILED`.
  */
 LIMINAL_EXPORT
-enum liminal_status liminal_snapshot_get(const struct liminal_snapshot *snapshot,
-                                         size_t index,
-                                         struct liminal_consumer_view *out);
+enum liminal_status liminal_runtime_new(const struct liminal_runtime_options *options,
+                                        struct liminal_runtime **out);
 
 /**
- * Free a snapshot (NULL is accepted).
- */
-LIMINAL_EXPORT void liminal_snapshot_free(struct liminal_snapshot *snapshot);
-
-/**
- * Install the group's dead-letter callback (a NULL `function` clears it).
- * The library owns `callback` from this call on, even when it fails; a
- * replaced callback's `free_user` runs once its last call returned.
+ * Stop accepting dispatches on every group (new ones get
+ * `LIMINAL_DRAINING`), then wait up to `timeout_ms` until every accepted
+ * dispatch completed (waiting messages still fail by their deadlines
+ * meanwhile). `*left` (optional) receives how many had not completed.
+ * Errors: `LIMINAL_SHUT_DOWN`; `LIMINAL_WOULD_DEADLOCK` from a callback.
  */
 LIMINAL_EXPORT
-enum liminal_status liminal_group_set_dead_letter(const struct liminal_group *group,
-                                                  struct liminal_dead_letter_callback callback);
+enum liminal_status liminal_runtime_drain(const struct liminal_runtime *runtime,
+                                          uint64_t timeout_ms,
+                                          size_t *left);
+
+/**
+ * Shut down without freeing: every accepted dispatch not yet completed
+ * completes with `LIMINAL_SHUT_DOWN`, exactly once, on this thread —
+ * except one whose delivery callback is running: the shutdown waits for
+ * that callback, and its answer counts. Worker threads are joined.
+ * Idempotent. Errors: `LIMINAL_WOULD_DEADLOCK` from a callback (nothing
+ * happens then).
+ */
+LIMINAL_EXPORT enum liminal_status liminal_runtime_shutdown(const struct liminal_runtime *runtime);
+
+/**
+ * Shut down (as `liminal_runtime_shutdown`) and free. NULL is accepted.
+ * Groups, consumers, routing functions, deliveries and outcomes made from
+ * it stay valid to free; every other call on them returns
+ * `LIMINAL_SHUT_DOWN`. When it returns, every callback's `free_user` has
+ * run, except a routing function's whose call timed out and still runs:
+ * that one runs when the call returns, on its thread. From inside a
+ * callback it returns `LIMINAL_WOULD_DEADLOCK` and frees nothing.
+ */
+LIMINAL_EXPORT enum liminal_status liminal_runtime_free(struct liminal_runtime *runtime);
+
+/**
+ * Write a metrics snapshot to `*out`. Works after shutdown too (the last
+ * figures).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_runtime_metrics(const struct liminal_runtime *runtime,
+                                            struct liminal_metrics *out);
+
+/**
+ * Copy the runtime's statistics as one JSON object (runtime counters and
+ * percentiles, then per group: waiting room and per-consumer figures;
+ * names follow the OpenTelemetry messaging conventions where one exists)
+ * into `buffer`, snprintf-style: `*len_out` (optional) receives the full
+ * length; `LIMINAL_BUFFER_TOO_SMALL` when truncated.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_runtime_stats_json(const struct liminal_runtime *runtime,
+                                               char *buffer,
+                                               size_t capacity,
+                                               size_t *len_out);
+
+/**
+ * The same statistics in the Prometheus text exposition format, copied
+ * like `liminal_runtime_stats_json`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_runtime_stats_prometheus(const struct liminal_runtime *runtime,
+                                                     char *buffer,
+                                                     size_t capacity,
+                                                     size_t *len_out);
+
+/**
+ * Deliver the statistics as JSON to `callback` every `interval_ms` (at
+ * least 10), replacing any earlier stats callback (whose `free_user` runs
+ * once its last call returned). A NULL `function` stops them. The library
+ * owns `callback` from this call on, even when it fails.
+ * Errors: `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_runtime_set_stats_callback(const struct liminal_runtime *runtime,
+                                                       uint64_t interval_ms,
+                                                       struct liminal_stats_callback callback);
+
+/**
+ * The library version, "MAJOR.MINOR.PATCH" (static). Compare with the
+ * `LIMINAL_VERSION_*` macros of the header you compiled against.
+ */
+LIMINAL_EXPORT const char *liminal_version(void);
 
 /**
  * Create an empty message. `*out` owns it; free with `liminal_message_free`.
@@ -1030,6 +1071,7 @@ enum liminal_status liminal_message_fields_json(const struct liminal_message *me
  * and releases this `callback` at once (its `free_user` runs before this
  * returns). `name` (optional, UTF-8) is for diagnostics. The library owns
  * `callback` from this call on, even when it fails. `*out` owns the result.
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_SHUT_DOWN`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_routing_new(const struct liminal_runtime *runtime,
@@ -1061,48 +1103,635 @@ LIMINAL_EXPORT uint64_t liminal_routing_hash(const struct liminal_routing *routi
 LIMINAL_EXPORT void liminal_routing_free(struct liminal_routing *routing);
 
 /**
- * Create a runtime. `scheduler_threads` 0 means the default (1);
- * `routing_timeout_ms` 0 means the default (5000). On success `*out` owns
- * the runtime; free it with `liminal_runtime_free`.
+ * Create group options holding the defaults: name `group-<n>`, 3 failed
+ * attempts, holding crashes not counted, no auto-acknowledgement, a
+ * waiting room of 65,536 with overflow reject, no deadline, no ack lease,
+ * lease policy crash. `*out` owns them; free with `liminal_group_options_free`.
+ */
+LIMINAL_EXPORT enum liminal_status liminal_group_options_new(struct liminal_group_options **out);
+
+/**
+ * Free group options (NULL is accepted).
+ */
+LIMINAL_EXPORT void liminal_group_options_free(struct liminal_group_options *options);
+
+/**
+ * The group's name in statistics (non-empty UTF-8, copied; default
+ * `group-<n>`). Errors: `LIMINAL_INVALID_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_name(struct liminal_group_options *options,
+                                                   const char *name);
+
+/**
+ * Failed attempts after which a message is dead-lettered with
+ * `LIMINAL_ATTEMPTS_EXHAUSTED` (default 3, at least 1). A failed attempt:
+ * its consumer died handling it (its callback was running with it, or it
+ * answered crash for it), released it, or let its lease expire.
+ * Errors: `LIMINAL_INVALID_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_max_attempts(struct liminal_group_options *options,
+                                                           uint32_t max_attempts);
+
+/**
+ * Also count consumers that died merely *holding* a message (default
+ * false: a consumer killed while the message sat in its queue or was
+ * deferred is no evidence against the message).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_count_holding_crashes(struct liminal_group_options *options,
+                                                                    bool count);
+
+/**
+ * Auto-acknowledgement, in milliseconds (default 0: off). For consumers
+ * that never acknowledge: a delivery counts as delivered once its consumer
+ * stayed alive this long after the forward. What it gives up: a consumer
+ * that crashes after the window loses the message silently, and each
+ * dispatch takes the window unless acknowledged earlier.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_auto_ack_ms(struct liminal_group_options *options,
+                                                          uint64_t window_ms);
+
+/**
+ * How many messages may wait for a consumer at once (default 65,536, at
+ * least 1). Re-routes after a failure always get in.
+ * Errors: `LIMINAL_INVALID_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_waiting_room(struct liminal_group_options *options,
+                                                           size_t capacity);
+
+/**
+ * The overflow policy (default `LIMINAL_OVERFLOW_REJECT`) and, for
+ * `LIMINAL_OVERFLOW_BLOCK`, how long a dispatch may block (milliseconds,
+ * at least 1; ignored otherwise). Errors: `LIMINAL_INVALID_ARGUMENT`
+ * (also for a value that is not a `liminal_overflow`).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_overflow(struct liminal_group_options *options,
+                                                       int32_t policy,
+                                                       uint64_t block_timeout_ms);
+
+/**
+ * Default deadline of each message, in milliseconds from acceptance
+ * (default 0: none, a message waits as long as it takes). A message not
+ * delivered by then fails with `LIMINAL_EXPIRED`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_deadline_ms(struct liminal_group_options *options,
+                                                          uint64_t deadline_ms);
+
+/**
+ * Acknowledgement lease, in milliseconds (default 0: none). A delivery not
+ * answered within it is taken back and routed to another consumer; the
+ * holder's crash callback is told (`LIMINAL_CRASH_LEASE_EXPIRED`) and the
+ * lease policy decides its fate. Holders extend it with
+ * `liminal_delivery_extend_lease`; consumers may override it.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_ack_lease_ms(struct liminal_group_options *options,
+                                                           uint64_t lease_ms);
+
+/**
+ * The lease policy (default `LIMINAL_LEASE_CRASH`). Errors:
+ * `LIMINAL_INVALID_ARGUMENT` for a value that is not a `liminal_lease_policy`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_lease_policy(struct liminal_group_options *options,
+                                                           int32_t policy);
+
+/**
+ * Create a group on `runtime`, routed by `routing` (borrowed; the group
+ * keeps its own reference), with `options` (borrowed; NULL means all
+ * defaults). `*out` owns the group. Errors: `LIMINAL_NULL_ARGUMENT`,
+ * `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_new(const struct liminal_runtime *runtime,
+                                      const struct liminal_routing *routing,
+                                      const struct liminal_group_options *options,
+                                      struct liminal_group **out);
+
+/**
+ * Close and free: the group accepts nothing more, every consumer leaves,
+ * and what waits or is held fails with `LIMINAL_NO_CONSUMER_AVAILABLE` (a
+ * delivery whose callback is running finishes, and its answer counts).
+ * Consumer handles stay valid to free. NULL is accepted. Safe from any
+ * callback, its own consumers' included.
+ */
+LIMINAL_EXPORT void liminal_group_free(struct liminal_group *group);
+
+/**
+ * Hot-deploy `routing` (borrowed): evaluations already running keep the
+ * version they started with; the next one uses this, and waiting messages
+ * are looked at again with it. Errors: `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_deploy(const struct liminal_group *group,
+                                         const struct liminal_routing *routing);
+
+/**
+ * The content hash of the routing function in use (0 for NULL).
+ */
+LIMINAL_EXPORT uint64_t liminal_group_routing_hash(const struct liminal_group *group);
+
+/**
+ * Number of live consumers. Errors: `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_consumer_count(const struct liminal_group *group,
+                                                 size_t *out);
+
+/**
+ * Messages waiting for a consumer now (in the waiting room, released with
+ * a delay, or being routed). Errors: `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_waiting(const struct liminal_group *group,
+                                          size_t *out);
+
+/**
+ * Accepted dispatches not completed yet. Errors: `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_in_flight(const struct liminal_group *group,
+                                            size_t *out);
+
+/**
+ * A new handle to the live consumer `id` (for example to find a consumer
+ * again from a callback). `*out` owns it. Errors: `LIMINAL_UNKNOWN_CONSUMER`,
+ * `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_consumer(const struct liminal_group *group,
+                                           const char *id,
+                                           struct liminal_consumer **out);
+
+/**
+ * Copy the group's consumers (id order) into a snapshot. `*out` owns it.
+ * Errors: `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_snapshot(const struct liminal_group *group,
+                                           struct liminal_snapshot **out);
+
+/**
+ * Stop accepting dispatches (new ones get `LIMINAL_DRAINING`), then wait up
+ * to `timeout_ms` until every accepted one completed (waiting messages
+ * still fail by their deadlines meanwhile). `*left` (optional) receives how
+ * many had not completed. Errors: `LIMINAL_SHUT_DOWN`;
+ * `LIMINAL_WOULD_DEADLOCK` from a callback.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_drain(const struct liminal_group *group,
+                                        uint64_t timeout_ms,
+                                        size_t *left);
+
+/**
+ * Install the group's dead-letter callback (a NULL `function` clears it).
+ * The library owns `callback` from this call on, even when it fails; a
+ * replaced callback's `free_user` runs once its last call returned.
+ * Errors: `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_set_dead_letter(const struct liminal_group *group,
+                                                  struct liminal_dead_letter_callback callback);
+
+/**
+ * Number of consumers in a snapshot (0 for NULL).
+ */
+LIMINAL_EXPORT size_t liminal_snapshot_count(const struct liminal_snapshot *snapshot);
+
+/**
+ * Consumer `index` of a snapshot. The view's pointers stay valid until the
+ * snapshot is freed. Errors: `LIMINAL_INVALID_ARGUMENT` for an index out
+ * of range.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_snapshot_get(const struct liminal_snapshot *snapshot,
+                                         size_t index,
+                                         struct liminal_consumer_view *out);
+
+/**
+ * Free a snapshot (NULL is accepted).
+ */
+LIMINAL_EXPORT void liminal_snapshot_free(struct liminal_snapshot *snapshot);
+
+/**
+ * Create consumer options holding the defaults: max in flight 64, buffer
+ * depth 0, no tags, the group's ack lease. `*out` owns them; free with
+ * `liminal_consumer_options_free`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_options_new(struct liminal_consumer_options **out);
+
+/**
+ * Free consumer options (NULL is accepted).
+ */
+LIMINAL_EXPORT void liminal_consumer_options_free(struct liminal_consumer_options *options);
+
+/**
+ * Most deliveries it may hold at once (default 64, at least 1). Enforced:
+ * a slot is reserved atomically with the choice of this consumer.
+ * Errors: `LIMINAL_INVALID_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_options_set_max_in_flight(struct liminal_consumer_options *options,
+                                                               uint32_t max_in_flight);
+
+/**
+ * The buffer depth routing functions see at first (default 0).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_options_set_buffer_depth(struct liminal_consumer_options *options,
+                                                              uint32_t buffer_depth);
+
+/**
+ * Affinity tags: `count` non-empty UTF-8 strings, copied (NULL when 0).
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_options_set_tags(struct liminal_consumer_options *options,
+                                                      const char *const *tags,
+                                                      size_t count);
+
+/**
+ * This consumer's acknowledgement lease in milliseconds, overriding the
+ * group's (default 0: the group's).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_options_set_ack_lease_ms(struct liminal_consumer_options *options,
+                                                              uint64_t lease_ms);
+
+/**
+ * Register a consumer in `group` and start its process.
  *
- * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT` (more than 64
- * threads), `LIMINAL_SPAWN_FAILED`.
+ * `id`: non-empty UTF-8, unique in the group. `options` (borrowed; NULL
+ * means all defaults). The library owns both callbacks from this call on,
+ * even when it fails (their `free_user` then run before this returns).
+ * `*out` owns the handle.
+ *
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
+ * `LIMINAL_DUPLICATE_CONSUMER`, `LIMINAL_SHUT_DOWN`, `LIMINAL_SPAWN_FAILED`.
  */
 LIMINAL_EXPORT
-enum liminal_status liminal_runtime_new(uint32_t scheduler_threads,
-                                        uint64_t routing_timeout_ms,
-                                        struct liminal_runtime **out);
+enum liminal_status liminal_consumer_register(const struct liminal_group *group,
+                                              const char *id,
+                                              struct liminal_delivery_callback on_delivery,
+                                              struct liminal_crash_callback on_crash,
+                                              const struct liminal_consumer_options *options,
+                                              struct liminal_consumer **out);
 
 /**
- * Shut down without freeing: every accepted dispatch not yet completed
- * completes with `LIMINAL_SHUT_DOWN`, exactly once; worker threads are
- * joined. Waits for a delivery callback that is running to return.
- * Idempotent. Errors: `LIMINAL_NULL_ARGUMENT`; `LIMINAL_WOULD_DEADLOCK` when
- * called from a library callback (nothing happens then).
+ * Release a consumer handle (NULL is accepted). The consumer itself stays
+ * in its group until it leaves, crashes, or the group is freed. Safe from
+ * the consumer's own callback.
  */
-LIMINAL_EXPORT enum liminal_status liminal_runtime_shutdown(const struct liminal_runtime *runtime);
+LIMINAL_EXPORT void liminal_consumer_free(struct liminal_consumer *consumer);
 
 /**
- * Shut down (as `liminal_runtime_shutdown`) and free. NULL is accepted and
- * does nothing. Groups, consumers, routing functions and deliveries made
- * from it stay valid to free, and their calls return `LIMINAL_SHUT_DOWN`.
- * From inside a library callback it returns `LIMINAL_WOULD_DEADLOCK` and
- * frees nothing: free the runtime from a host thread.
+ * The consumer's id (borrowed, valid while the handle lives; NULL for NULL).
  */
-LIMINAL_EXPORT enum liminal_status liminal_runtime_free(struct liminal_runtime *runtime);
+LIMINAL_EXPORT const char *liminal_consumer_id(const struct liminal_consumer *consumer);
 
 /**
- * Write a metrics snapshot to `*out`.
+ * Whether it is alive: registered, not crashed, not left, runtime up
+ * (false for NULL).
+ */
+LIMINAL_EXPORT bool liminal_consumer_is_alive(const struct liminal_consumer *consumer);
+
+/**
+ * Whether it is paused after an expired lease under
+ * `LIMINAL_LEASE_QUARANTINE` (it gets nothing new until it answers
+ * something; false for NULL).
+ */
+LIMINAL_EXPORT bool liminal_consumer_is_paused(const struct liminal_consumer *consumer);
+
+/**
+ * Deliveries reserved for or held by it now. Errors: `LIMINAL_SHUT_DOWN`.
  */
 LIMINAL_EXPORT
-enum liminal_status liminal_runtime_metrics(const struct liminal_runtime *runtime,
-                                            struct liminal_metrics *out);
+enum liminal_status liminal_consumer_in_flight(const struct liminal_consumer *consumer,
+                                               uint32_t *out);
 
 /**
- * The library version, "MAJOR.MINOR.PATCH" (static). Compare with the
- * `LIMINAL_VERSION_*` macros of the header you compiled against.
+ * Update the buffer depth routing functions see. Errors:
+ * `LIMINAL_CONSUMER_GONE`, `LIMINAL_SHUT_DOWN`.
  */
-LIMINAL_EXPORT const char *liminal_version(void);
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_set_buffer_depth(const struct liminal_consumer *consumer,
+                                                      uint32_t buffer_depth);
+
+/**
+ * Replace the affinity tags (`count` non-empty UTF-8 strings, copied).
+ * Waiting messages are looked at again. Errors: `LIMINAL_INVALID_ARGUMENT`,
+ * `LIMINAL_CONSUMER_GONE`, `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_set_tags(const struct liminal_consumer *consumer,
+                                              const char *const *tags,
+                                              size_t count);
+
+/**
+ * Change its `max_in_flight` (at least 1). Raising it lets waiting messages
+ * in at once; lowering it below what it holds takes nothing away. Errors:
+ * `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_CONSUMER_GONE`, `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_set_max_in_flight(const struct liminal_consumer *consumer,
+                                                       uint32_t max_in_flight);
+
+/**
+ * Declare the consumer crashed (a host worker that died, or fault
+ * injection): it dies now, on this thread — its crash callback runs here
+ * (`LIMINAL_CRASH_DECLARED`, `reason`) — every delivery it held is
+ * re-routed at once (even one whose callback is still running: that
+ * callback's later answer is fenced off), and its process is killed. Safe
+ * from its own callback. Errors: `LIMINAL_CONSUMER_GONE` if it is already
+ * gone, `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_crash(const struct liminal_consumer *consumer,
+                                           const char *reason);
+
+/**
+ * Fault injection: crash (`LIMINAL_CRASH_INJECTED`) at the next delivery,
+ * before the callback sees it. The message it was about to get is re-routed
+ * as if never delivered: not flagged redelivered, not counted against it.
+ * Errors: `LIMINAL_CONSUMER_GONE`, `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_crash_at_next_delivery(const struct liminal_consumer *consumer);
+
+/**
+ * Leave the group now: no new deliveries; deliveries it held are re-routed
+ * (flagged redelivered if it had seen them, not counted as crashes); a
+ * delivery whose callback is running finishes, and its answer counts. Its
+ * crash callback is released without being called. Safe from its own
+ * callback. Errors: `LIMINAL_CONSUMER_GONE` if already gone, `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT enum liminal_status liminal_consumer_leave(const struct liminal_consumer *consumer);
+
+/**
+ * Pull mode: wait up to `timeout_ms` for the next delivery. `*out` owns
+ * it: answer with `liminal_delivery_ack`/`_crash`/`_release`, then
+ * `liminal_delivery_free`. Errors: `LIMINAL_TIMED_OUT`;
+ * `LIMINAL_CONSUMER_GONE` once this consumer crashed or left;
+ * `LIMINAL_SHUT_DOWN` once the runtime shut down; `LIMINAL_INVALID_ARGUMENT`
+ * for a push-mode consumer; `LIMINAL_WOULD_DEADLOCK` from a callback with a
+ * timeout above 0.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_consumer_next_delivery(const struct liminal_consumer *consumer,
+                                                   uint64_t timeout_ms,
+                                                   struct liminal_delivery **out);
+
+/**
+ * Make an owned copy of a delivery (for example of the one borrowed in a
+ * delivery callback) to answer later from any thread. `*out` owns it.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_delivery_keep(const struct liminal_delivery *delivery,
+                                          struct liminal_delivery **out);
+
+/**
+ * Acknowledge: the dispatch completes as delivered to this consumer.
+ * Errors: `LIMINAL_STALE_DELIVERY` if this attempt was already answered,
+ * re-routed or withdrawn (the answer is fenced off, never counted twice);
+ * `LIMINAL_SHUT_DOWN` after the runtime shut down.
+ */
+LIMINAL_EXPORT enum liminal_status liminal_delivery_ack(const struct liminal_delivery *delivery);
+
+/**
+ * Declare the consumer holding this delivery crashed, with `reason`: it
+ * dies, everything it holds is re-routed, and this delivery counts against
+ * the message (it died handling it). Errors: `LIMINAL_STALE_DELIVERY`,
+ * `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_delivery_crash(const struct liminal_delivery *delivery,
+                                           const char *reason);
+
+/**
+ * Hand the message back without dying: it is routed to another consumer
+ * (never this one again) no sooner than `delay_ms` from now. Counts as a
+ * failed attempt of the message, not as a crash. Works on the borrowed
+ * delivery inside its callback too (then return `LIMINAL_VERDICT_DEFER`).
+ * Errors: `LIMINAL_STALE_DELIVERY`, `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_delivery_release(const struct liminal_delivery *delivery,
+                                             uint64_t delay_ms);
+
+/**
+ * Keep this delivery `lease_ms` more from now (when an acknowledgement
+ * lease applies; at least 1). Errors: `LIMINAL_INVALID_ARGUMENT`,
+ * `LIMINAL_STALE_DELIVERY` (the lease already expired: the message was
+ * taken back), `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_delivery_extend_lease(const struct liminal_delivery *delivery,
+                                                  uint64_t lease_ms);
+
+/**
+ * Free an owned delivery (NULL is accepted). Never free the borrowed one a
+ * delivery callback receives. Freeing without answering leaves the attempt
+ * held until its consumer crashes or leaves, or its lease or deadline ends.
+ */
+LIMINAL_EXPORT void liminal_delivery_free(struct liminal_delivery *delivery);
+
+/**
+ * The message (borrowed: valid while the delivery is).
+ */
+LIMINAL_EXPORT
+const struct liminal_message *liminal_delivery_message(const struct liminal_delivery *delivery);
+
+/**
+ * The dispatch id (the same across attempts; 0 for NULL).
+ */
+LIMINAL_EXPORT uint64_t liminal_delivery_dispatch_id(const struct liminal_delivery *delivery);
+
+/**
+ * This attempt's id, unique per runtime (0 for NULL).
+ */
+LIMINAL_EXPORT uint64_t liminal_delivery_id(const struct liminal_delivery *delivery);
+
+/**
+ * The attempt number: 1 for the first forward (0 for NULL).
+ */
+LIMINAL_EXPORT uint32_t liminal_delivery_attempt(const struct liminal_delivery *delivery);
+
+/**
+ * Whether an earlier attempt may have been processed (it reached a
+ * consumer's callback or pull thread): be idempotent (false for NULL).
+ */
+LIMINAL_EXPORT bool liminal_delivery_redelivered(const struct liminal_delivery *delivery);
+
+/**
+ * Earlier attempts whose consumer died *handling* this message (0 for NULL).
+ */
+LIMINAL_EXPORT uint32_t liminal_delivery_crashed_handling(const struct liminal_delivery *delivery);
+
+/**
+ * Earlier attempts whose consumer died merely *holding* it (0 for NULL).
+ */
+LIMINAL_EXPORT uint32_t liminal_delivery_crashed_holding(const struct liminal_delivery *delivery);
+
+/**
+ * The receiving consumer's id (borrowed: valid while the delivery is).
+ */
+LIMINAL_EXPORT const char *liminal_delivery_consumer_id(const struct liminal_delivery *delivery);
+
+/**
+ * Create dispatch options holding the defaults: the group's deadline, and
+ * for a blocking dispatch no timeout of its own. `*out` owns them; free
+ * with `liminal_dispatch_options_free`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_dispatch_options_new(struct liminal_dispatch_options **out);
+
+/**
+ * Free dispatch options (NULL is accepted).
+ */
+LIMINAL_EXPORT void liminal_dispatch_options_free(struct liminal_dispatch_options *options);
+
+/**
+ * This message's deadline in milliseconds from acceptance (default 0: the
+ * group's). Not delivered by then: it fails with `LIMINAL_EXPIRED`,
+ * wherever it is (a later answer of its holder is fenced off).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_dispatch_options_set_deadline_ms(struct liminal_dispatch_options *options,
+                                                             uint64_t deadline_ms);
+
+/**
+ * Blocking dispatch only: how long to wait for the outcome, in
+ * milliseconds (default 0: as long as it takes). When it passes, the
+ * message is withdrawn and the call returns `LIMINAL_TIMED_OUT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_dispatch_options_set_timeout_ms(struct liminal_dispatch_options *options,
+                                                            uint64_t timeout_ms);
+
+/**
+ * Dispatch `message` (borrowed; a snapshot is taken) with `options`
+ * (borrowed; NULL means defaults) and wait for the outcome. On success
+ * `*out` owns it (free with `liminal_outcome_free`); on failure nothing is
+ * written and `liminal_last_error()` tells why.
+ *
+ * Errors: `LIMINAL_ATTEMPTS_EXHAUSTED`, `LIMINAL_EXPIRED`,
+ * `LIMINAL_TIMED_OUT` (its own timeout), `LIMINAL_UNKNOWN_CONSUMER_SELECTED`,
+ * `LIMINAL_ROUTING_CRASHED`, `LIMINAL_ROUTING_TIMED_OUT`,
+ * `LIMINAL_SPAWN_FAILED`, `LIMINAL_NO_CONSUMER_AVAILABLE` (group closed),
+ * `LIMINAL_DROPPED`, `LIMINAL_CONVERSATION_FAILED`; refused (nothing
+ * dispatched): `LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`, `LIMINAL_SHUT_DOWN`,
+ * `LIMINAL_WOULD_DEADLOCK` (from a callback).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_dispatch(const struct liminal_group *group,
+                                           const struct liminal_message *message,
+                                           const struct liminal_dispatch_options *options,
+                                           struct liminal_outcome **out);
+
+/**
+ * Dispatch `message` (borrowed; a snapshot is taken) with `options`
+ * (borrowed; NULL means defaults) and return at once. `completion` runs
+ * exactly once with the result. `*dispatch_id` (optional) receives the
+ * dispatch id. The library owns `completion` from this call on: if the
+ * dispatch is refused (`LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`,
+ * `LIMINAL_SHUT_DOWN`, bad arguments) its function is not called and its
+ * `free_user` runs before this returns. Under the block overflow policy
+ * this call blocks while the waiting room is full (not from a callback).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_dispatch_async(const struct liminal_group *group,
+                                                 const struct liminal_message *message,
+                                                 const struct liminal_dispatch_options *options,
+                                                 struct liminal_completion_callback completion,
+                                                 uint64_t *dispatch_id);
+
+/**
+ * `LIMINAL_OK` if delivered, otherwise why not (`LIMINAL_NULL_ARGUMENT` for NULL).
+ */
+LIMINAL_EXPORT enum liminal_status liminal_outcome_status(const struct liminal_outcome *outcome);
+
+/**
+ * The dispatch id (0 for NULL).
+ */
+LIMINAL_EXPORT uint64_t liminal_outcome_dispatch_id(const struct liminal_outcome *outcome);
+
+/**
+ * Forwards made, the successful one included (0 for NULL).
+ */
+LIMINAL_EXPORT uint32_t liminal_outcome_attempts(const struct liminal_outcome *outcome);
+
+/**
+ * The consumer that acknowledged it; NULL if it was not delivered (or for
+ * NULL). Borrowed: valid while the outcome is.
+ */
+LIMINAL_EXPORT const char *liminal_outcome_delivered_to(const struct liminal_outcome *outcome);
+
+/**
+ * How many consumers failed while holding it: crashed, or let its lease
+ * expire (0 for NULL).
+ */
+LIMINAL_EXPORT size_t liminal_outcome_rerouted_count(const struct liminal_outcome *outcome);
+
+/**
+ * The `index`-th consumer that failed holding it, in order; NULL when out
+ * of range. Borrowed: valid while the outcome is.
+ */
+LIMINAL_EXPORT
+const char *liminal_outcome_rerouted_from(const struct liminal_outcome *outcome,
+                                          size_t index);
+
+/**
+ * Re-route timing `index` in nanoseconds: from the moment the failure was
+ * noticed (the consumer's exit observed, its crash verdict or declaration
+ * received, its lease found expired) to the moment the message's re-route
+ * was initiated. A message failed for using up its attempts has no timing
+ * for its last failure. Errors: `LIMINAL_INVALID_ARGUMENT` when out of range.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_outcome_reroute_ns(const struct liminal_outcome *outcome,
+                                               size_t index,
+                                               uint64_t *out);
+
+/**
+ * Consumers that died *handling* it: their callback was running with it, or
+ * they answered crash for it (0 for NULL). These count against
+ * `max_attempts`.
+ */
+LIMINAL_EXPORT uint32_t liminal_outcome_crashed_handling(const struct liminal_outcome *outcome);
+
+/**
+ * Consumers that died merely *holding* it (0 for NULL). These count
+ * against `max_attempts` only with `count_holding_crashes`.
+ */
+LIMINAL_EXPORT uint32_t liminal_outcome_crashed_holding(const struct liminal_outcome *outcome);
+
+/**
+ * Times a consumer released it (0 for NULL).
+ */
+LIMINAL_EXPORT uint32_t liminal_outcome_released(const struct liminal_outcome *outcome);
+
+/**
+ * Times its acknowledgement lease expired (0 for NULL).
+ */
+LIMINAL_EXPORT uint32_t liminal_outcome_lease_expired(const struct liminal_outcome *outcome);
+
+/**
+ * Total time it spent in the waiting room, in nanoseconds (0 for NULL).
+ */
+LIMINAL_EXPORT uint64_t liminal_outcome_waited_ns(const struct liminal_outcome *outcome);
+
+/**
+ * Free an outcome (NULL is accepted). Never free the borrowed one a
+ * completion or dead-letter callback receives.
+ */
+LIMINAL_EXPORT void liminal_outcome_free(struct liminal_outcome *outcome);
 
 #ifdef __cplusplus
 }  // extern "C"

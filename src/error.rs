@@ -58,7 +58,10 @@ impl DispatchError {
     pub fn is_retriable(&self) -> bool {
         matches!(
             self,
-            Self::Routing(RoutingError::TimedOut(_)) | Self::Expired | Self::TimedOut | Self::Dropped
+            Self::Routing(RoutingError::TimedOut(_))
+                | Self::Expired
+                | Self::TimedOut
+                | Self::Dropped
         )
     }
 }
@@ -82,9 +85,17 @@ impl std::ops::Deref for DispatchFailure {
 
 impl std::fmt::Display for DispatchFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "dispatch {} failed: {}", self.trail.dispatch_id, self.error)?;
+        write!(
+            f,
+            "dispatch {} failed: {}",
+            self.trail.dispatch_id, self.error
+        )?;
         if !self.trail.rerouted_from.is_empty() {
-            write!(f, " (failed holding it: {})", self.trail.rerouted_from.join(", "))?;
+            write!(
+                f,
+                " (failed holding it: {})",
+                self.trail.rerouted_from.join(", ")
+            )?;
         }
         Ok(())
     }

@@ -7,9 +7,9 @@ use crate::consumer::core::{ConsumerCore, ConsumerSettings};
 use crate::consumer::{Consumer, ConsumerSpec, DeliveryMode};
 use crate::dispatch::dispatcher::{DeadLetterHandler, Dispatcher};
 use crate::dispatch::{Completion, DispatchOptions, GroupOptions};
-use crate::outcome::Outcome;
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::outcome::Outcome;
 use crate::routing::function::RoutingFunction;
 use crate::routing::view::ConsumerState;
 

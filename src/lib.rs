@@ -40,9 +40,10 @@ mod metrics;
 mod outcome;
 mod routing;
 mod runtime;
+mod stats;
 
-// /// The C ABI (see `include/liminal.h`).
-// pub mod ffi;
+/// The C ABI (see `include/liminal.h`).
+pub mod ffi;
 
 pub use base::scope::in_callback;
 pub use consumer::{
@@ -58,4 +59,5 @@ pub use message::{FieldValue, Message};
 pub use metrics::{MetricsSnapshot, Percentiles};
 pub use outcome::{Outcome, RerouteTiming, Trail};
 pub use routing::{content_hash, Builtin, ConsumerState, RouteFn, RoutingFunction};
-pub use runtime::{Runtime, RuntimeOptions};
+pub use runtime::{Runtime, RuntimeOptions, StatsHandler};
+pub use stats::{ConsumerStats, GroupStats, Stats};

@@ -156,10 +156,6 @@ impl Metrics {
         bump(&self.lease_expired);
     }
 
-    pub(crate) fn record_routing_failure(&self) {
-        bump(&self.routing_failures);
-    }
-
     pub(crate) fn bump_consumer_crash(&self) {
         bump(&self.consumer_crashes);
     }

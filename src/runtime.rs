@@ -20,6 +20,7 @@ use crate::metrics::MetricsSnapshot;
 use crate::routing::function::{FunctionInner, RoutingFunction};
 use crate::routing::supervisor::RoutingSupervisor;
 use crate::routing::view::ConsumerState;
+use crate::stats::Stats;
 
 /// Runtime options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,12 +63,20 @@ impl RuntimeOptions {
     }
 }
 
+/// Receives the runtime's statistics as JSON, periodically.
+pub type StatsHandler = Box<dyn Fn(&str) + Send + Sync + 'static>;
+
+type Groups = Arc<Mutex<Vec<Weak<Dispatcher>>>>;
+
 /// A liminal runtime. Dropping it shuts it down.
 pub struct Runtime {
     services: Arc<Services>,
     routing: Arc<RoutingSupervisor>,
     scheduler: Mutex<Option<Arc<Scheduler>>>,
-    groups: Mutex<Vec<Weak<Dispatcher>>>,
+    groups: Groups,
+    /// The periodic statistics: a generation (a new handler stops the old
+    /// ticker) and the handler.
+    stats_ticker: Arc<Mutex<(u64, Option<Arc<StatsHandler>>)>>,
     functions: Mutex<HashMap<u64, Weak<FunctionInner>>>,
     options: RuntimeOptions,
 }
@@ -88,7 +97,8 @@ impl Runtime {
             services,
             routing,
             scheduler: Mutex::new(Some(scheduler)),
-            groups: Mutex::new(Vec::new()),
+            groups: Arc::default(),
+            stats_ticker: Arc::default(),
             functions: Mutex::new(HashMap::new()),
             options,
         })
@@ -124,7 +134,42 @@ impl Runtime {
     }
 
     fn live_groups(&self) -> Vec<Arc<Dispatcher>> {
-        self.groups.lock().iter().filter_map(Weak::upgrade).collect()
+        live(&self.groups)
+    }
+
+    /// Statistics now: the metrics, and per group its waiting room and
+    /// consumers.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        stats_of(&self.services, &self.groups)
+    }
+
+    /// Deliver [`Runtime::stats`] as JSON to `handler` every `interval`
+    /// (on the timer thread), replacing any earlier handler; `None` stops.
+    pub fn set_stats_handler(
+        &self,
+        interval: Duration,
+        handler: Option<StatsHandler>,
+    ) -> Result<()> {
+        self.check()?;
+        let generation = {
+            let mut ticker = self.stats_ticker.lock();
+            ticker.0 += 1;
+            let old = std::mem::replace(&mut ticker.1, handler.map(Arc::new));
+            drop(ticker);
+            drop(old);
+            self.stats_ticker.lock().0
+        };
+        if self.stats_ticker.lock().1.is_some() {
+            arm_stats(
+                Arc::clone(&self.services),
+                Arc::clone(&self.groups),
+                Arc::clone(&self.stats_ticker),
+                generation,
+                interval,
+            );
+        }
+        Ok(())
     }
 
     /// Load a host routing function identified by `identity` bytes. Loading
@@ -226,8 +271,48 @@ impl Runtime {
             group.shut_down_rest();
         }
         drop(self.services.exits.clear());
+        drop(self.stats_ticker.lock().1.take());
         drop(scheduler);
     }
+}
+
+fn live(groups: &Groups) -> Vec<Arc<Dispatcher>> {
+    groups.lock().iter().filter_map(Weak::upgrade).collect()
+}
+
+fn stats_of(services: &Services, groups: &Groups) -> Stats {
+    Stats {
+        metrics: services.metrics.snapshot(),
+        groups: live(groups).iter().map(|g| g.stats()).collect(),
+    }
+}
+
+/// One tick of the periodic statistics, re-armed while its generation is
+/// current (the timer stops at shutdown, which ends it).
+fn arm_stats(
+    services: Arc<Services>,
+    groups: Groups,
+    ticker: Arc<Mutex<(u64, Option<Arc<StatsHandler>>)>>,
+    generation: u64,
+    interval: Duration,
+) {
+    let timer = Arc::clone(&services.timer);
+    let _armed = timer.at(Instant::now() + interval, move || {
+        let handler = {
+            let ticker = ticker.lock();
+            if ticker.0 != generation {
+                return;
+            }
+            ticker.1.clone()
+        };
+        let Some(handler) = handler else {
+            return;
+        };
+        let json = stats_of(&services, &groups).to_json();
+        let _ignored = crate::base::scope::call_host(|| handler(&json));
+        drop(handler);
+        arm_stats(services, groups, ticker, generation, interval);
+    });
 }
 
 impl Drop for Runtime {
@@ -239,7 +324,8 @@ impl Drop for Runtime {
                 services: Arc::clone(&self.services),
                 routing: Arc::clone(&self.routing),
                 scheduler: Mutex::new(self.scheduler.lock().take()),
-                groups: Mutex::new(std::mem::take(&mut *self.groups.lock())),
+                groups: Arc::clone(&self.groups),
+                stats_ticker: Arc::clone(&self.stats_ticker),
                 functions: Mutex::new(HashMap::new()),
                 options: self.options.clone(),
             };

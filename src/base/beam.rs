@@ -61,7 +61,6 @@ impl<F: Slice> NativeHandler for Guarded<F> {
     }
 }
 
-
 /// Decode `{'EXIT', Pid, Reason}`.
 pub(crate) fn decode_exit(term: Term) -> Option<(u64, ExitReason)> {
     let tuple = Tuple::new(term)?;
@@ -78,15 +77,4 @@ pub(crate) fn decode_exit(term: Term) -> Option<(u64, ExitReason)> {
         _ => ExitReason::Error,
     };
     Some((pid, reason))
-}
-
-/// Human text of an exit reason.
-pub(crate) fn reason_text(reason: ExitReason) -> &'static str {
-    match reason {
-        ExitReason::Normal => "normal",
-        ExitReason::Kill | ExitReason::Killed => "killed",
-        ExitReason::Error => "error",
-        ExitReason::NoConnection => "noconnection",
-        ExitReason::NoProc => "noproc",
-    }
 }

@@ -120,9 +120,4 @@ impl Exits {
     pub(crate) fn clear(&self) -> Vec<Arc<dyn ExitListener>> {
         self.listeners.lock().drain().map(|(_, l)| l).collect()
     }
-
-    /// Processes currently watched.
-    pub(crate) fn watched(&self) -> usize {
-        self.listeners.lock().len()
-    }
 }

@@ -108,7 +108,8 @@ impl Services {
         on_pid: impl FnOnce(u64),
     ) -> Result<u64, String> {
         let scheduler = self.scheduler.upgrade().ok_or("runtime shut down")?;
-        self.exits.spawn_watched(&scheduler, factory, listener, on_pid)
+        self.exits
+            .spawn_watched(&scheduler, factory, listener, on_pid)
     }
 
     /// Kill a process from a host thread (its exit listener must already be

@@ -106,6 +106,9 @@ mod tests {
         assert_eq!(rx.recv(Duration::ZERO, None), Err(RecvError::Dropped));
         let (_tx, rx) = channel::<u8>();
         let soon = Instant::now() + Duration::from_millis(5);
-        assert_eq!(rx.recv(Duration::ZERO, Some(soon)), Err(RecvError::TimedOut));
+        assert_eq!(
+            rx.recv(Duration::ZERO, Some(soon)),
+            Err(RecvError::TimedOut)
+        );
     }
 }

@@ -91,6 +91,7 @@ impl Timer {
     }
 
     /// Entries waiting to fire.
+    #[cfg(test)]
     pub(crate) fn pending(&self) -> usize {
         self.shared.state.lock().entries.len()
     }
@@ -159,9 +160,13 @@ mod tests {
         let now = Instant::now();
         let late = tx.clone();
         let cancelled = tx.clone();
-        timer.at(now + Duration::from_millis(20), move || late.send(2).unwrap());
+        timer.at(now + Duration::from_millis(20), move || {
+            late.send(2).unwrap()
+        });
         let key = timer
-            .at(now + Duration::from_millis(10), move || cancelled.send(9).unwrap())
+            .at(now + Duration::from_millis(10), move || {
+                cancelled.send(9).unwrap()
+            })
             .unwrap();
         timer.at(now + Duration::from_millis(5), move || tx.send(1).unwrap());
         assert!(timer.cancel(key));

@@ -24,6 +24,7 @@ use crate::consumer::delivery::{Delivery, Verdict};
 use crate::consumer::{CrashHandler, CrashKind, CrashReport, LeasePolicy};
 use crate::error::{Error, Result};
 use crate::routing::view::{Candidate, ConsumerState};
+use crate::stats::ConsumerStats;
 
 /// `state` bits: the low 32 are the reservations (in flight).
 const COUNT: u64 = 0xFFFF_FFFF;
@@ -287,7 +288,9 @@ impl ConsumerCore {
                 self.release_slot();
                 return Err(attempt);
             }
-            let lease = self.lease.and_then(|lease| self.arm_lease(delivery_id, lease));
+            let lease = self
+                .lease
+                .and_then(|lease| self.arm_lease(delivery_id, lease));
             slots.held.insert(
                 delivery_id,
                 Held {
@@ -399,12 +402,6 @@ impl ConsumerCore {
                 return Err(Error::TimedOut);
             }
         }
-    }
-
-    /// Wake every pull thread waiting (shutdown).
-    pub(crate) fn wake_waiters(&self) {
-        let _guard = self.slots.lock();
-        self.ready_signal.notify_all();
     }
 
     fn delivery(self: &Arc<Self>, delivery_id: u64, attempt: &Attempt) -> Delivery {
@@ -746,11 +743,27 @@ impl ConsumerCore {
         self.reporter.close();
     }
 
+    /// Its figures now.
+    pub(crate) fn stats(&self) -> ConsumerStats {
+        ConsumerStats {
+            id: self.id.to_string(),
+            in_flight: self.in_flight(),
+            max_in_flight: self.max_in_flight(),
+            delivered: self.counters.delivered.load(Ordering::Relaxed),
+            released: self.counters.released.load(Ordering::Relaxed),
+            lease_expiries: self.counters.lease_expiries.load(Ordering::Relaxed),
+            paused: self.is_paused(),
+        }
+    }
+
     /// The dispatch whose callback is running now, if any.
     pub(crate) fn handling_dispatch(&self) -> Option<u64> {
         let slots = self.slots.lock();
         let id = slots.handling?;
-        slots.held.get(&id).map(|held| held.attempt.owner.dispatch_id())
+        slots
+            .held
+            .get(&id)
+            .map(|held| held.attempt.owner.dispatch_id())
     }
 }
 

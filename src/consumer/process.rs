@@ -9,9 +9,9 @@ use beamr::{NativeContext, NativeOutcome};
 use parking_lot::Mutex;
 
 use crate::base::beam::{Guarded, Slice};
-use crate::error::{Error, Result};
 use crate::consumer::core::{ConsumerCore, Next};
 use crate::consumer::delivery::DeliveryHandler;
+use crate::error::{Error, Result};
 
 /// Deliveries handled per slice before yielding the worker to others.
 const DELIVERIES_PER_SLICE: usize = 64;

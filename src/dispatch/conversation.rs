@@ -20,10 +20,10 @@ use crate::consumer::attempt::{Attempt, AttemptOwner, GiveBack};
 use crate::consumer::core::ConsumerCore;
 use crate::dispatch::dispatcher::Dispatcher;
 use crate::dispatch::Completion;
-use crate::error::DispatchFailure;
-use crate::outcome::{Outcome, RerouteTiming, Trail};
 use crate::error::DispatchError;
+use crate::error::DispatchFailure;
 use crate::message::Message;
+use crate::outcome::{Outcome, RerouteTiming, Trail};
 use crate::routing::view::Candidate;
 
 enum Stage {

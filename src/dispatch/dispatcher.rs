@@ -30,9 +30,9 @@ use crate::dispatch::host_routing::HostPlacement;
 use crate::dispatch::options::{DispatchOptions, GroupOptions, Overflow};
 use crate::dispatch::Completion;
 use crate::error::DispatchFailure;
-use crate::outcome::{Outcome, Trail};
 use crate::error::{DispatchError, Error, Result};
 use crate::message::Message;
+use crate::outcome::{Outcome, Trail};
 use crate::routing::builtin::Builtin;
 use crate::routing::candidates::Candidates;
 use crate::routing::function::{Kind, RoutingFunction};
@@ -40,6 +40,7 @@ use crate::routing::ring::Members;
 use crate::routing::slot::RoutingSlot;
 use crate::routing::supervisor::RoutingSupervisor;
 use crate::routing::view::{Candidate, ConsumerState};
+use crate::stats::GroupStats;
 
 /// Called with every message that ends without a delivery (except at shutdown).
 pub type DeadLetterHandler = Arc<dyn Fn(&Arc<Message>, &DispatchFailure) + Send + Sync + 'static>;
@@ -95,6 +96,7 @@ pub(crate) struct GroupCounters {
 }
 
 pub(crate) struct Dispatcher {
+    pub(crate) name: String,
     pub(crate) services: Arc<Services>,
     pub(crate) routing: Arc<RoutingSupervisor>,
     pub(crate) options: GroupOptions,
@@ -123,7 +125,12 @@ impl Dispatcher {
         function: RoutingFunction,
         options: GroupOptions,
     ) -> Arc<Self> {
+        let name = options
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("group-{}", services.next_id()));
         Arc::new_cyclic(|myself| Self {
+            name,
             services,
             routing,
             options,
@@ -292,7 +299,11 @@ impl Dispatcher {
             ));
         }
         let (sender, receiver) = oneshot::channel();
-        let conv = self.dispatch(message, options, Box::new(move |result| sender.send(result)))?;
+        let conv = self.dispatch(
+            message,
+            options,
+            Box::new(move |result| sender.send(result)),
+        )?;
         let deadline = options.timeout.map(|timeout| Instant::now() + timeout);
         let spin = self.services.blocking_spin();
         let result = match receiver.recv(spin, deadline) {
@@ -493,9 +504,9 @@ impl Dispatcher {
         if in_callback() {
             return Err(Error::WouldDeadlock("drain from inside a callback".into()));
         }
-        let _ = self
-            .accepting
-            .compare_exchange(OPEN, DRAINING, Ordering::AcqRel, Ordering::Acquire);
+        let _ =
+            self.accepting
+                .compare_exchange(OPEN, DRAINING, Ordering::AcqRel, Ordering::Acquire);
         self.room_space.notify_all();
         let deadline = Instant::now() + timeout;
         let mut convs = self.convs.lock();
@@ -507,9 +518,18 @@ impl Dispatcher {
         Ok(convs.len())
     }
 
-    /// Whether it accepts no new dispatches (draining or closed).
-    pub(crate) fn is_draining(&self) -> bool {
-        self.accepting.load(Ordering::Acquire) != OPEN
+    /// Its figures now.
+    pub(crate) fn stats(&self) -> GroupStats {
+        GroupStats {
+            name: self.name.clone(),
+            waiting: self.depth(),
+            waiting_room: self.options.waiting_room,
+            in_flight: self.in_flight(),
+            rejected: self.counters.rejected.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+            draining: self.accepting.load(Ordering::Acquire) != OPEN,
+            consumers: self.snapshot().iter().map(|c| c.stats()).collect(),
+        }
     }
 
     /// The group is freed: accept nothing, every member leaves, and what

@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
 
+use crate::consumer::core::ConsumerCore;
 use crate::dispatch::conversation::Conversation;
 use crate::dispatch::dispatcher::Dispatcher;
 use crate::error::{DispatchError, RoutingError};
@@ -17,7 +18,6 @@ use crate::routing::function::Kind;
 use crate::routing::ring::Members;
 use crate::routing::supervisor::{Evaluation, RouteJob};
 use crate::routing::view::{Candidate, ConsumerState};
-use crate::consumer::core::ConsumerCore;
 
 struct Current {
     conv: Arc<Conversation>,

@@ -23,6 +23,8 @@ pub enum Overflow {
 /// Per-group options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupOptions {
+    /// Its name in statistics (default `group-<n>`).
+    pub name: Option<String>,
     /// Failed attempts after which a message is dead-lettered (default 3,
     /// at least 1). A failed attempt: its consumer died *handling* it (its
     /// callback was running with it, or it answered crash for it), released
@@ -58,6 +60,7 @@ pub struct GroupOptions {
 impl Default for GroupOptions {
     fn default() -> Self {
         Self {
+            name: None,
             max_attempts: 3,
             count_holding_crashes: false,
             auto_ack_after: None,
@@ -79,6 +82,9 @@ fn positive(value: Option<Duration>, name: &str) -> Result<()> {
 
 impl GroupOptions {
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.name.as_deref() == Some("") {
+            return Err(Error::InvalidArgument("name must not be empty".into()));
+        }
         if self.max_attempts == 0 {
             return Err(Error::InvalidArgument(
                 "max_attempts must be at least 1".into(),

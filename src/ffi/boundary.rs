@@ -1,26 +1,21 @@
-//! Boundary helpers: the panic guard, pointer and string checks, handle
-//! casts, and callback user data. Every `unsafe` the C ABI needs for raw
+//! Boundary helpers, written once: the panic guard, handle casts, pointer,
+//! string and buffer checks. Every `unsafe` the C ABI needs for raw
 //! pointers lives here or right next to the call that needs it.
+//!
+//! Every C handle type is a heap box owned by the caller ([`Handle`]):
+//! `new_handle` hands one to C, `borrow` reads one for a call, `free_handle`
+//! takes it back. Handles share the Rust objects they stand for (`Arc`s
+//! inside), so freeing one never invalidates another.
 
-use std::cell::RefCell;
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::ffi::error::liminal_status;
+use crate::ffi::error::{liminal_status, set_last_error};
 
-thread_local! {
-    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
-}
-
-/// Record the detail of a failure for `liminal_last_error`.
-pub(crate) fn set_last_error(detail: &str) {
-    let text = CString::new(detail.replace('\0', " ")).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = text);
-}
-
-/// The current thread's last error text (valid until it is replaced).
-pub(crate) fn last_error_ptr() -> *const c_char {
-    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+/// A C handle type: a boxed Rust value the caller owns.
+pub(crate) trait Handle: Sized + 'static {
+    /// What error messages call a NULL one ("group is NULL").
+    const NAME: &'static str;
 }
 
 /// A failure at the boundary: a status and its detail.
@@ -40,7 +35,11 @@ impl Failure {
 
 impl From<crate::Error> for Failure {
     fn from(error: crate::Error) -> Self {
-        Self::new(liminal_status::from_error(&error), error.to_string())
+        let detail = match &error {
+            crate::Error::Dispatch(failure) => failure.to_string(),
+            other => other.to_string(),
+        };
+        Self::new(liminal_status::from_error(&error), detail)
     }
 }
 
@@ -54,16 +53,41 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Failure>) -> liminal_statu
             failure.status
         }
         Err(panic) => {
-            let message = crate::runtime::beam::panic_message(panic.as_ref());
+            let message = crate::base::scope::panic_message(panic.as_ref());
             set_last_error(&format!("internal panic: {message}"));
             liminal_status::LIMINAL_PANIC
         }
     }
 }
 
-/// Like [`guard`] for functions that return no status (`_free`, accessors).
-pub(crate) fn guard_void<T>(fallback: T, body: impl FnOnce() -> T) -> T {
+/// Like [`guard`] for functions that return a value instead of a status
+/// (`_free`, accessors): a panic returns `fallback`.
+pub(crate) fn guard_value<T>(fallback: T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or(fallback)
+}
+
+/// `guard` + `borrow`: the shape of most exported functions.
+pub(crate) fn with<T: Handle>(
+    handle: *const T,
+    body: impl FnOnce(&T) -> Result<(), Failure>,
+) -> liminal_status {
+    guard(|| {
+        // SAFETY: NULL or a live handle, per the header contract.
+        let handle = unsafe { borrow(handle) }?;
+        body(handle)
+    })
+}
+
+/// An accessor: `read(handle)` or `fallback` for NULL (or a panic).
+pub(crate) fn read<T: Handle, R: Copy>(
+    handle: *const T,
+    fallback: R,
+    read: impl FnOnce(&T) -> R,
+) -> R {
+    guard_value(fallback, || {
+        // SAFETY: NULL or a live handle, per the header contract.
+        unsafe { handle.as_ref() }.map_or(fallback, read)
+    })
 }
 
 pub(crate) fn null(name: &str) -> Failure {
@@ -77,36 +101,46 @@ pub(crate) fn invalid(detail: impl Into<String>) -> Failure {
     Failure::new(liminal_status::LIMINAL_INVALID_ARGUMENT, detail)
 }
 
-/// Borrow a handle.
+/// Borrow a handle for the duration of a call.
 ///
 /// # Safety
 /// `ptr` is NULL or a live handle of type `T` made by this library.
-pub(crate) unsafe fn borrow<'a, T>(ptr: *const T, name: &str) -> Result<&'a T, Failure> {
+pub(crate) unsafe fn borrow<'a, T: Handle>(ptr: *const T) -> Result<&'a T, Failure> {
     // SAFETY: the caller guarantees a non-NULL `ptr` is a live handle.
-    unsafe { ptr.as_ref() }.ok_or_else(|| null(name))
+    unsafe { ptr.as_ref() }.ok_or_else(|| null(T::NAME))
+}
+
+/// Borrow a handle mutably (handles documented as not thread-safe for
+/// modification: messages and options).
+///
+/// # Safety
+/// `ptr` is NULL or a live handle of type `T`, not used concurrently.
+pub(crate) unsafe fn borrow_mut<'a, T: Handle>(ptr: *mut T) -> Result<&'a mut T, Failure> {
+    // SAFETY: as above, per the caller.
+    unsafe { ptr.as_mut() }.ok_or_else(|| null(T::NAME))
 }
 
 /// Hand a new handle to C.
-pub(crate) fn into_handle<T>(value: T) -> *mut T {
+pub(crate) fn new_handle<T: Handle>(value: T) -> *mut T {
     Box::into_raw(Box::new(value))
 }
 
-/// Take back a handle C gave up (NULL gives `None`).
+/// Take back and drop a handle C gave up (NULL is accepted).
 ///
 /// # Safety
-/// `ptr` is NULL or a live handle of type `T` made by this library, not used
-/// again after this call.
-pub(crate) unsafe fn take_handle<T>(ptr: *mut T) -> Option<Box<T>> {
-    if ptr.is_null() {
-        None
-    } else {
-        // SAFETY: the caller guarantees `ptr` came from `into_handle` and is
-        // given up.
-        Some(unsafe { Box::from_raw(ptr) })
-    }
+/// `ptr` is NULL or a live handle of type `T` made by this library, not
+/// used again after this call.
+pub(crate) unsafe fn free_handle<T: Handle>(ptr: *mut T) {
+    guard_value((), || {
+        if !ptr.is_null() {
+            // SAFETY: the caller guarantees `ptr` came from `new_handle` and
+            // is given up.
+            drop(unsafe { Box::from_raw(ptr) });
+        }
+    });
 }
 
-/// Write an output only on success.
+/// An output slot, checked before any work is done; written only on success.
 ///
 /// # Safety
 /// `out` is NULL or valid for a write of `T`.
@@ -127,6 +161,21 @@ pub(crate) unsafe fn utf8<'a>(ptr: *const c_char, name: &str) -> Result<&'a str,
     let text = unsafe { CStr::from_ptr(ptr) };
     text.to_str()
         .map_err(|_| invalid(format!("{name} is not valid UTF-8")))
+}
+
+/// An optional C string (NULL gives `None`).
+///
+/// # Safety
+/// As [`utf8`].
+pub(crate) unsafe fn utf8_opt<'a>(
+    ptr: *const c_char,
+    name: &str,
+) -> Result<Option<&'a str>, Failure> {
+    if ptr.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: as the caller guarantees.
+    unsafe { utf8(ptr, name) }.map(Some)
 }
 
 /// An array of C strings (may be NULL when `count` is 0).
@@ -198,11 +247,14 @@ pub(crate) unsafe fn copy_out(
     if let Some(len) = unsafe { len_out.as_mut() } {
         *len = text.len();
     }
-    if capacity == 0 {
-        return Err(Failure::new(
+    let too_small = || {
+        Failure::new(
             liminal_status::LIMINAL_BUFFER_TOO_SMALL,
             format!("{} bytes needed", text.len() + 1),
-        ));
+        )
+    };
+    if capacity == 0 {
+        return Err(too_small());
     }
     let copied = text.len().min(capacity - 1);
     // SAFETY: `buffer` is writable for `capacity > copied` bytes.
@@ -211,53 +263,14 @@ pub(crate) unsafe fn copy_out(
         *buffer.add(copied) = 0;
     }
     if copied < text.len() {
-        return Err(Failure::new(
-            liminal_status::LIMINAL_BUFFER_TOO_SMALL,
-            format!("{} bytes needed", text.len() + 1),
-        ));
+        return Err(too_small());
     }
     Ok(())
 }
 
-/// A host `user` pointer with its optional destructor. The library owns it
-/// once passed in; `free_user` runs exactly once, when the last call that
-/// could use it has returned.
-pub(crate) struct UserData {
-    ptr: *mut c_void,
-    free_user: Option<unsafe extern "C" fn(*mut c_void)>,
-}
-
-// SAFETY: the header requires every `user` pointer handed to the library to
-// be usable from any thread (callbacks run on library threads).
-unsafe impl Send for UserData {}
-// SAFETY: as above; the library never dereferences `ptr` itself.
-unsafe impl Sync for UserData {}
-
-impl UserData {
-    pub(crate) fn new(
-        ptr: *mut c_void,
-        free_user: Option<unsafe extern "C" fn(*mut c_void)>,
-    ) -> Self {
-        Self { ptr, free_user }
-    }
-
-    /// The host pointer (a method, so closures capture the whole `UserData`).
-    pub(crate) fn ptr(&self) -> *mut c_void {
-        self.ptr
-    }
-}
-
-impl Drop for UserData {
-    fn drop(&mut self) {
-        if let Some(free_user) = self.free_user.take() {
-            let ptr = self.ptr;
-            let _ignored = catch_unwind(AssertUnwindSafe(|| {
-                // SAFETY: the host gave this destructor for this pointer; it
-                // runs once, after the last callback returned.
-                unsafe { free_user(ptr) }
-            }));
-        }
-    }
+/// A duration in milliseconds from C, where 0 means "none".
+pub(crate) fn millis_opt(ms: u64) -> Option<std::time::Duration> {
+    (ms > 0).then(|| std::time::Duration::from_millis(ms))
 }
 
 /// A Rust string as an owned C string (interior NULs cannot come from C).

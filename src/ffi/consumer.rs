@@ -1,115 +1,163 @@
-//! `liminal_consumer`: registration, updates, crash/leave, pull mode, and
-//! the delivery handle given to consumers.
+//! `liminal_consumer` and its options: registration, updates, crash and
+//! leave, fault injection, pull mode.
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, CString};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::consumer::{Consumer, ConsumerSpec, Delivery, DeliveryHandler, Verdict};
+use crate::base::scope::in_callback;
+use crate::consumer::{Consumer, ConsumerSpec, CrashReport, Delivery, DeliveryHandler, Verdict};
 use crate::ffi::boundary::{
-    self, borrow, guard, into_handle, out_ptr, take_handle, utf8, utf8_array, Failure, UserData,
+    self, borrow_mut, free_handle, guard, new_handle, out_ptr, read, utf8, utf8_array, with,
+    Failure, Handle,
 };
+use crate::ffi::callbacks::{
+    liminal_crash_callback, liminal_delivery_callback, liminal_verdict, UserData,
+    LIMINAL_VERDICT_ACK, LIMINAL_VERDICT_CRASH, LIMINAL_VERDICT_DEFER, LIMINAL_VERDICT_RELEASE,
+};
+use crate::ffi::delivery::liminal_delivery;
 use crate::ffi::error::liminal_status;
 use crate::ffi::group::liminal_group;
-use crate::ffi::message::liminal_message;
-use crate::ffi::routing::liminal_free_fn;
 
 /// A handle to a registered consumer. Thread-safe. Freeing the handle does
-/// not remove the consumer: use `liminal_consumer_leave` for that.
+/// not remove the consumer (use `liminal_consumer_leave`); several handles
+/// may stand for one consumer (`liminal_group_consumer`).
 pub struct liminal_consumer {
-    consumer: Consumer,
+    pub(crate) consumer: Consumer,
     id: Arc<CString>,
 }
 
-/// One delivery (one attempt of one dispatch). Inside a delivery callback it
-/// is borrowed for the call; `liminal_delivery_keep` makes an owned copy to
-/// answer later from any thread. Thread-safe.
-pub struct liminal_delivery {
-    delivery: Delivery,
-    message: liminal_message,
-    consumer_id: Arc<CString>,
+impl Handle for liminal_consumer {
+    const NAME: &'static str = "consumer";
 }
 
-impl liminal_delivery {
-    fn new(delivery: Delivery, consumer_id: Arc<CString>) -> Self {
-        let message = liminal_message {
-            message: Arc::clone(delivery.message_arc()),
-        };
+impl liminal_consumer {
+    pub(crate) fn new(consumer: Consumer) -> Self {
+        let id = Arc::new(boundary::c_string(consumer.id()));
+        Self { consumer, id }
+    }
+}
+
+/// Options for `liminal_consumer_register`. Not thread-safe: do not modify
+/// one from two threads at once. Reusable.
+pub struct liminal_consumer_options {
+    max_in_flight: u32,
+    buffer_depth: u32,
+    tags: Vec<String>,
+    ack_lease: Option<Duration>,
+}
+
+impl Handle for liminal_consumer_options {
+    const NAME: &'static str = "options";
+}
+
+impl Default for liminal_consumer_options {
+    fn default() -> Self {
         Self {
-            delivery,
-            message,
-            consumer_id,
+            max_in_flight: 64,
+            buffer_depth: 0,
+            tags: Vec::new(),
+            ack_lease: None,
         }
     }
 }
 
-/// A delivery callback's answer: one of `LIMINAL_VERDICT_*`.
-pub type liminal_verdict = i32;
-/// Processed: the dispatch completes as delivered to this consumer.
-pub const LIMINAL_VERDICT_ACK: liminal_verdict = 0;
-/// This consumer is broken: it exits, and everything it holds is re-routed.
-pub const LIMINAL_VERDICT_CRASH: liminal_verdict = 1;
-/// Answer later with `liminal_delivery_ack`/`_crash` on a kept copy.
-pub const LIMINAL_VERDICT_DEFER: liminal_verdict = 2;
-
-/// A delivery callback.
-///
-/// | contract | |
-/// |---|---|
-/// | thread | a scheduler worker thread of the runtime |
-/// | overlap | never for one consumer (deliveries are handed over one at a time); different consumers may run concurrently |
-/// | may call | any non-blocking function: `liminal_delivery_keep`/`_ack`/`_crash`, `liminal_consumer_crash`/`_leave`/`_free` on its own consumer, `liminal_group_dispatch_async`, `liminal_group_free`. Blocking calls (`liminal_group_dispatch`, `liminal_consumer_next_delivery`, `liminal_runtime_shutdown`, `liminal_runtime_free`) return `LIMINAL_WOULD_DEADLOCK` |
-/// | may block | no: it holds a scheduler worker, and the push consumers parked on that worker wait behind it (pull-mode consumers do not). Return `LIMINAL_VERDICT_DEFER` and finish the work elsewhere, or use pull mode |
-///
-/// `delivery` is valid only until the callback returns. Any other return
-/// value than the three verdicts counts as a crash.
-pub type liminal_delivery_fn = Option<
-    unsafe extern "C" fn(user: *mut c_void, delivery: *mut liminal_delivery) -> liminal_verdict,
->;
-
-/// `{function, user, free_user}` for deliveries. A NULL `function` makes a
-/// pull-mode consumer (see `liminal_consumer_next_delivery`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct liminal_delivery_callback {
-    /// The callback, or NULL for pull mode.
-    pub function: liminal_delivery_fn,
-    /// Passed to every call; must be usable from any thread.
-    pub user: *mut c_void,
-    /// Optional destructor for `user`: runs once the consumer's process is
-    /// gone (after a crash, leave, group free or runtime shutdown).
-    pub free_user: liminal_free_fn,
+/// Create consumer options holding the defaults: max in flight 64, buffer
+/// depth 0, no tags, the group's ack lease. `*out` owns them; free with
+/// `liminal_consumer_options_free`.
+#[no_mangle]
+pub extern "C" fn liminal_consumer_options_new(
+    out: *mut *mut liminal_consumer_options,
+) -> liminal_status {
+    guard(|| {
+        // SAFETY: NULL or writable.
+        let out = unsafe { out_ptr(out, "out") }?;
+        *out = new_handle(liminal_consumer_options::default());
+        Ok(())
+    })
 }
 
-/// A crash callback: the consumer's process exited abnormally.
-///
-/// | contract | |
-/// |---|---|
-/// | thread | the runtime's exit-watcher process (a scheduler worker), or the thread that declared the crash |
-/// | overlap | called at most once per consumer |
-/// | may call | any non-blocking function (registering a replacement consumer included) |
-/// | may block | no |
-///
-/// `consumer_id` and `reason` are borrowed for the call.
-pub type liminal_crash_fn = Option<
-    unsafe extern "C" fn(user: *mut c_void, consumer_id: *const c_char, reason: *const c_char),
->;
+/// Free consumer options (NULL is accepted).
+#[no_mangle]
+pub extern "C" fn liminal_consumer_options_free(options: *mut liminal_consumer_options) {
+    // SAFETY: NULL or a live handle given up by the caller.
+    unsafe { free_handle(options) };
+}
 
-/// `{function, user, free_user}` for the crash notification (all may be NULL).
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct liminal_crash_callback {
-    /// The callback, or NULL.
-    pub function: liminal_crash_fn,
-    /// Passed to the call; must be usable from any thread.
-    pub user: *mut c_void,
-    /// Optional destructor for `user`; runs once after the call (or once the
-    /// consumer is gone without crashing).
-    pub free_user: liminal_free_fn,
+fn set_consumer_option(
+    options: *mut liminal_consumer_options,
+    set: impl FnOnce(&mut liminal_consumer_options) -> Result<(), Failure>,
+) -> liminal_status {
+    guard(|| {
+        // SAFETY: NULL or a live handle, not modified concurrently (documented).
+        let options = unsafe { borrow_mut(options) }?;
+        set(options)
+    })
+}
+
+/// Most deliveries it may hold at once (default 64, at least 1). Enforced:
+/// a slot is reserved atomically with the choice of this consumer.
+/// Errors: `LIMINAL_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_consumer_options_set_max_in_flight(
+    options: *mut liminal_consumer_options,
+    max_in_flight: u32,
+) -> liminal_status {
+    set_consumer_option(options, |o| {
+        if max_in_flight == 0 {
+            return Err(boundary::invalid("max_in_flight: must be at least 1"));
+        }
+        o.max_in_flight = max_in_flight;
+        Ok(())
+    })
+}
+
+/// The buffer depth routing functions see at first (default 0).
+#[no_mangle]
+pub extern "C" fn liminal_consumer_options_set_buffer_depth(
+    options: *mut liminal_consumer_options,
+    buffer_depth: u32,
+) -> liminal_status {
+    set_consumer_option(options, |o| {
+        o.buffer_depth = buffer_depth;
+        Ok(())
+    })
+}
+
+/// Affinity tags: `count` non-empty UTF-8 strings, copied (NULL when 0).
+/// Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_consumer_options_set_tags(
+    options: *mut liminal_consumer_options,
+    tags: *const *const c_char,
+    count: usize,
+) -> liminal_status {
+    set_consumer_option(options, |o| {
+        // SAFETY: `count` NUL-terminated strings per the contract.
+        let tags = unsafe { utf8_array(tags, count, "tags") }?;
+        if tags.iter().any(String::is_empty) {
+            return Err(boundary::invalid("tags: a tag is empty"));
+        }
+        o.tags = tags;
+        Ok(())
+    })
+}
+
+/// This consumer's acknowledgement lease in milliseconds, overriding the
+/// group's (default 0: the group's).
+#[no_mangle]
+pub extern "C" fn liminal_consumer_options_set_ack_lease_ms(
+    options: *mut liminal_consumer_options,
+    lease_ms: u64,
+) -> liminal_status {
+    set_consumer_option(options, |o| {
+        o.ack_lease = boundary::millis_opt(lease_ms);
+        Ok(())
+    })
 }
 
 struct CDelivery {
-    function: unsafe extern "C" fn(*mut c_void, *mut liminal_delivery) -> liminal_verdict,
+    function: unsafe extern "C" fn(*mut std::ffi::c_void, *mut liminal_delivery) -> liminal_verdict,
     user: UserData,
     consumer_id: Arc<CString>,
 }
@@ -122,11 +170,13 @@ impl DeliveryHandler for CDelivery {
         match verdict {
             LIMINAL_VERDICT_ACK => Verdict::Ack,
             LIMINAL_VERDICT_DEFER => Verdict::Defer,
+            LIMINAL_VERDICT_RELEASE => Verdict::Release(Duration::ZERO),
             LIMINAL_VERDICT_CRASH => {
                 Verdict::Crash("delivery callback returned LIMINAL_VERDICT_CRASH".into())
             }
             other => Verdict::Crash(format!(
-                "delivery callback returned invalid verdict {other}"
+                "delivery callback returned {other}, which is not a verdict \
+                 (LIMINAL_VERDICT_ACK=1, _CRASH=2, _DEFER=3, _RELEASE=4)"
             )),
         }
     }
@@ -134,37 +184,32 @@ impl DeliveryHandler for CDelivery {
 
 /// Register a consumer in `group` and start its process.
 ///
-/// `id`: non-empty UTF-8, unique in the group. `max_in_flight` ≥ 1.
-/// `tags`: `tag_count` non-empty UTF-8 strings (NULL when 0). The library
-/// owns both callbacks from this call on, even when it fails (their
-/// `free_user` then run before this returns). `*out` owns the handle.
+/// `id`: non-empty UTF-8, unique in the group. `options` (borrowed; NULL
+/// means all defaults). The library owns both callbacks from this call on,
+/// even when it fails (their `free_user` then run before this returns).
+/// `*out` owns the handle.
 ///
 /// Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
 /// `LIMINAL_DUPLICATE_CONSUMER`, `LIMINAL_SHUT_DOWN`, `LIMINAL_SPAWN_FAILED`.
 #[no_mangle]
-#[allow(clippy::too_many_arguments)]
 pub extern "C" fn liminal_consumer_register(
     group: *const liminal_group,
     id: *const c_char,
-    max_in_flight: u32,
-    buffer_depth: u32,
-    tags: *const *const c_char,
-    tag_count: usize,
     on_delivery: liminal_delivery_callback,
     on_crash: liminal_crash_callback,
+    options: *const liminal_consumer_options,
     out: *mut *mut liminal_consumer,
 ) -> liminal_status {
     let delivery_user = UserData::new(on_delivery.user, on_delivery.free_user);
     let crash_user = UserData::new(on_crash.user, on_crash.free_user);
-    guard(move || {
-        // SAFETY: NULL or live handle / writable output.
-        let group = unsafe { borrow(group, "group") }?;
-        // SAFETY: as above.
+    with(group, move |group| {
+        // SAFETY: NULL or writable.
         let out = unsafe { out_ptr(out, "out") }?;
         // SAFETY: NUL-terminated per the contract.
         let id = unsafe { utf8(id, "id") }?.to_owned();
-        // SAFETY: `tag_count` NUL-terminated strings per the contract.
-        let tags = unsafe { utf8_array(tags, tag_count, "tags") }?;
+        // SAFETY: NULL or a live handle.
+        let defaults = liminal_consumer_options::default();
+        let options = unsafe { options.as_ref() }.unwrap_or(&defaults);
         let c_id = Arc::new(boundary::c_string(&id));
         let mut spec = match on_delivery.function {
             Some(function) => ConsumerSpec::push(
@@ -181,21 +226,32 @@ pub extern "C" fn liminal_consumer_register(
             }
         };
         spec = spec
-            .max_in_flight(max_in_flight)
-            .buffer_depth(buffer_depth)
-            .tags(tags);
+            .max_in_flight(options.max_in_flight)
+            .buffer_depth(options.buffer_depth)
+            .tags(options.tags.clone());
+        if let Some(lease) = options.ack_lease {
+            spec = spec.ack_lease(lease);
+        }
         if let Some(function) = on_crash.function {
-            spec = spec.on_crash(move |report| {
+            spec = spec.on_crash(move |report: &CrashReport| {
                 let consumer_id = boundary::c_string(&report.consumer_id);
                 let reason = boundary::c_string(&report.reason);
                 // SAFETY: the host's callback, with strings valid for the call.
-                unsafe { function(crash_user.ptr(), consumer_id.as_ptr(), reason.as_ptr()) };
+                unsafe {
+                    function(
+                        crash_user.ptr(),
+                        consumer_id.as_ptr(),
+                        report.kind.into(),
+                        reason.as_ptr(),
+                        report.alive,
+                    );
+                };
             });
         } else {
             drop(crash_user);
         }
         let consumer = group.group.register(spec)?;
-        *out = into_handle(liminal_consumer { consumer, id: c_id });
+        *out = new_handle(liminal_consumer { consumer, id: c_id });
         Ok(())
     })
 }
@@ -205,94 +261,102 @@ pub extern "C" fn liminal_consumer_register(
 /// the consumer's own callback.
 #[no_mangle]
 pub extern "C" fn liminal_consumer_free(consumer: *mut liminal_consumer) {
-    boundary::guard_void((), || {
-        // SAFETY: NULL or a live handle given up by the caller.
-        drop(unsafe { take_handle(consumer) });
-    });
-}
-
-fn with_consumer(
-    consumer: *const liminal_consumer,
-    body: impl FnOnce(&liminal_consumer) -> Result<(), Failure>,
-) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or a live handle.
-        let consumer = unsafe { borrow(consumer, "consumer") }?;
-        body(consumer)
-    })
+    // SAFETY: NULL or a live handle given up by the caller.
+    unsafe { free_handle(consumer) };
 }
 
 /// The consumer's id (borrowed, valid while the handle lives; NULL for NULL).
 #[no_mangle]
 pub extern "C" fn liminal_consumer_id(consumer: *const liminal_consumer) -> *const c_char {
-    boundary::guard_void(std::ptr::null(), || {
-        // SAFETY: NULL or a live handle.
-        unsafe { consumer.as_ref() }.map_or(std::ptr::null(), |c| c.id.as_ptr())
-    })
+    read(consumer, std::ptr::null(), |c| c.id.as_ptr())
 }
 
-/// Whether its process is alive (false for NULL).
+/// Whether it is alive: registered, not crashed, not left, runtime up
+/// (false for NULL).
 #[no_mangle]
 pub extern "C" fn liminal_consumer_is_alive(consumer: *const liminal_consumer) -> bool {
-    boundary::guard_void(false, || {
-        // SAFETY: NULL or a live handle.
-        unsafe { consumer.as_ref() }.is_some_and(|c| c.consumer.is_alive())
-    })
+    read(consumer, false, |c| c.consumer.is_alive())
 }
 
-/// Deliveries it holds now.
+/// Whether it is paused after an expired lease under
+/// `LIMINAL_LEASE_QUARANTINE` (it gets nothing new until it answers
+/// something; false for NULL).
+#[no_mangle]
+pub extern "C" fn liminal_consumer_is_paused(consumer: *const liminal_consumer) -> bool {
+    read(consumer, false, |c| c.consumer.is_paused())
+}
+
+/// Deliveries reserved for or held by it now. Errors: `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_consumer_in_flight(
     consumer: *const liminal_consumer,
     out: *mut u32,
 ) -> liminal_status {
-    with_consumer(consumer, |c| {
+    with(consumer, |c| {
         // SAFETY: NULL or writable.
-        *unsafe { out_ptr(out, "out") }? = c.consumer.state().in_flight;
+        let out = unsafe { out_ptr(out, "out") }?;
+        *out = c.consumer.in_flight()?;
         Ok(())
     })
 }
 
-/// Update the buffer depth routing functions see.
+/// Update the buffer depth routing functions see. Errors:
+/// `LIMINAL_CONSUMER_GONE`, `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_consumer_set_buffer_depth(
     consumer: *const liminal_consumer,
     buffer_depth: u32,
 ) -> liminal_status {
-    with_consumer(consumer, |c| {
+    with(consumer, |c| {
         c.consumer.update(Some(buffer_depth), None)?;
         Ok(())
     })
 }
 
-/// Replace the affinity tags (`tag_count` non-empty UTF-8 strings).
+/// Replace the affinity tags (`count` non-empty UTF-8 strings, copied).
+/// Waiting messages are looked at again. Errors: `LIMINAL_INVALID_ARGUMENT`,
+/// `LIMINAL_CONSUMER_GONE`, `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_consumer_set_tags(
     consumer: *const liminal_consumer,
     tags: *const *const c_char,
-    tag_count: usize,
+    count: usize,
 ) -> liminal_status {
-    with_consumer(consumer, |c| {
-        // SAFETY: `tag_count` NUL-terminated strings per the contract.
-        let tags = unsafe { utf8_array(tags, tag_count, "tags") }?;
+    with(consumer, |c| {
+        // SAFETY: `count` NUL-terminated strings per the contract.
+        let tags = unsafe { utf8_array(tags, count, "tags") }?;
         c.consumer.update(None, Some(tags))?;
         Ok(())
     })
 }
 
-/// Declare the consumer crashed (fault injection, or a host worker that
-/// died): its process is killed now, its crash callback gets `reason`
-/// (UTF-8), and every delivery it held is re-routed — at once, even while
-/// its callback is still running (that callback's later answer is fenced
-/// off). Safe from its own callback, which then gives up the delivery in
-/// hand. The crash callback runs on the calling thread.
-/// Errors: `LIMINAL_UNKNOWN_CONSUMER` if it is already gone.
+/// Change its `max_in_flight` (at least 1). Raising it lets waiting messages
+/// in at once; lowering it below what it holds takes nothing away. Errors:
+/// `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_CONSUMER_GONE`, `LIMINAL_SHUT_DOWN`.
+#[no_mangle]
+pub extern "C" fn liminal_consumer_set_max_in_flight(
+    consumer: *const liminal_consumer,
+    max_in_flight: u32,
+) -> liminal_status {
+    with(consumer, |c| {
+        c.consumer.set_max_in_flight(max_in_flight)?;
+        Ok(())
+    })
+}
+
+/// Declare the consumer crashed (a host worker that died, or fault
+/// injection): it dies now, on this thread — its crash callback runs here
+/// (`LIMINAL_CRASH_DECLARED`, `reason`) — every delivery it held is
+/// re-routed at once (even one whose callback is still running: that
+/// callback's later answer is fenced off), and its process is killed. Safe
+/// from its own callback. Errors: `LIMINAL_CONSUMER_GONE` if it is already
+/// gone, `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_consumer_crash(
     consumer: *const liminal_consumer,
     reason: *const c_char,
 ) -> liminal_status {
-    with_consumer(consumer, |c| {
+    with(consumer, |c| {
         // SAFETY: NUL-terminated per the contract.
         let reason = unsafe { utf8(reason, "reason") }?;
         c.consumer.crash(reason)?;
@@ -300,51 +364,50 @@ pub extern "C" fn liminal_consumer_crash(
     })
 }
 
-/// Fault injection: crash at the next delivery, before the callback sees it.
+/// Fault injection: crash (`LIMINAL_CRASH_INJECTED`) at the next delivery,
+/// before the callback sees it. The message it was about to get is re-routed
+/// as if never delivered: not flagged redelivered, not counted against it.
+/// Errors: `LIMINAL_CONSUMER_GONE`, `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_consumer_crash_at_next_delivery(
     consumer: *const liminal_consumer,
 ) -> liminal_status {
-    with_consumer(consumer, |c| {
-        if !c.consumer.is_alive() {
-            return Err(Failure::new(
-                liminal_status::LIMINAL_UNKNOWN_CONSUMER,
-                "consumer is gone",
-            ));
-        }
-        c.consumer.crash_at_next_delivery();
+    with(consumer, |c| {
+        c.consumer.crash_at_next_delivery()?;
         Ok(())
     })
 }
 
 /// Leave the group now: no new deliveries; deliveries it held are re-routed
-/// (flagged redelivered if it had seen them, not counted as crashes). Its
+/// (flagged redelivered if it had seen them, not counted as crashes); a
+/// delivery whose callback is running finishes, and its answer counts. Its
 /// crash callback is released without being called. Safe from its own
-/// callback, which then gives up the delivery in hand (re-routed; its verdict
-/// is ignored). Errors: `LIMINAL_UNKNOWN_CONSUMER` if already gone.
+/// callback. Errors: `LIMINAL_CONSUMER_GONE` if already gone, `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_consumer_leave(consumer: *const liminal_consumer) -> liminal_status {
-    with_consumer(consumer, |c| {
+    with(consumer, |c| {
         c.consumer.leave()?;
         Ok(())
     })
 }
 
-/// Pull mode: wait up to `timeout_ms` for the next delivery. `*out` owns it:
-/// answer with `liminal_delivery_ack`/`_crash`, then `liminal_delivery_free`.
-/// Errors: `LIMINAL_TIMED_OUT`; `LIMINAL_SHUT_DOWN` once the consumer is
-/// gone; `LIMINAL_INVALID_ARGUMENT` for a push-mode consumer;
-/// `LIMINAL_WOULD_DEADLOCK` from inside a library callback.
+/// Pull mode: wait up to `timeout_ms` for the next delivery. `*out` owns
+/// it: answer with `liminal_delivery_ack`/`_crash`/`_release`, then
+/// `liminal_delivery_free`. Errors: `LIMINAL_TIMED_OUT`;
+/// `LIMINAL_CONSUMER_GONE` once this consumer crashed or left;
+/// `LIMINAL_SHUT_DOWN` once the runtime shut down; `LIMINAL_INVALID_ARGUMENT`
+/// for a push-mode consumer; `LIMINAL_WOULD_DEADLOCK` from a callback with a
+/// timeout above 0.
 #[no_mangle]
 pub extern "C" fn liminal_consumer_next_delivery(
     consumer: *const liminal_consumer,
     timeout_ms: u64,
     out: *mut *mut liminal_delivery,
 ) -> liminal_status {
-    with_consumer(consumer, |c| {
+    with(consumer, |c| {
         // SAFETY: NULL or writable.
         let out = unsafe { out_ptr(out, "out") }?;
-        if crate::in_library_thread() && timeout_ms > 0 {
+        if in_callback() && timeout_ms > 0 {
             return Err(Failure::new(
                 liminal_status::LIMINAL_WOULD_DEADLOCK,
                 "waiting for a delivery inside a callback",
@@ -353,130 +416,7 @@ pub extern "C" fn liminal_consumer_next_delivery(
         let delivery = c
             .consumer
             .next_delivery(Duration::from_millis(timeout_ms))?;
-        *out = into_handle(liminal_delivery::new(delivery, Arc::clone(&c.id)));
+        *out = new_handle(liminal_delivery::new(delivery, Arc::clone(&c.id)));
         Ok(())
-    })
-}
-
-fn with_delivery(
-    delivery: *const liminal_delivery,
-    body: impl FnOnce(&liminal_delivery) -> Result<(), Failure>,
-) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or a live (borrowed or owned) delivery.
-        let delivery = unsafe { borrow(delivery, "delivery") }?;
-        body(delivery)
-    })
-}
-
-/// Make an owned copy of a delivery (for example of the one borrowed in a
-/// delivery callback) to answer later from any thread. `*out` owns it.
-#[no_mangle]
-pub extern "C" fn liminal_delivery_keep(
-    delivery: *const liminal_delivery,
-    out: *mut *mut liminal_delivery,
-) -> liminal_status {
-    with_delivery(delivery, |d| {
-        // SAFETY: NULL or writable.
-        let out = unsafe { out_ptr(out, "out") }?;
-        *out = into_handle(liminal_delivery::new(
-            d.delivery.clone(),
-            Arc::clone(&d.consumer_id),
-        ));
-        Ok(())
-    })
-}
-
-/// Acknowledge: the dispatch completes as delivered to this consumer.
-/// Errors: `LIMINAL_STALE_DELIVERY` if this attempt was already completed or
-/// re-routed (the acknowledgement is fenced off, never counted twice).
-#[no_mangle]
-pub extern "C" fn liminal_delivery_ack(delivery: *const liminal_delivery) -> liminal_status {
-    with_delivery(delivery, |d| {
-        d.delivery.token().ack()?;
-        Ok(())
-    })
-}
-
-/// Declare the consumer holding this delivery crashed, with `reason`: it
-/// exits and everything it holds is re-routed. Errors:
-/// `LIMINAL_STALE_DELIVERY` if this attempt is no longer held.
-#[no_mangle]
-pub extern "C" fn liminal_delivery_crash(
-    delivery: *const liminal_delivery,
-    reason: *const c_char,
-) -> liminal_status {
-    with_delivery(delivery, |d| {
-        // SAFETY: NUL-terminated per the contract.
-        let reason = unsafe { utf8(reason, "reason") }?;
-        d.delivery.token().crash(reason)?;
-        Ok(())
-    })
-}
-
-/// Free an owned delivery (NULL is accepted). Never free the borrowed one a
-/// delivery callback receives. Freeing without answering leaves the attempt
-/// held until the consumer crashes or leaves.
-#[no_mangle]
-pub extern "C" fn liminal_delivery_free(delivery: *mut liminal_delivery) {
-    boundary::guard_void((), || {
-        // SAFETY: NULL or an owned delivery given up by the caller.
-        drop(unsafe { take_handle(delivery) });
-    });
-}
-
-/// The message (borrowed: valid while the delivery is).
-#[no_mangle]
-pub extern "C" fn liminal_delivery_message(
-    delivery: *const liminal_delivery,
-) -> *const liminal_message {
-    boundary::guard_void(std::ptr::null(), || {
-        // SAFETY: NULL or a live delivery.
-        unsafe { delivery.as_ref() }.map_or(std::ptr::null(), |d| &d.message as *const _)
-    })
-}
-
-/// The dispatch id (the same across attempts; 0 for NULL).
-#[no_mangle]
-pub extern "C" fn liminal_delivery_dispatch_id(delivery: *const liminal_delivery) -> u64 {
-    boundary::guard_void(0, || {
-        // SAFETY: NULL or a live delivery.
-        unsafe { delivery.as_ref() }.map_or(0, |d| d.delivery.dispatch_id())
-    })
-}
-
-/// This attempt's id, unique per runtime (0 for NULL).
-#[no_mangle]
-pub extern "C" fn liminal_delivery_id(delivery: *const liminal_delivery) -> u64 {
-    boundary::guard_void(0, || {
-        // SAFETY: NULL or a live delivery.
-        unsafe { delivery.as_ref() }.map_or(0, |d| d.delivery.delivery_id())
-    })
-}
-
-/// The attempt number: 1 for the first forward (0 for NULL).
-#[no_mangle]
-pub extern "C" fn liminal_delivery_attempt(delivery: *const liminal_delivery) -> u32 {
-    boundary::guard_void(0, || {
-        // SAFETY: NULL or a live delivery.
-        unsafe { delivery.as_ref() }.map_or(0, |d| d.delivery.attempt())
-    })
-}
-
-/// Whether an earlier attempt may have been processed (be idempotent).
-#[no_mangle]
-pub extern "C" fn liminal_delivery_redelivered(delivery: *const liminal_delivery) -> bool {
-    boundary::guard_void(false, || {
-        // SAFETY: NULL or a live delivery.
-        unsafe { delivery.as_ref() }.is_some_and(|d| d.delivery.redelivered())
-    })
-}
-
-/// The receiving consumer's id (borrowed: valid while the delivery is).
-#[no_mangle]
-pub extern "C" fn liminal_delivery_consumer_id(delivery: *const liminal_delivery) -> *const c_char {
-    boundary::guard_void(std::ptr::null(), || {
-        // SAFETY: NULL or a live delivery.
-        unsafe { delivery.as_ref() }.map_or(std::ptr::null(), |d| d.consumer_id.as_ptr())
     })
 }

@@ -1,10 +1,21 @@
-//! Status codes, their names and descriptions, and the per-thread detail of
-//! the last failure.
+//! Status codes, their names, descriptions and classes, and the per-thread
+//! detail of the last failure.
 
-use std::ffi::c_char;
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
 
 use crate::error::{DispatchError, Error, RoutingError};
 use crate::ffi::boundary;
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
+}
+
+/// Record the detail of a failure for `liminal_last_error`.
+pub(crate) fn set_last_error(detail: &str) {
+    let text = boundary::c_string(detail);
+    LAST_ERROR.with(|slot| *slot.borrow_mut() = text);
+}
 
 /// The result of every fallible call. `LIMINAL_OK` is 0; every other value
 /// is a distinct failure. `liminal_last_error()` has the detail.
@@ -22,7 +33,7 @@ pub enum liminal_status {
     LIMINAL_DUPLICATE_CONSUMER = 3,
     /// No such consumer (or it has already left or died).
     LIMINAL_UNKNOWN_CONSUMER = 4,
-    /// No live consumer with capacity could take the message.
+    /// The message's group closed (was freed) while it waited or was held.
     LIMINAL_NO_CONSUMER_AVAILABLE = 5,
     /// The routing function selected an id that is not an eligible consumer.
     LIMINAL_UNKNOWN_CONSUMER_SELECTED = 6,
@@ -34,13 +45,15 @@ pub enum liminal_status {
     LIMINAL_SPAWN_FAILED = 9,
     /// The dispatch conversation could not be driven.
     LIMINAL_CONVERSATION_FAILED = 10,
-    /// The message crashed the maximum number of consumers (dead-lettered).
+    /// The message used up its failed attempts (dead-lettered).
     LIMINAL_ATTEMPTS_EXHAUSTED = 11,
-    /// The delivery was already completed or re-routed; this completion was fenced off.
+    /// The delivery was already answered, re-routed or withdrawn; this
+    /// answer was fenced off.
     LIMINAL_STALE_DELIVERY = 12,
     /// The runtime is shut down (or shutting down).
     LIMINAL_SHUT_DOWN = 13,
-    /// A wait ran out of time.
+    /// A wait ran out of time (a blocking dispatch's own timeout included:
+    /// the message was withdrawn).
     LIMINAL_TIMED_OUT = 14,
     /// The call would block a library thread it needs (made from inside a callback).
     LIMINAL_WOULD_DEADLOCK = 15,
@@ -50,12 +63,24 @@ pub enum liminal_status {
     LIMINAL_NOT_FOUND = 17,
     /// A Rust panic was caught at the boundary (a library bug).
     LIMINAL_PANIC = 18,
+    /// The consumer crashed or left; its handle can only be freed.
+    LIMINAL_CONSUMER_GONE = 19,
+    /// The group's waiting room is full (overflow policy reject, or the
+    /// block timed out). Retriable.
+    LIMINAL_QUEUE_FULL = 20,
+    /// The message was not delivered by its deadline.
+    LIMINAL_EXPIRED = 21,
+    /// The message was the oldest waiting when the waiting room overflowed
+    /// (overflow policy drop-oldest).
+    LIMINAL_DROPPED = 22,
+    /// The group or runtime is draining: no new dispatches accepted.
+    LIMINAL_DRAINING = 23,
 }
 
 use liminal_status as S;
 
 /// Every status, in numeric order.
-pub(crate) const ALL: [liminal_status; 19] = [
+pub(crate) const ALL: [liminal_status; 24] = [
     S::LIMINAL_OK,
     S::LIMINAL_NULL_ARGUMENT,
     S::LIMINAL_INVALID_ARGUMENT,
@@ -75,6 +100,11 @@ pub(crate) const ALL: [liminal_status; 19] = [
     S::LIMINAL_BUFFER_TOO_SMALL,
     S::LIMINAL_NOT_FOUND,
     S::LIMINAL_PANIC,
+    S::LIMINAL_CONSUMER_GONE,
+    S::LIMINAL_QUEUE_FULL,
+    S::LIMINAL_EXPIRED,
+    S::LIMINAL_DROPPED,
+    S::LIMINAL_DRAINING,
 ];
 
 impl liminal_status {
@@ -86,6 +116,9 @@ impl liminal_status {
             DispatchError::Routing(RoutingError::TimedOut(_)) => S::LIMINAL_ROUTING_TIMED_OUT,
             DispatchError::Routing(RoutingError::SpawnFailed(_)) => S::LIMINAL_SPAWN_FAILED,
             DispatchError::AttemptsExhausted(_) => S::LIMINAL_ATTEMPTS_EXHAUSTED,
+            DispatchError::Expired => S::LIMINAL_EXPIRED,
+            DispatchError::TimedOut => S::LIMINAL_TIMED_OUT,
+            DispatchError::Dropped => S::LIMINAL_DROPPED,
             DispatchError::Conversation(_) => S::LIMINAL_CONVERSATION_FAILED,
             DispatchError::ShutDown => S::LIMINAL_SHUT_DOWN,
         }
@@ -96,8 +129,11 @@ impl liminal_status {
             Error::InvalidArgument(_) => S::LIMINAL_INVALID_ARGUMENT,
             Error::DuplicateConsumer(_) => S::LIMINAL_DUPLICATE_CONSUMER,
             Error::UnknownConsumer(_) => S::LIMINAL_UNKNOWN_CONSUMER,
+            Error::ConsumerGone(_) => S::LIMINAL_CONSUMER_GONE,
             Error::StaleDelivery(_) => S::LIMINAL_STALE_DELIVERY,
             Error::ShutDown => S::LIMINAL_SHUT_DOWN,
+            Error::Draining => S::LIMINAL_DRAINING,
+            Error::QueueFull => S::LIMINAL_QUEUE_FULL,
             Error::TimedOut => S::LIMINAL_TIMED_OUT,
             Error::WouldDeadlock(_) => S::LIMINAL_WOULD_DEADLOCK,
             Error::SpawnFailed(_) => S::LIMINAL_SPAWN_FAILED,
@@ -126,6 +162,11 @@ impl liminal_status {
             S::LIMINAL_BUFFER_TOO_SMALL => c"LIMINAL_BUFFER_TOO_SMALL",
             S::LIMINAL_NOT_FOUND => c"LIMINAL_NOT_FOUND",
             S::LIMINAL_PANIC => c"LIMINAL_PANIC",
+            S::LIMINAL_CONSUMER_GONE => c"LIMINAL_CONSUMER_GONE",
+            S::LIMINAL_QUEUE_FULL => c"LIMINAL_QUEUE_FULL",
+            S::LIMINAL_EXPIRED => c"LIMINAL_EXPIRED",
+            S::LIMINAL_DROPPED => c"LIMINAL_DROPPED",
+            S::LIMINAL_DRAINING => c"LIMINAL_DRAINING",
         }
     }
 
@@ -136,7 +177,7 @@ impl liminal_status {
             S::LIMINAL_INVALID_ARGUMENT => c"invalid argument",
             S::LIMINAL_DUPLICATE_CONSUMER => c"a consumer with this id is already registered",
             S::LIMINAL_UNKNOWN_CONSUMER => c"unknown consumer",
-            S::LIMINAL_NO_CONSUMER_AVAILABLE => c"no consumer available",
+            S::LIMINAL_NO_CONSUMER_AVAILABLE => c"no consumer available: the group closed",
             S::LIMINAL_UNKNOWN_CONSUMER_SELECTED => {
                 c"the routing function selected an unknown consumer"
             }
@@ -144,21 +185,32 @@ impl liminal_status {
             S::LIMINAL_ROUTING_TIMED_OUT => c"routing evaluation failed: timed out",
             S::LIMINAL_SPAWN_FAILED => c"routing evaluation failed: spawn failed",
             S::LIMINAL_CONVERSATION_FAILED => c"the dispatch conversation failed",
-            S::LIMINAL_ATTEMPTS_EXHAUSTED => c"dead-lettered: maximum crashed attempts reached",
-            S::LIMINAL_STALE_DELIVERY => c"stale delivery: already completed or re-routed",
+            S::LIMINAL_ATTEMPTS_EXHAUSTED => c"dead-lettered: maximum failed attempts reached",
+            S::LIMINAL_STALE_DELIVERY => {
+                c"stale delivery: already answered, re-routed or withdrawn"
+            }
             S::LIMINAL_SHUT_DOWN => c"the runtime is shut down",
             S::LIMINAL_TIMED_OUT => c"timed out waiting",
             S::LIMINAL_WOULD_DEADLOCK => c"refused: would deadlock when called from a callback",
             S::LIMINAL_BUFFER_TOO_SMALL => c"buffer too small",
             S::LIMINAL_NOT_FOUND => c"not found",
             S::LIMINAL_PANIC => c"internal panic caught at the C boundary",
+            S::LIMINAL_CONSUMER_GONE => c"the consumer crashed or left",
+            S::LIMINAL_QUEUE_FULL => c"the waiting room is full",
+            S::LIMINAL_EXPIRED => c"expired: not delivered by its deadline",
+            S::LIMINAL_DROPPED => c"dropped: the oldest waiting message at overflow",
+            S::LIMINAL_DRAINING => c"draining: no new dispatches accepted",
         }
     }
 
     fn is_retriable(self) -> bool {
         matches!(
             self,
-            S::LIMINAL_NO_CONSUMER_AVAILABLE | S::LIMINAL_ROUTING_TIMED_OUT | S::LIMINAL_TIMED_OUT
+            S::LIMINAL_ROUTING_TIMED_OUT
+                | S::LIMINAL_TIMED_OUT
+                | S::LIMINAL_QUEUE_FULL
+                | S::LIMINAL_EXPIRED
+                | S::LIMINAL_DROPPED
         )
     }
 
@@ -177,7 +229,7 @@ fn known(status: i32) -> Option<liminal_status> {
 #[no_mangle]
 pub extern "C" fn liminal_status_str(status: i32) -> *const c_char {
     let fallback = c"unknown status".as_ptr();
-    boundary::guard_void(fallback, || {
+    boundary::guard_value(fallback, || {
         known(status).map_or(fallback, |known| known.description().as_ptr())
     })
 }
@@ -187,16 +239,17 @@ pub extern "C" fn liminal_status_str(status: i32) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn liminal_status_name(status: i32) -> *const c_char {
     let fallback = c"LIMINAL_UNKNOWN_STATUS".as_ptr();
-    boundary::guard_void(fallback, || {
+    boundary::guard_value(fallback, || {
         known(status).map_or(fallback, |known| known.name().as_ptr())
     })
 }
 
-/// Whether trying again later may succeed (no consumer available right now,
-/// routing timed out, a wait timed out).
+/// Whether trying again later may succeed: `LIMINAL_QUEUE_FULL`,
+/// `LIMINAL_TIMED_OUT`, `LIMINAL_ROUTING_TIMED_OUT`, `LIMINAL_EXPIRED`,
+/// `LIMINAL_DROPPED`.
 #[no_mangle]
 pub extern "C" fn liminal_status_is_retriable(status: i32) -> bool {
-    boundary::guard_void(false, || {
+    boundary::guard_value(false, || {
         known(status).is_some_and(liminal_status::is_retriable)
     })
 }
@@ -205,7 +258,7 @@ pub extern "C" fn liminal_status_is_retriable(status: i32) -> bool {
 /// (`LIMINAL_SHUT_DOWN`, `LIMINAL_PANIC`).
 #[no_mangle]
 pub extern "C" fn liminal_status_is_fatal(status: i32) -> bool {
-    boundary::guard_void(false, || {
+    boundary::guard_value(false, || {
         known(status).is_some_and(liminal_status::is_fatal)
     })
 }
@@ -214,7 +267,9 @@ pub extern "C" fn liminal_status_is_fatal(status: i32) -> bool {
 /// pointer stays valid until the next failing call on this thread.
 #[no_mangle]
 pub extern "C" fn liminal_last_error() -> *const c_char {
-    boundary::guard_void(c"".as_ptr(), boundary::last_error_ptr)
+    boundary::guard_value(c"".as_ptr(), || {
+        LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+    })
 }
 
 #[cfg(test)]
@@ -227,18 +282,18 @@ mod tests {
         let dispatch = |error| {
             Error::Dispatch(Box::new(crate::DispatchFailure {
                 error,
-                dispatch_id: 1,
-                rerouted_from: Vec::new(),
-                reroute_timings: Vec::new(),
-                attempts: 0,
+                trail: crate::Trail::default(),
             }))
         };
         vec![
             Error::InvalidArgument(String::new()),
             Error::DuplicateConsumer(String::new()),
             Error::UnknownConsumer(String::new()),
+            Error::ConsumerGone(String::new()),
             Error::StaleDelivery(1),
             Error::ShutDown,
+            Error::Draining,
+            Error::QueueFull,
             Error::TimedOut,
             Error::WouldDeadlock(String::new()),
             Error::SpawnFailed(String::new()),
@@ -247,6 +302,8 @@ mod tests {
             dispatch(DispatchError::Routing(RoutingError::Crashed(1))),
             dispatch(DispatchError::Routing(RoutingError::TimedOut(1))),
             dispatch(DispatchError::AttemptsExhausted(3)),
+            dispatch(DispatchError::Expired),
+            dispatch(DispatchError::Dropped),
             dispatch(DispatchError::Conversation(String::new())),
         ]
     }
@@ -274,7 +331,9 @@ mod tests {
             assert_ne!(status, liminal_status::LIMINAL_OK);
             assert!(seen.insert(status), "{error:?} shares {status:?}");
         }
-        // Routing spawn failure and API spawn failure are the same condition.
+        // The same condition in two places shares a status: a spawn failure
+        // (routing or API), a timeout (a wait, or the blocking dispatch's),
+        // shutdown (API call, or a dispatch completed by it).
         assert_eq!(
             liminal_status::from_dispatch(&DispatchError::Routing(RoutingError::SpawnFailed(
                 String::new()
@@ -284,6 +343,10 @@ mod tests {
         assert_eq!(
             liminal_status::from_dispatch(&DispatchError::ShutDown),
             liminal_status::LIMINAL_SHUT_DOWN
+        );
+        assert_eq!(
+            liminal_status::from_dispatch(&DispatchError::TimedOut),
+            liminal_status::LIMINAL_TIMED_OUT
         );
     }
 }

@@ -1,118 +1,327 @@
-//! `liminal_group`: consumer groups, snapshots, dead letters, hot deploy.
+//! `liminal_group` and its options: consumer groups, their waiting room,
+//! dead letters, hot deployment, lookup, drain.
 
-use std::ffi::c_void;
+use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ffi::boundary::{self, borrow, guard, into_handle, out_ptr, take_handle, UserData};
-use crate::ffi::dispatch::liminal_outcome;
+use crate::dispatch::{GroupOptions, Overflow};
+use crate::ffi::boundary::{
+    self, borrow_mut, free_handle, guard, new_handle, out_ptr, read, utf8, with, Failure, Handle,
+};
+use crate::ffi::callbacks::{liminal_dead_letter_callback, UserData};
+use crate::ffi::consumer::liminal_consumer;
 use crate::ffi::error::liminal_status;
 use crate::ffi::message::liminal_message;
-use crate::ffi::routing::{liminal_consumer_view, liminal_free_fn, liminal_routing, ViewTable};
+use crate::ffi::outcome::liminal_outcome;
+use crate::ffi::routing::{liminal_routing, ViewTable};
 use crate::ffi::runtime::liminal_runtime;
-use crate::group::{Group, GroupOptions};
+use crate::ffi::snapshot::liminal_snapshot;
+use crate::group::Group;
+use crate::LeasePolicy;
 
 /// A consumer group. Thread-safe.
 pub struct liminal_group {
     pub(crate) group: Group,
 }
 
-/// A point-in-time copy of a group's consumers. Immutable.
-pub struct liminal_snapshot {
-    table: ViewTable,
+impl Handle for liminal_group {
+    const NAME: &'static str = "group";
 }
 
-/// A dead-letter callback: a dispatch ended without a delivery (attempts
-/// exhausted, no consumer available, routing failed; not shutdown).
-///
-/// | contract | |
-/// |---|---|
-/// | thread | whichever library thread (or dispatching thread) ended the dispatch |
-/// | overlap | calls may overlap on different threads |
-/// | may call | any non-blocking function, `liminal_group_dispatch_async` included; blocking calls return `LIMINAL_WOULD_DEADLOCK` |
-/// | may block | no: keep it short |
-///
-/// `message` and `trail` are borrowed for the call; `trail` carries the
-/// status and the consumers that crashed holding the message.
-pub type liminal_dead_letter_fn = Option<
-    unsafe extern "C" fn(
-        user: *mut c_void,
-        message: *const liminal_message,
-        trail: *const liminal_outcome,
-    ),
->;
+/// Options for `liminal_group_new`. Not thread-safe: do not modify one from
+/// two threads at once. Reusable: a group copies what it needs.
+pub struct liminal_group_options {
+    options: GroupOptions,
+}
 
-/// `{function, user, free_user}` for dead letters.
+impl Handle for liminal_group_options {
+    const NAME: &'static str = "options";
+}
+
+/// What a dispatch does when its group's waiting room is full.
+#[allow(non_camel_case_types)]
 #[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct liminal_dead_letter_callback {
-    /// The callback; NULL clears the group's dead-letter callback.
-    pub function: liminal_dead_letter_fn,
-    /// Passed to every call; must be usable from any thread.
-    pub user: *mut c_void,
-    /// Optional destructor for `user`.
-    pub free_user: liminal_free_fn,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum liminal_overflow {
+    /// Refuse the new dispatch at once with `LIMINAL_QUEUE_FULL` (retriable). The default.
+    LIMINAL_OVERFLOW_REJECT = 1,
+    /// Block the dispatching thread until there is room, up to a timeout,
+    /// then `LIMINAL_QUEUE_FULL`. Inside a callback it behaves as reject.
+    LIMINAL_OVERFLOW_BLOCK = 2,
+    /// Accept the new dispatch; the oldest waiting message fails with
+    /// `LIMINAL_DROPPED` (and goes to the dead-letter callback).
+    LIMINAL_OVERFLOW_DROP_OLDEST = 3,
 }
 
-/// Create a group on `runtime`, routed by `routing` (borrowed; the group
-/// keeps its own reference). `max_attempts` 0 means the default (3);
-/// `handoff_window_ms` 0 means acknowledgement mode, otherwise the reference
-/// hand-off-window mode. `*out` owns the group.
+/// What happens to a consumer that lets an acknowledgement lease expire.
+/// Either way its delivery is taken back and routed to another consumer.
+#[allow(non_camel_case_types)]
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum liminal_lease_policy {
+    /// It is declared crashed: everything it holds is re-routed. The default.
+    LIMINAL_LEASE_CRASH = 1,
+    /// It is kept, but given nothing new until it answers something.
+    LIMINAL_LEASE_QUARANTINE = 2,
+}
+
+/// Create group options holding the defaults: name `group-<n>`, 3 failed
+/// attempts, holding crashes not counted, no auto-acknowledgement, a
+/// waiting room of 65,536 with overflow reject, no deadline, no ack lease,
+/// lease policy crash. `*out` owns them; free with `liminal_group_options_free`.
 #[no_mangle]
-pub extern "C" fn liminal_group_new(
-    runtime: *const liminal_runtime,
-    routing: *const liminal_routing,
-    max_attempts: u32,
-    handoff_window_ms: u64,
-    out: *mut *mut liminal_group,
+pub extern "C" fn liminal_group_options_new(
+    out: *mut *mut liminal_group_options,
 ) -> liminal_status {
     guard(|| {
-        // SAFETY: NULL or live handles / writable output.
-        let runtime = unsafe { borrow(runtime, "runtime") }?;
-        // SAFETY: as above.
-        let routing = unsafe { borrow(routing, "routing") }?;
-        // SAFETY: as above.
+        // SAFETY: NULL or writable.
         let out = unsafe { out_ptr(out, "out") }?;
-        let mut options = GroupOptions::default();
-        if max_attempts != 0 {
-            options.max_attempts = max_attempts;
-        }
-        if handoff_window_ms != 0 {
-            options.handoff_window = Some(Duration::from_millis(handoff_window_ms));
-        }
-        let group = runtime.runtime.group(routing.function.clone(), options)?;
-        *out = into_handle(liminal_group { group });
+        *out = new_handle(liminal_group_options {
+            options: GroupOptions::default(),
+        });
         Ok(())
     })
 }
 
-/// Close and free: every consumer leaves (deliveries they held are
-/// re-routed, and with no consumer left fail `LIMINAL_NO_CONSUMER_AVAILABLE`),
-/// then the handle is released. Consumer handles stay valid to free. NULL is
-/// accepted. Safe from any callback.
+/// Free group options (NULL is accepted).
+#[no_mangle]
+pub extern "C" fn liminal_group_options_free(options: *mut liminal_group_options) {
+    // SAFETY: NULL or a live handle given up by the caller.
+    unsafe { free_handle(options) };
+}
+
+fn set_group_option(
+    options: *mut liminal_group_options,
+    set: impl FnOnce(&mut GroupOptions) -> Result<(), Failure>,
+) -> liminal_status {
+    guard(|| {
+        // SAFETY: NULL or a live handle, not modified concurrently (documented).
+        let options = unsafe { borrow_mut(options) }?;
+        set(&mut options.options)
+    })
+}
+
+/// The group's name in statistics (non-empty UTF-8, copied; default
+/// `group-<n>`). Errors: `LIMINAL_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_name(
+    options: *mut liminal_group_options,
+    name: *const c_char,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        // SAFETY: NULL or NUL-terminated.
+        let name = unsafe { utf8(name, "name") }?;
+        if name.is_empty() {
+            return Err(boundary::invalid("name: must not be empty"));
+        }
+        o.name = Some(name.to_owned());
+        Ok(())
+    })
+}
+
+/// Failed attempts after which a message is dead-lettered with
+/// `LIMINAL_ATTEMPTS_EXHAUSTED` (default 3, at least 1). A failed attempt:
+/// its consumer died handling it (its callback was running with it, or it
+/// answered crash for it), released it, or let its lease expire.
+/// Errors: `LIMINAL_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_max_attempts(
+    options: *mut liminal_group_options,
+    max_attempts: u32,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        if max_attempts == 0 {
+            return Err(boundary::invalid("max_attempts: must be at least 1"));
+        }
+        o.max_attempts = max_attempts;
+        Ok(())
+    })
+}
+
+/// Also count consumers that died merely *holding* a message (default
+/// false: a consumer killed while the message sat in its queue or was
+/// deferred is no evidence against the message).
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_count_holding_crashes(
+    options: *mut liminal_group_options,
+    count: bool,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        o.count_holding_crashes = count;
+        Ok(())
+    })
+}
+
+/// Auto-acknowledgement, in milliseconds (default 0: off). For consumers
+/// that never acknowledge: a delivery counts as delivered once its consumer
+/// stayed alive this long after the forward. What it gives up: a consumer
+/// that crashes after the window loses the message silently, and each
+/// dispatch takes the window unless acknowledged earlier.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_auto_ack_ms(
+    options: *mut liminal_group_options,
+    window_ms: u64,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        o.auto_ack_after = boundary::millis_opt(window_ms);
+        Ok(())
+    })
+}
+
+/// How many messages may wait for a consumer at once (default 65,536, at
+/// least 1). Re-routes after a failure always get in.
+/// Errors: `LIMINAL_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_waiting_room(
+    options: *mut liminal_group_options,
+    capacity: usize,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        if capacity == 0 {
+            return Err(boundary::invalid("waiting_room: must be at least 1"));
+        }
+        o.waiting_room = capacity;
+        Ok(())
+    })
+}
+
+/// The overflow policy (default `LIMINAL_OVERFLOW_REJECT`) and, for
+/// `LIMINAL_OVERFLOW_BLOCK`, how long a dispatch may block (milliseconds,
+/// at least 1; ignored otherwise). Errors: `LIMINAL_INVALID_ARGUMENT`
+/// (also for a value that is not a `liminal_overflow`).
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_overflow(
+    options: *mut liminal_group_options,
+    policy: i32,
+    block_timeout_ms: u64,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        o.overflow = match policy {
+            1 => Overflow::Reject,
+            2 if block_timeout_ms == 0 => {
+                return Err(boundary::invalid(
+                    "overflow: block_timeout_ms must be at least 1 for LIMINAL_OVERFLOW_BLOCK",
+                ))
+            }
+            2 => Overflow::Block(Duration::from_millis(block_timeout_ms)),
+            3 => Overflow::DropOldest,
+            other => {
+                return Err(boundary::invalid(format!(
+                    "overflow: {other} is not a liminal_overflow"
+                )))
+            }
+        };
+        Ok(())
+    })
+}
+
+/// Default deadline of each message, in milliseconds from acceptance
+/// (default 0: none, a message waits as long as it takes). A message not
+/// delivered by then fails with `LIMINAL_EXPIRED`.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_deadline_ms(
+    options: *mut liminal_group_options,
+    deadline_ms: u64,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        o.deadline = boundary::millis_opt(deadline_ms);
+        Ok(())
+    })
+}
+
+/// Acknowledgement lease, in milliseconds (default 0: none). A delivery not
+/// answered within it is taken back and routed to another consumer; the
+/// holder's crash callback is told (`LIMINAL_CRASH_LEASE_EXPIRED`) and the
+/// lease policy decides its fate. Holders extend it with
+/// `liminal_delivery_extend_lease`; consumers may override it.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_ack_lease_ms(
+    options: *mut liminal_group_options,
+    lease_ms: u64,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        o.ack_lease = boundary::millis_opt(lease_ms);
+        Ok(())
+    })
+}
+
+/// The lease policy (default `LIMINAL_LEASE_CRASH`). Errors:
+/// `LIMINAL_INVALID_ARGUMENT` for a value that is not a `liminal_lease_policy`.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_lease_policy(
+    options: *mut liminal_group_options,
+    policy: i32,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        o.lease_policy = match policy {
+            1 => LeasePolicy::Crash,
+            2 => LeasePolicy::Quarantine,
+            other => {
+                return Err(boundary::invalid(format!(
+                    "lease_policy: {other} is not a liminal_lease_policy"
+                )))
+            }
+        };
+        Ok(())
+    })
+}
+
+/// Create a group on `runtime`, routed by `routing` (borrowed; the group
+/// keeps its own reference), with `options` (borrowed; NULL means all
+/// defaults). `*out` owns the group. Errors: `LIMINAL_NULL_ARGUMENT`,
+/// `LIMINAL_SHUT_DOWN`.
+#[no_mangle]
+pub extern "C" fn liminal_group_new(
+    runtime: *const liminal_runtime,
+    routing: *const liminal_routing,
+    options: *const liminal_group_options,
+    out: *mut *mut liminal_group,
+) -> liminal_status {
+    with(runtime, |runtime| {
+        // SAFETY: NULL or live handles / writable output.
+        let routing = unsafe { boundary::borrow(routing) }?;
+        // SAFETY: as above.
+        let out = unsafe { out_ptr(out, "out") }?;
+        // SAFETY: NULL or a live handle.
+        let options = unsafe { options.as_ref() }
+            .map(|o| o.options.clone())
+            .unwrap_or_default();
+        let group = runtime.runtime.group(routing.function.clone(), options)?;
+        *out = new_handle(liminal_group { group });
+        Ok(())
+    })
+}
+
+/// Close and free: the group accepts nothing more, every consumer leaves,
+/// and what waits or is held fails with `LIMINAL_NO_CONSUMER_AVAILABLE` (a
+/// delivery whose callback is running finishes, and its answer counts).
+/// Consumer handles stay valid to free. NULL is accepted. Safe from any
+/// callback, its own consumers' included.
 #[no_mangle]
 pub extern "C" fn liminal_group_free(group: *mut liminal_group) {
-    boundary::guard_void((), || {
-        // SAFETY: NULL or a live handle given up by the caller.
-        if let Some(group) = unsafe { take_handle(group) } {
-            group.group.close();
+    boundary::guard_value((), || {
+        // SAFETY: NULL or a live handle.
+        if let Some(handle) = unsafe { group.as_ref() } {
+            handle.group.close();
         }
+        // SAFETY: NULL or a live handle given up by the caller.
+        unsafe { free_handle(group) };
     });
 }
 
 /// Hot-deploy `routing` (borrowed): evaluations already running keep the
-/// version they started with; the next one uses this.
+/// version they started with; the next one uses this, and waiting messages
+/// are looked at again with it. Errors: `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_group_deploy(
     group: *const liminal_group,
     routing: *const liminal_routing,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handles.
-        let group = unsafe { borrow(group, "group") }?;
-        // SAFETY: as above.
-        let routing = unsafe { borrow(routing, "routing") }?;
-        drop(group.group.deploy(routing.function.clone()));
+    with(group, |g| {
+        // SAFETY: NULL or a live handle.
+        let routing = unsafe { boundary::borrow(routing) }?;
+        drop(g.group.deploy(routing.function.clone())?);
         Ok(())
     })
 }
@@ -120,110 +329,143 @@ pub extern "C" fn liminal_group_deploy(
 /// The content hash of the routing function in use (0 for NULL).
 #[no_mangle]
 pub extern "C" fn liminal_group_routing_hash(group: *const liminal_group) -> u64 {
-    boundary::guard_void(0, || {
-        // SAFETY: NULL or a live handle.
-        unsafe { group.as_ref() }.map_or(0, |g| g.group.routing().hash())
-    })
+    read(group, 0, |g| g.group.routing().hash())
 }
 
-/// Number of live consumers.
+fn live(group: &liminal_group) -> Result<&Group, Failure> {
+    if group.group.dispatcher.services.is_shut_down() {
+        return Err(crate::Error::ShutDown.into());
+    }
+    Ok(&group.group)
+}
+
+/// Number of live consumers. Errors: `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_group_consumer_count(
     group: *const liminal_group,
     out: *mut usize,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handle / writable output.
-        let group = unsafe { borrow(group, "group") }?;
-        // SAFETY: as above.
-        *unsafe { out_ptr(out, "out") }? = group.group.len();
+    with(group, |g| {
+        // SAFETY: NULL or writable.
+        let out = unsafe { out_ptr(out, "out") }?;
+        *out = live(g)?.len();
+        Ok(())
+    })
+}
+
+/// Messages waiting for a consumer now (in the waiting room, released with
+/// a delay, or being routed). Errors: `LIMINAL_SHUT_DOWN`.
+#[no_mangle]
+pub extern "C" fn liminal_group_waiting(
+    group: *const liminal_group,
+    out: *mut usize,
+) -> liminal_status {
+    with(group, |g| {
+        // SAFETY: NULL or writable.
+        let out = unsafe { out_ptr(out, "out") }?;
+        *out = live(g)?.waiting();
+        Ok(())
+    })
+}
+
+/// Accepted dispatches not completed yet. Errors: `LIMINAL_SHUT_DOWN`.
+#[no_mangle]
+pub extern "C" fn liminal_group_in_flight(
+    group: *const liminal_group,
+    out: *mut usize,
+) -> liminal_status {
+    with(group, |g| {
+        // SAFETY: NULL or writable.
+        let out = unsafe { out_ptr(out, "out") }?;
+        *out = live(g)?.in_flight();
+        Ok(())
+    })
+}
+
+/// A new handle to the live consumer `id` (for example to find a consumer
+/// again from a callback). `*out` owns it. Errors: `LIMINAL_UNKNOWN_CONSUMER`,
+/// `LIMINAL_SHUT_DOWN`.
+#[no_mangle]
+pub extern "C" fn liminal_group_consumer(
+    group: *const liminal_group,
+    id: *const c_char,
+    out: *mut *mut liminal_consumer,
+) -> liminal_status {
+    with(group, |g| {
+        // SAFETY: NUL-terminated per the contract.
+        let id = unsafe { utf8(id, "id") }?;
+        // SAFETY: NULL or writable.
+        let out = unsafe { out_ptr(out, "out") }?;
+        let consumer = live(g)?
+            .consumer(id)
+            .ok_or_else(|| crate::Error::UnknownConsumer(id.to_owned()))?;
+        *out = new_handle(liminal_consumer::new(consumer));
         Ok(())
     })
 }
 
 /// Copy the group's consumers (id order) into a snapshot. `*out` owns it.
+/// Errors: `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_group_snapshot(
     group: *const liminal_group,
     out: *mut *mut liminal_snapshot,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handle / writable output.
-        let group = unsafe { borrow(group, "group") }?;
-        // SAFETY: as above.
+    with(group, |g| {
+        // SAFETY: NULL or writable.
         let out = unsafe { out_ptr(out, "out") }?;
-        let table = ViewTable::new(&group.group.consumers());
-        *out = into_handle(liminal_snapshot { table });
+        let table = ViewTable::new(&live(g)?.consumers());
+        *out = new_handle(liminal_snapshot { table });
         Ok(())
     })
 }
 
-/// Number of consumers in a snapshot (0 for NULL).
+/// Stop accepting dispatches (new ones get `LIMINAL_DRAINING`), then wait up
+/// to `timeout_ms` until every accepted one completed (waiting messages
+/// still fail by their deadlines meanwhile). `*left` (optional) receives how
+/// many had not completed. Errors: `LIMINAL_SHUT_DOWN`;
+/// `LIMINAL_WOULD_DEADLOCK` from a callback.
 #[no_mangle]
-pub extern "C" fn liminal_snapshot_count(snapshot: *const liminal_snapshot) -> usize {
-    boundary::guard_void(0, || {
-        // SAFETY: NULL or a live handle.
-        unsafe { snapshot.as_ref() }.map_or(0, |s| s.table.views.len())
-    })
-}
-
-/// Consumer `index` of a snapshot. The view's pointers stay valid until the
-/// snapshot is freed. Errors: `LIMINAL_INVALID_ARGUMENT` for an index out of range.
-#[no_mangle]
-pub extern "C" fn liminal_snapshot_get(
-    snapshot: *const liminal_snapshot,
-    index: usize,
-    out: *mut liminal_consumer_view,
+pub extern "C" fn liminal_group_drain(
+    group: *const liminal_group,
+    timeout_ms: u64,
+    left: *mut usize,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handle / writable output.
-        let snapshot = unsafe { borrow(snapshot, "snapshot") }?;
-        // SAFETY: as above.
-        let out = unsafe { out_ptr(out, "out") }?;
-        *out = *snapshot
-            .table
-            .views
-            .get(index)
-            .ok_or_else(|| boundary::invalid(format!("index {index} out of range")))?;
+    with(group, |g| {
+        let count = g.group.drain(Duration::from_millis(timeout_ms))?;
+        // SAFETY: NULL or writable.
+        if let Some(left) = unsafe { left.as_mut() } {
+            *left = count;
+        }
         Ok(())
     })
-}
-
-/// Free a snapshot (NULL is accepted).
-#[no_mangle]
-pub extern "C" fn liminal_snapshot_free(snapshot: *mut liminal_snapshot) {
-    boundary::guard_void((), || {
-        // SAFETY: NULL or a live handle given up by the caller.
-        drop(unsafe { take_handle(snapshot) });
-    });
 }
 
 /// Install the group's dead-letter callback (a NULL `function` clears it).
 /// The library owns `callback` from this call on, even when it fails; a
 /// replaced callback's `free_user` runs once its last call returned.
+/// Errors: `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_group_set_dead_letter(
     group: *const liminal_group,
     callback: liminal_dead_letter_callback,
 ) -> liminal_status {
     let user = UserData::new(callback.user, callback.free_user);
-    guard(move || {
-        // SAFETY: NULL or a live handle.
-        let group = unsafe { borrow(group, "group") }?;
+    with(group, move |g| {
         let Some(function) = callback.function else {
-            group.group.set_dead_letter_handler(None);
+            drop(user);
+            g.group.set_dead_letter_handler(None)?;
             return Ok(());
         };
-        group
-            .group
+        g.group
             .set_dead_letter_handler(Some(Arc::new(move |message, failure| {
                 let handle = liminal_message {
                     message: Arc::clone(message),
                 };
-                let trail = liminal_outcome::from_failure(failure);
+                let trail = liminal_outcome::failed(failure);
                 // SAFETY: the host's callback with borrowed, live arguments.
                 unsafe { function(user.ptr(), &handle, &trail) };
-            })));
+            })))?;
         Ok(())
     })
 }

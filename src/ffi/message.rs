@@ -4,7 +4,8 @@ use std::ffi::c_char;
 use std::sync::Arc;
 
 use crate::ffi::boundary::{
-    self, borrow, bytes, copy_out, guard, into_handle, out_ptr, take_handle, utf8, Failure,
+    self, borrow_mut, bytes, copy_out, free_handle, guard, new_handle, out_ptr, utf8, with,
+    Failure, Handle,
 };
 use crate::ffi::error::liminal_status;
 use crate::message::{FieldValue, Message};
@@ -13,6 +14,10 @@ use crate::message::{FieldValue, Message};
 /// takes a snapshot, so it can be changed or freed right after the call.
 pub struct liminal_message {
     pub(crate) message: Arc<Message>,
+}
+
+impl Handle for liminal_message {
+    const NAME: &'static str = "message";
 }
 
 /// The type of a routing field.
@@ -38,7 +43,7 @@ pub extern "C" fn liminal_message_new(out: *mut *mut liminal_message) -> liminal
     guard(|| {
         // SAFETY: NULL or writable, per the contract.
         let out = unsafe { out_ptr(out, "out") }?;
-        *out = into_handle(liminal_message {
+        *out = new_handle(liminal_message {
             message: Arc::new(Message::new()),
         });
         Ok(())
@@ -48,10 +53,8 @@ pub extern "C" fn liminal_message_new(out: *mut *mut liminal_message) -> liminal
 /// Free a message (NULL is accepted). Dispatches already made keep their copy.
 #[no_mangle]
 pub extern "C" fn liminal_message_free(message: *mut liminal_message) {
-    boundary::guard_void((), || {
-        // SAFETY: NULL or a live handle given up by the caller.
-        drop(unsafe { take_handle(message) });
-    });
+    // SAFETY: NULL or a live handle given up by the caller.
+    unsafe { free_handle(message) };
 }
 
 fn set_field(
@@ -61,7 +64,7 @@ fn set_field(
 ) -> liminal_status {
     guard(|| {
         // SAFETY: NULL or a live handle; the header forbids concurrent modification.
-        let message = unsafe { message.as_mut() }.ok_or_else(|| boundary::null("message"))?;
+        let message = unsafe { borrow_mut(message) }?;
         // SAFETY: NULL or NUL-terminated.
         let name = unsafe { utf8(name, "name") }?;
         if name.is_empty() {
@@ -135,8 +138,8 @@ pub extern "C" fn liminal_message_set_payload(
     len: usize,
 ) -> liminal_status {
     guard(|| {
-        // SAFETY: NULL or a live handle.
-        let message = unsafe { message.as_mut() }.ok_or_else(|| boundary::null("message"))?;
+        // SAFETY: NULL or a live handle; the header forbids concurrent modification.
+        let message = unsafe { borrow_mut(message) }?;
         // SAFETY: `data` readable for `len` bytes per the contract.
         let payload = unsafe { bytes(data, len, "data") }?;
         Arc::make_mut(&mut message.message).set_payload(payload.to_vec());
@@ -169,10 +172,8 @@ pub extern "C" fn liminal_message_field_type(
     name: *const c_char,
     out: *mut liminal_field_type,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handle / writable output.
-        let message = unsafe { borrow(message, "message") }?;
-        // SAFETY: as above.
+    with(message, |message| {
+        // SAFETY: NULL or writable.
         let out = unsafe { out_ptr(out, "out") }?;
         *out = match field(message, name)? {
             FieldValue::Text(_) => liminal_field_type::LIMINAL_FIELD_TEXT,
@@ -197,9 +198,7 @@ pub extern "C" fn liminal_message_get_text(
     capacity: usize,
     len_out: *mut usize,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or a live handle.
-        let message = unsafe { borrow(message, "message") }?;
+    with(message, |message| {
         let FieldValue::Text(text) = field(message, name)? else {
             return Err(wrong_type("text"));
         };
@@ -216,10 +215,8 @@ fn get_scalar<T>(
     type_name: &str,
     extract: impl FnOnce(&FieldValue) -> Option<T>,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handle / writable output.
-        let message = unsafe { borrow(message, "message") }?;
-        // SAFETY: as above.
+    with(message, |message| {
+        // SAFETY: NULL or writable.
         let out = unsafe { out_ptr(out, "out") }?;
         *out = extract(field(message, name)?).ok_or_else(|| wrong_type(type_name))?;
         Ok(())
@@ -271,10 +268,8 @@ pub extern "C" fn liminal_message_field_count(
     message: *const liminal_message,
     out: *mut usize,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handle / writable output.
-        let message = unsafe { borrow(message, "message") }?;
-        // SAFETY: as above.
+    with(message, |message| {
+        // SAFETY: NULL or writable.
         *unsafe { out_ptr(out, "out") }? = message.message.fields().len();
         Ok(())
     })
@@ -289,10 +284,8 @@ pub extern "C" fn liminal_message_payload(
     data: *mut *const u8,
     len: *mut usize,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or live handle / writable outputs.
-        let message = unsafe { borrow(message, "message") }?;
-        // SAFETY: as above.
+    with(message, |message| {
+        // SAFETY: NULL or writable.
         let data = unsafe { out_ptr(data, "data") }?;
         // SAFETY: as above.
         let len = unsafe { out_ptr(len, "len") }?;
@@ -319,9 +312,7 @@ pub extern "C" fn liminal_message_fields_json(
     capacity: usize,
     len_out: *mut usize,
 ) -> liminal_status {
-    guard(|| {
-        // SAFETY: NULL or a live handle.
-        let message = unsafe { borrow(message, "message") }?;
+    with(message, |message| {
         let json = message.message.fields_json();
         // SAFETY: buffer/len_out per the contract.
         unsafe { copy_out(&json, buffer, capacity, len_out) }

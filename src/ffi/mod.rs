@@ -1,15 +1,46 @@
-//! The C ABI. One file per C-visible concept, plus `boundary` (panic guard,
-//! pointer and string checks, handle casts). Every exported function catches
-//! panics, checks its pointers and strings, and returns a status.
+//! The C ABI. One file per C type (runtime, message, routing, group,
+//! snapshot, consumer, delivery, dispatch options, outcome), the callback
+//! types and `user` ownership in `callbacks`, status codes and the last
+//! error in `error`, and the boundary helpers (panic guard, handle casts,
+//! pointer and string checks) in `boundary`. Every exported function
+//! catches panics, checks its pointers and strings, and returns a status.
+//!
+//! The modules are declared in the order the header presents them.
 
 #![allow(non_camel_case_types)]
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub(crate) mod boundary;
-pub mod consumer;
-pub mod dispatch;
+
+// Status codes and the last error.
 pub mod error;
-pub mod group;
-pub mod message;
-pub mod routing;
+
+// Callback types and their contracts.
+pub mod callbacks;
+
+// The runtime and its options.
 pub mod runtime;
+
+// Messages.
+pub mod message;
+
+// Routing functions.
+pub mod routing;
+
+// Groups and their options.
+pub mod group;
+
+// Snapshots of a group.
+pub mod snapshot;
+
+// Consumers and their options.
+pub mod consumer;
+
+// Deliveries.
+pub mod delivery;
+
+// Dispatch and its options.
+pub mod dispatch;
+
+// Outcomes.
+pub mod outcome;

@@ -3,20 +3,27 @@
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
 
-use crate::consumer::ConsumerState;
 use crate::ffi::boundary::{
-    self, borrow, bytes, guard, into_handle, out_ptr, take_handle, utf8, UserData,
+    self, bytes, free_handle, guard, new_handle, out_ptr, read, utf8, utf8_opt, with, Handle,
+};
+use crate::ffi::callbacks::{
+    liminal_route_callback, liminal_route_result, UserData, LIMINAL_ROUTE_NONE,
+    LIMINAL_ROUTE_SELECTED,
 };
 use crate::ffi::error::liminal_status;
 use crate::ffi::message::liminal_message;
 use crate::ffi::runtime::liminal_runtime;
 use crate::message::Message;
-use crate::routing::{Builtin, RoutingFunction};
+use crate::routing::{Builtin, ConsumerState, RoutingFunction};
 
 /// A loaded routing function. Thread-safe; free with `liminal_routing_free`
 /// (groups using it keep it alive).
 pub struct liminal_routing {
     pub(crate) function: RoutingFunction,
+}
+
+impl Handle for liminal_routing {
+    const NAME: &'static str = "routing";
 }
 
 /// What a routing function sees of one consumer. Every pointer is borrowed
@@ -26,7 +33,7 @@ pub struct liminal_routing {
 pub struct liminal_consumer_view {
     /// The consumer id (UTF-8, NUL-terminated).
     pub id: *const c_char,
-    /// Deliveries it holds now (forwarded, not acknowledged or re-routed).
+    /// Deliveries reserved for or held by it now (not yet answered).
     pub in_flight: u32,
     /// The most it may hold.
     pub max_in_flight: u32,
@@ -38,15 +45,6 @@ pub struct liminal_consumer_view {
     pub tag_count: usize,
 }
 
-/// The answer of a routing callback: one of `LIMINAL_ROUTE_*`.
-pub type liminal_route_result = i32;
-/// `*selected_id` names the chosen consumer.
-pub const LIMINAL_ROUTE_SELECTED: liminal_route_result = 0;
-/// No consumer should take this message (`LIMINAL_NO_CONSUMER_AVAILABLE`).
-pub const LIMINAL_ROUTE_NONE: liminal_route_result = 1;
-/// The routing function failed; reported as `LIMINAL_ROUTING_CRASHED`.
-pub const LIMINAL_ROUTE_FAILED: liminal_route_result = 2;
-
 /// A built-in router: one of `LIMINAL_BUILTIN_*`.
 pub type liminal_builtin = i32;
 /// The first consumer in id order with capacity.
@@ -55,48 +53,10 @@ pub const LIMINAL_BUILTIN_FIRST_WITH_CAPACITY: liminal_builtin = 0;
 pub const LIMINAL_BUILTIN_LEAST_LOADED: liminal_builtin = 1;
 /// The least-loaded consumer carrying the tag named by a text field.
 pub const LIMINAL_BUILTIN_AFFINITY: liminal_builtin = 2;
-/// Rendezvous hashing on a text or integer field.
+/// Consistent hashing (a hash ring) on a text, integer or boolean field: a
+/// key keeps its consumer while it lives and has room, and moves minimally
+/// when membership changes.
 pub const LIMINAL_BUILTIN_STICKY_KEY: liminal_builtin = 3;
-
-/// A routing callback.
-///
-/// | contract | |
-/// |---|---|
-/// | thread | a library routing thread (never the dispatching thread) |
-/// | overlap | calls for one function never overlap; different functions may run concurrently |
-/// | may call | message getters, `liminal_consumer_*` updates, `liminal_group_deploy`; not blocking dispatch (`LIMINAL_WOULD_DEADLOCK`) |
-/// | may block | up to the runtime's routing timeout; past it the dispatch fails with `LIMINAL_ROUTING_TIMED_OUT` and the thread is abandoned |
-///
-/// `views` holds `count` eligible consumers in id order. To select, write a
-/// consumer id to `*selected_id` (for example `views[i].id`; it is copied
-/// before the callback's borrowed data goes away) and return
-/// `LIMINAL_ROUTE_SELECTED`.
-pub type liminal_route_fn = Option<
-    unsafe extern "C" fn(
-        user: *mut c_void,
-        message: *const liminal_message,
-        views: *const liminal_consumer_view,
-        count: usize,
-        selected_id: *mut *const c_char,
-    ) -> liminal_route_result,
->;
-
-/// Destructor of a callback's `user` pointer; runs exactly once, after the
-/// last call of its callback returned (or at once if the call that took it
-/// failed).
-pub type liminal_free_fn = Option<unsafe extern "C" fn(user: *mut c_void)>;
-
-/// `{function, user, free_user}` for a routing function.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct liminal_route_callback {
-    /// The callback (required).
-    pub function: liminal_route_fn,
-    /// Passed to every call; must be usable from any thread.
-    pub user: *mut c_void,
-    /// Optional destructor for `user`.
-    pub free_user: liminal_free_fn,
-}
 
 /// C copies of consumer views, kept alive while C reads them.
 pub(crate) struct ViewTable {
@@ -197,6 +157,7 @@ impl CRoute {
 /// and releases this `callback` at once (its `free_user` runs before this
 /// returns). `name` (optional, UTF-8) is for diagnostics. The library owns
 /// `callback` from this call on, even when it fails. `*out` owns the result.
+/// Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_routing_new(
     runtime: *const liminal_runtime,
@@ -207,11 +168,12 @@ pub extern "C" fn liminal_routing_new(
     out: *mut *mut liminal_routing,
 ) -> liminal_status {
     let user = UserData::new(callback.user, callback.free_user);
-    guard(move || {
-        // SAFETY: NULL or a live handle.
-        let runtime = unsafe { borrow(runtime, "runtime") }?;
+    with(runtime, move |runtime| {
         // SAFETY: NULL or writable.
         let out = unsafe { out_ptr(out, "out") }?;
+        if runtime.runtime.is_shut_down() {
+            return Err(crate::Error::ShutDown.into());
+        }
         let function = callback
             .function
             .ok_or_else(|| boundary::null("callback.function"))?;
@@ -220,19 +182,15 @@ pub extern "C" fn liminal_routing_new(
         }
         // SAFETY: readable for `identity_len` bytes.
         let identity = unsafe { bytes(identity, identity_len, "identity") }?;
-        let name = if name.is_null() {
-            String::from("c-routing")
-        } else {
-            // SAFETY: NUL-terminated per the contract.
-            unsafe { utf8(name, "name") }?.to_owned()
-        };
+        // SAFETY: NULL or NUL-terminated per the contract.
+        let name = unsafe { utf8_opt(name, "name") }?.unwrap_or("c-routing");
         let route = CRoute { function, user };
         let loaded = runtime
             .runtime
-            .load_routing(identity, &name, move |message, states| {
+            .load_routing(identity, name, move |message, states| {
                 route.call(message, states)
             });
-        *out = into_handle(liminal_routing { function: loaded });
+        *out = new_handle(liminal_routing { function: loaded });
         Ok(())
     })
 }
@@ -268,7 +226,7 @@ pub extern "C" fn liminal_routing_builtin(
             },
             other => return Err(boundary::invalid(format!("unknown builtin {other}"))),
         };
-        *out = into_handle(liminal_routing {
+        *out = new_handle(liminal_routing {
             function: RoutingFunction::builtin(builtin),
         });
         Ok(())
@@ -278,18 +236,13 @@ pub extern "C" fn liminal_routing_builtin(
 /// The routing function's 64-bit content hash (0 for NULL).
 #[no_mangle]
 pub extern "C" fn liminal_routing_hash(routing: *const liminal_routing) -> u64 {
-    boundary::guard_void(0, || {
-        // SAFETY: NULL or a live handle.
-        unsafe { routing.as_ref() }.map_or(0, |r| r.function.hash())
-    })
+    read(routing, 0, |r| r.function.hash())
 }
 
 /// Release a routing handle (NULL is accepted). Groups using the function
 /// keep it; its `free_user` runs when the last user lets go.
 #[no_mangle]
 pub extern "C" fn liminal_routing_free(routing: *mut liminal_routing) {
-    boundary::guard_void((), || {
-        // SAFETY: NULL or a live handle given up by the caller.
-        drop(unsafe { take_handle(routing) });
-    });
+    // SAFETY: NULL or a live handle given up by the caller.
+    unsafe { free_handle(routing) };
 }

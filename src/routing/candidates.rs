@@ -25,10 +25,6 @@ impl<'a, C: Candidate> Candidates<'a, C> {
         self.members.iter().filter(move |c| self.eligible(c))
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
-    }
-
     /// The eligible consumer with this id.
     pub(crate) fn find(&self, id: &str) -> Option<&'a Arc<C>> {
         self.members.find(id).filter(|c| self.eligible(c))

@@ -91,7 +91,11 @@ impl<C: Candidate> Members<C> {
             return None;
         }
         Some(Self::new(
-            self.list.iter().filter(|c| c.uid() != uid).cloned().collect(),
+            self.list
+                .iter()
+                .filter(|c| c.uid() != uid)
+                .cloned()
+                .collect(),
         ))
     }
 }

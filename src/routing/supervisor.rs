@@ -158,7 +158,10 @@ impl Slice for RouterProcess {
             if !self.queue.finished() {
                 // Timed out: the watchdog failed this evaluation and moved
                 // the job to a fresh lane. The call is over now.
-                function.inner.abandoned_call.store(false, Ordering::Release);
+                function
+                    .inner
+                    .abandoned_call
+                    .store(false, Ordering::Release);
                 return NativeOutcome::Stop(ExitReason::Normal);
             }
             match result {
@@ -330,9 +333,8 @@ impl RoutingSupervisor {
             let still_running = {
                 let mut running = lane.queue.running.lock();
                 while let Some(started) = running.as_ref().map(|r| r.started) {
-                    let deadline = (started + self.timeout).max(now + self.timeout.min(
-                        Duration::from_secs(1),
-                    ));
+                    let deadline = (started + self.timeout)
+                        .max(now + self.timeout.min(Duration::from_secs(1)));
                     if lane
                         .queue
                         .idle

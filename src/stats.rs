@@ -1,0 +1,315 @@
+//! Statistics of a runtime: its metrics, and per group its waiting room and
+//! per consumer its figures, rendered as JSON or as Prometheus text. Names
+//! follow the OpenTelemetry messaging conventions where one exists
+//! (`messaging.system`, `messaging.client.sent.messages`,
+//! `messaging.client.consumed.messages`, `messaging.consumer.group.name`,
+//! `error.type`); the rest are `liminal.*`.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::metrics::{MetricsSnapshot, Percentiles};
+
+/// One consumer's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// Its id.
+    pub id: String,
+    /// Reserved or held deliveries now.
+    pub in_flight: u32,
+    /// Its `max_in_flight`.
+    pub max_in_flight: u32,
+    /// Deliveries it acknowledged.
+    pub delivered: u64,
+    /// Deliveries it released.
+    pub released: u64,
+    /// Its expired acknowledgement leases.
+    pub lease_expiries: u64,
+    /// Whether it is paused after a lease expiry.
+    pub paused: bool,
+}
+
+/// One group's figures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStats {
+    /// Its name.
+    pub name: String,
+    /// Messages waiting now.
+    pub waiting: usize,
+    /// The waiting room's capacity.
+    pub waiting_room: usize,
+    /// Accepted dispatches not completed.
+    pub in_flight: usize,
+    /// New dispatches refused because the room was full.
+    pub rejected: u64,
+    /// Oldest waiting messages dropped at overflow.
+    pub dropped: u64,
+    /// Whether it accepts no new dispatches (draining or closed).
+    pub draining: bool,
+    /// Its members, in id order.
+    pub consumers: Vec<ConsumerStats>,
+}
+
+/// A runtime's statistics at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// The runtime's metrics.
+    pub metrics: MetricsSnapshot,
+    /// Its live groups.
+    pub groups: Vec<GroupStats>,
+}
+
+fn percentiles_json(p: &Percentiles) -> Value {
+    json!({
+        "count": p.count,
+        "p50_ns": p.p50_ns,
+        "p99_ns": p.p99_ns,
+        "p999_ns": p.p999_ns,
+        "max_ns": p.max_ns,
+    })
+}
+
+impl Stats {
+    fn failures(&self) -> [(&'static str, u64); 7] {
+        let m = &self.metrics;
+        [
+            ("attempts_exhausted", m.attempts_exhausted),
+            ("expired", m.expired),
+            ("timed_out", m.timed_out),
+            ("dropped", m.dropped),
+            ("group_closed", m.group_closed),
+            ("routing_failed", m.routing_failures),
+            ("shut_down", m.shut_down),
+        ]
+    }
+
+    /// As one JSON object.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        let m = &self.metrics;
+        let failures: serde_json::Map<String, Value> = self
+            .failures()
+            .iter()
+            .map(|(name, count)| ((*name).to_owned(), json!(count)))
+            .collect();
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .map(|g| {
+                json!({
+                    "messaging.consumer.group.name": g.name,
+                    "liminal.waiting_room.depth": g.waiting,
+                    "liminal.waiting_room.capacity": g.waiting_room,
+                    "liminal.dispatch.in_flight": g.in_flight,
+                    "liminal.dispatch.rejected": g.rejected,
+                    "liminal.dispatch.dropped": g.dropped,
+                    "liminal.group.draining": g.draining,
+                    "consumers": g.consumers.iter().map(|c| json!({
+                        "liminal.consumer.id": c.id,
+                        "liminal.consumer.in_flight": c.in_flight,
+                        "liminal.consumer.max_in_flight": c.max_in_flight,
+                        "messaging.client.consumed.messages": c.delivered,
+                        "liminal.consumer.released": c.released,
+                        "liminal.consumer.lease_expiries": c.lease_expiries,
+                        "liminal.consumer.paused": c.paused,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        json!({
+            "messaging.system": "liminal",
+            "messaging.client.sent.messages": m.dispatched,
+            "messaging.client.consumed.messages": m.delivered,
+            "liminal.dispatch.failed": failures,
+            "liminal.dispatch.dead_lettered": m.dead_lettered,
+            "liminal.dispatch.rejected": m.rejected,
+            "liminal.delivery.rerouted": m.rerouted,
+            "liminal.delivery.released": m.released,
+            "liminal.delivery.lease_expired": m.lease_expired,
+            "liminal.consumer.crashes": m.consumer_crashes,
+            "liminal.dispatch.duration": percentiles_json(&m.dispatch_latency),
+            "liminal.reroute.duration": percentiles_json(&m.reroute_latency),
+            "liminal.waiting_room.duration": percentiles_json(&m.waiting_time),
+            "groups": groups,
+        })
+        .to_string()
+    }
+
+    /// In the Prometheus text exposition format.
+    #[must_use]
+    pub fn to_prometheus(&self) -> String {
+        let m = &self.metrics;
+        let sys = "messaging_system=\"liminal\"";
+        let mut out = String::new();
+        for (name, help, value) in [
+            (
+                "liminal_messages_sent_total",
+                "Dispatches accepted.",
+                m.dispatched,
+            ),
+            (
+                "liminal_messages_consumed_total",
+                "Dispatches delivered.",
+                m.delivered,
+            ),
+            (
+                "liminal_messages_rejected_total",
+                "Dispatches refused: waiting room full.",
+                m.rejected,
+            ),
+            (
+                "liminal_deliveries_rerouted_total",
+                "Deliveries re-routed after a failure.",
+                m.rerouted,
+            ),
+            (
+                "liminal_deliveries_released_total",
+                "Deliveries released by their consumer.",
+                m.released,
+            ),
+            (
+                "liminal_deliveries_lease_expired_total",
+                "Acknowledgement leases expired.",
+                m.lease_expired,
+            ),
+            (
+                "liminal_consumer_crashes_total",
+                "Consumers that died of a crash.",
+                m.consumer_crashes,
+            ),
+        ] {
+            family(
+                &mut out,
+                name,
+                "counter",
+                help,
+                [(sys.to_owned(), value.to_string())],
+            );
+        }
+        family(
+            &mut out,
+            "liminal_messages_failed_total",
+            "counter",
+            "Dispatches ended without a delivery, by error type.",
+            self.failures()
+                .iter()
+                .map(|(kind, value)| (format!("{sys},error_type=\"{kind}\""), value.to_string())),
+        );
+        for (name, help, p) in [
+            (
+                "liminal_dispatch_duration_seconds",
+                "Acceptance to acknowledgement.",
+                &m.dispatch_latency,
+            ),
+            (
+                "liminal_reroute_duration_seconds",
+                "Failure noticed to re-route initiated.",
+                &m.reroute_latency,
+            ),
+            (
+                "liminal_waiting_duration_seconds",
+                "Time in the waiting room per placement.",
+                &m.waiting_time,
+            ),
+        ] {
+            let quantiles = [("0.5", p.p50_ns), ("0.99", p.p99_ns), ("0.999", p.p999_ns)]
+                .into_iter()
+                .map(|(q, ns)| (format!("{sys},quantile=\"{q}\""), seconds(ns)));
+            family(&mut out, name, "summary", help, quantiles);
+            let _ = writeln!(out, "{name}_count{{{sys}}} {}", p.count);
+        }
+        let per_group = |value: fn(&GroupStats) -> String| {
+            self.groups
+                .iter()
+                .map(move |g| {
+                    (
+                        format!(
+                            "{sys},messaging_consumer_group_name=\"{}\"",
+                            escape(&g.name)
+                        ),
+                        value(g),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut out,
+            "liminal_waiting_room_depth",
+            "gauge",
+            "Messages waiting for a consumer.",
+            per_group(|g| g.waiting.to_string()),
+        );
+        family(
+            &mut out,
+            "liminal_group_in_flight",
+            "gauge",
+            "Accepted dispatches not completed.",
+            per_group(|g| g.in_flight.to_string()),
+        );
+        let per_consumer = |value: fn(&ConsumerStats) -> String| {
+            self.groups
+                .iter()
+                .flat_map(move |g| {
+                    g.consumers.iter().map(move |c| {
+                        (
+                            format!(
+                                "{sys},messaging_consumer_group_name=\"{}\",consumer=\"{}\"",
+                                escape(&g.name),
+                                escape(&c.id)
+                            ),
+                            value(c),
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut out,
+            "liminal_consumer_in_flight",
+            "gauge",
+            "Deliveries reserved for or held by a consumer.",
+            per_consumer(|c| c.in_flight.to_string()),
+        );
+        family(
+            &mut out,
+            "liminal_consumer_delivered_total",
+            "counter",
+            "Deliveries a consumer acknowledged.",
+            per_consumer(|c| c.delivered.to_string()),
+        );
+        family(
+            &mut out,
+            "liminal_consumer_lease_expiries_total",
+            "counter",
+            "Acknowledgement leases a consumer let expire.",
+            per_consumer(|c| c.lease_expiries.to_string()),
+        );
+        out
+    }
+}
+
+fn family(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    samples: impl IntoIterator<Item = (String, String)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for (labels, value) in samples {
+        let _ = writeln!(out, "{name}{{{labels}}} {value}");
+    }
+}
+
+fn seconds(ns: u64) -> String {
+    format!("{}", ns as f64 / 1e9)
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
