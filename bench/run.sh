@@ -25,7 +25,7 @@ if [ "$MODE" = full ]; then
 fi
 
 cargo build --release --lib --quiet
-LIB="$ROOT/target/release"
+LIB="$(scripts/cargo-target-dir.sh)/release"
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I include -o "$OUT/liminal_bench" bench/liminal_bench.c \
     -L "$LIB" -Wl,-rpath,"$LIB" -lliminal -lpthread
 HAVE_ZMQ=0

@@ -2,11 +2,13 @@
 # The whole test suite, as CI runs it: formatting, lints, Rust tests, header
 # freshness, C tests (plain, ASan+UBSan, valgrind), the Python ctypes test,
 # the examples in-tree and against an installed prefix, and the benchmark in
-# smoke mode. Prerequisites: Rust, a C/C++ compiler, CMake >= 3.20, Python 3,
-# valgrind, pkg-config.
+# smoke mode. Needs the Rust toolchain; installs a C/C++ compiler, CMake,
+# Python 3, valgrind and pkg-config when missing (scripts/ensure-tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+scripts/ensure-tools.sh test
+TARGET_DIR=$(scripts/cargo-target-dir.sh)
 JOBS=$(nproc 2>/dev/null || echo 2)
 PASSED=0
 
@@ -53,7 +55,7 @@ done
 ok
 
 step "Python ctypes test"
-LIMINAL_LIB="$ROOT/target/release/libliminal.so" python3 tests/python/test_ctypes.py
+LIMINAL_LIB="$TARGET_DIR/release/libliminal.so" python3 tests/python/test_ctypes.py
 ok
 
 step "install, then build the examples against the installed prefix"

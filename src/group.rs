@@ -52,12 +52,8 @@ impl Group {
             crash_handler: spec.crash_handler,
         };
         let core = dispatcher.join(&id, || {
-            let home = Arc::downgrade(dispatcher);
-            let core = Arc::new(ConsumerCore::new(
-                settings,
-                Arc::clone(&dispatcher.services),
-                home,
-            ));
+            let home = Arc::downgrade(&dispatcher.placement);
+            let core = ConsumerCore::new(settings, Arc::clone(&dispatcher.services), home);
             crate::consumer::process::start(&core, handler)?;
             Ok(core)
         })?;
@@ -67,19 +63,22 @@ impl Group {
     /// The live consumer with this id.
     #[must_use]
     pub fn consumer(&self, id: &str) -> Option<Consumer> {
-        self.dispatcher.find(id).map(|core| Consumer { core })
+        self.dispatcher
+            .placement
+            .find(id)
+            .map(|core| Consumer { core })
     }
 
     /// State views of every member, in id order (empty after shutdown).
     #[must_use]
     pub fn consumers(&self) -> Vec<ConsumerState> {
-        self.dispatcher.views()
+        self.dispatcher.placement.views()
     }
 
     /// Number of members.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.dispatcher.snapshot().len()
+        self.dispatcher.placement.snapshot().len()
     }
 
     /// Whether the group has no members.
@@ -91,7 +90,7 @@ impl Group {
     /// The routing function in use now.
     #[must_use]
     pub fn routing(&self) -> RoutingFunction {
-        self.dispatcher.slot.current()
+        self.dispatcher.placement.slot.current()
     }
 
     /// Hot-deploy `function`: evaluations already running keep their
@@ -157,7 +156,7 @@ impl Group {
     /// Messages waiting for a consumer now.
     #[must_use]
     pub fn waiting(&self) -> usize {
-        self.dispatcher.depth()
+        self.dispatcher.placement.depth()
     }
 
     /// Accepted dispatches not completed yet.
@@ -186,7 +185,7 @@ impl Group {
 impl std::fmt::Debug for Group {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group")
-            .field("routing", &self.dispatcher.slot.current())
+            .field("routing", &self.dispatcher.placement.slot.current())
             .field("members", &self.len())
             .field("waiting", &self.waiting())
             .finish()

@@ -205,7 +205,7 @@ impl Runtime {
     /// Messages waiting for a consumer, over all groups.
     #[must_use]
     pub fn waiting(&self) -> usize {
-        self.live_groups().iter().map(|g| g.depth()).sum()
+        self.live_groups().iter().map(|g| g.placement.depth()).sum()
     }
 
     /// Routing lanes abandoned because a host function ran past the timeout.

@@ -20,7 +20,7 @@ use crate::base::exits::ExitListener;
 use crate::base::timer::TimerKey;
 use crate::base::Services;
 use crate::consumer::attempt::{Attempt, ConsumerHome, GiveBack};
-use crate::consumer::delivery::{Delivery, Verdict};
+use crate::consumer::delivery::{Answer, Delivery, Verdict};
 use crate::consumer::{CrashHandler, CrashKind, CrashReport, LeasePolicy};
 use crate::error::{Error, Result};
 use crate::routing::view::{Candidate, ConsumerState};
@@ -105,6 +105,7 @@ pub(crate) struct ConsumerSettings {
 }
 
 pub(crate) struct ConsumerCore {
+    me: Weak<ConsumerCore>,
     uid: u64,
     pub(crate) id: Arc<str>,
     state: AtomicU64,
@@ -132,8 +133,9 @@ impl ConsumerCore {
         settings: ConsumerSettings,
         services: Arc<Services>,
         home: Weak<dyn ConsumerHome>,
-    ) -> Self {
-        Self {
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             uid: services.next_id(),
             id: settings.id,
             state: AtomicU64::new(0),
@@ -156,7 +158,7 @@ impl ConsumerCore {
             counters: ConsumerCounters::default(),
             services,
             home,
-        }
+        })
     }
 
     pub(crate) fn pid(&self) -> u64 {
@@ -323,8 +325,8 @@ impl ConsumerCore {
         self.release_slot();
     }
 
-    fn arm_lease(self: &Arc<Self>, delivery_id: u64, lease: Duration) -> Option<TimerKey> {
-        let consumer = Arc::downgrade(self);
+    fn arm_lease(&self, delivery_id: u64, lease: Duration) -> Option<TimerKey> {
+        let consumer = self.me.clone();
         self.services.timer.at(Instant::now() + lease, move || {
             if let Some(consumer) = consumer.upgrade() {
                 consumer.lease_expired(delivery_id);
@@ -406,7 +408,7 @@ impl ConsumerCore {
 
     fn delivery(self: &Arc<Self>, delivery_id: u64, attempt: &Attempt) -> Delivery {
         Delivery {
-            consumer: Arc::clone(self),
+            consumer: Arc::clone(self) as Arc<dyn Answer>,
             delivery_id,
             dispatch_id: attempt.owner.dispatch_id(),
             attempt: attempt.number,
@@ -557,7 +559,7 @@ impl ConsumerCore {
     }
 
     /// Extend the lease of `delivery_id` to `by` from now.
-    pub(crate) fn extend_lease(self: &Arc<Self>, delivery_id: u64, by: Duration) -> Result<()> {
+    pub(crate) fn extend_lease(&self, delivery_id: u64, by: Duration) -> Result<()> {
         self.check_runtime()?;
         self.resume_if_paused();
         let mut slots = self.slots.lock();
@@ -831,6 +833,28 @@ impl Reporter {
             drop(state);
             drop(handler);
         }
+    }
+}
+
+impl Answer for ConsumerCore {
+    fn consumer_id(&self) -> &str {
+        &self.id
+    }
+
+    fn ack(&self, delivery_id: u64) -> Result<()> {
+        ConsumerCore::ack(self, delivery_id)
+    }
+
+    fn crash_for(&self, delivery_id: u64, reason: &str) -> Result<()> {
+        ConsumerCore::crash_for(self, delivery_id, reason)
+    }
+
+    fn release(&self, delivery_id: u64, delay: Duration) -> Result<()> {
+        ConsumerCore::release(self, delivery_id, delay)
+    }
+
+    fn extend_lease(&self, delivery_id: u64, by: Duration) -> Result<()> {
+        ConsumerCore::extend_lease(self, delivery_id, by)
     }
 }
 

@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::consumer::core::ConsumerCore;
 use crate::error::Result;
 use crate::message::Message;
 
@@ -24,10 +23,20 @@ pub enum Verdict {
     Release(Duration),
 }
 
+/// How the holder of a delivery answers it: implemented by the consumer.
+pub(crate) trait Answer: Send + Sync {
+    /// The consumer's id.
+    fn consumer_id(&self) -> &str;
+    fn ack(&self, delivery_id: u64) -> Result<()>;
+    fn crash_for(&self, delivery_id: u64, reason: &str) -> Result<()>;
+    fn release(&self, delivery_id: u64, delay: Duration) -> Result<()>;
+    fn extend_lease(&self, delivery_id: u64, by: Duration) -> Result<()>;
+}
+
 /// One delivery of a message to a consumer (one attempt of one dispatch).
 #[derive(Clone)]
 pub struct Delivery {
-    pub(crate) consumer: Arc<ConsumerCore>,
+    pub(crate) consumer: Arc<dyn Answer>,
     pub(crate) delivery_id: u64,
     pub(crate) dispatch_id: u64,
     pub(crate) attempt: u32,
@@ -91,7 +100,7 @@ impl Delivery {
     /// The id of the consumer receiving it.
     #[must_use]
     pub fn consumer_id(&self) -> &str {
-        &self.consumer.id
+        self.consumer.consumer_id()
     }
 
     /// A token to answer this delivery later, from any thread.
@@ -107,7 +116,7 @@ impl Delivery {
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Delivery")
-            .field("consumer", &self.consumer.id)
+            .field("consumer", &self.consumer.consumer_id())
             .field("delivery_id", &self.delivery_id)
             .field("dispatch_id", &self.dispatch_id)
             .field("attempt", &self.attempt)
@@ -122,7 +131,7 @@ impl std::fmt::Debug for Delivery {
 /// shut down every answer returns [`crate::Error::ShutDown`].
 #[derive(Clone)]
 pub struct DeliveryToken {
-    consumer: Arc<ConsumerCore>,
+    consumer: Arc<dyn Answer>,
     delivery_id: u64,
 }
 
@@ -159,7 +168,7 @@ impl DeliveryToken {
 impl std::fmt::Debug for DeliveryToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliveryToken")
-            .field("consumer", &self.consumer.id)
+            .field("consumer", &self.consumer.consumer_id())
             .field("delivery_id", &self.delivery_id)
             .finish()
     }

@@ -16,9 +16,10 @@ use parking_lot::Mutex;
 
 use crate::base::scope::call_host;
 use crate::base::timer::TimerKey;
+use crate::base::Services;
 use crate::consumer::attempt::{Attempt, AttemptOwner, GiveBack};
 use crate::consumer::core::ConsumerCore;
-use crate::dispatch::dispatcher::Dispatcher;
+use crate::dispatch::options::GroupOptions;
 use crate::dispatch::Completion;
 use crate::error::DispatchError;
 use crate::error::DispatchFailure;
@@ -53,11 +54,28 @@ struct State {
     expiring: Option<DispatchError>,
 }
 
+/// Where a conversation belongs (its group): what it needs from it.
+pub(crate) trait ConversationHome: Send + Sync {
+    fn services(&self) -> &Arc<Services>;
+    fn options(&self) -> &GroupOptions;
+    /// Wait again (after a give-back), in its old place.
+    fn requeue(&self, conv: Arc<Conversation>);
+    /// Its deadline passed while it waited: out of the waiting room.
+    fn withdraw_waiting(&self, conv: &Conversation);
+    /// Released with a delay: it waits on the timer meanwhile.
+    fn delayed_started(&self);
+    fn delayed_done(&self);
+    /// It completed: out of the registry of accepted dispatches.
+    fn forget(&self, id: u64);
+    /// It failed (not at shutdown): tell the dead-letter handler.
+    fn dead_letter(&self, message: &Arc<Message>, failure: &DispatchFailure);
+}
+
 pub(crate) struct Conversation {
     pub(crate) id: u64,
     me: Weak<Conversation>,
     message: Arc<Message>,
-    dispatcher: Arc<Dispatcher>,
+    home: Arc<dyn ConversationHome>,
     accepted: Instant,
     state: Mutex<State>,
     completion: Mutex<Option<Completion>>,
@@ -67,7 +85,7 @@ impl Conversation {
     pub(crate) fn new(
         id: u64,
         message: Arc<Message>,
-        dispatcher: Arc<Dispatcher>,
+        home: Arc<dyn ConversationHome>,
         completion: Completion,
     ) -> Arc<Self> {
         let now = Instant::now();
@@ -75,7 +93,7 @@ impl Conversation {
             id,
             me: me.clone(),
             message,
-            dispatcher,
+            home,
             accepted: now,
             state: Mutex::new(State {
                 stage: Stage::Waiting,
@@ -101,7 +119,7 @@ impl Conversation {
     /// Expire at `at` unless completed before.
     pub(crate) fn arm_deadline(self: &Arc<Self>, at: Instant) {
         let me: Weak<Self> = Arc::downgrade(self);
-        let key = self.dispatcher.services.timer.at(at, move || {
+        let key = self.home.services().timer.at(at, move || {
             if let Some(conv) = me.upgrade() {
                 conv.expire(DispatchError::Expired);
             }
@@ -110,7 +128,7 @@ impl Conversation {
         if matches!(state.stage, Stage::Done) {
             drop(state);
             if let Some(key) = key {
-                self.dispatcher.services.timer.cancel(key);
+                self.home.services().timer.cancel(key);
             }
         } else {
             state.deadline = key;
@@ -128,7 +146,7 @@ impl Conversation {
 
     /// Forward to `consumer`, whose slot the caller reserved for it.
     pub(crate) fn forward(self: &Arc<Self>, consumer: &Arc<ConsumerCore>) {
-        let services = &self.dispatcher.services;
+        let services = &self.home.services();
         let delivery_id = services.next_id();
         let attempt = {
             let mut state = self.state.lock();
@@ -165,7 +183,7 @@ impl Conversation {
                     }
                     return;
                 }
-                if let Some(window) = self.dispatcher.options.auto_ack_after {
+                if let Some(window) = self.home.options().auto_ack_after {
                     let held = Arc::downgrade(consumer);
                     let _armed = services.timer.at(Instant::now() + window, move || {
                         if let Some(consumer) = held.upgrade() {
@@ -187,7 +205,7 @@ impl Conversation {
                     drop(state);
                     match expiring {
                         Some(error) => self.finish_failed(error),
-                        None => self.dispatcher.requeue(Arc::clone(self)),
+                        None => self.home.requeue(Arc::clone(self)),
                     }
                 }
             }
@@ -218,15 +236,15 @@ impl Conversation {
             }
             Stage::Waiting => {
                 drop(state);
-                self.dispatcher.withdraw_waiting(self);
+                self.home.withdraw_waiting(self);
                 self.finish_failed(error);
             }
             Stage::Delayed(key) => {
                 drop(state);
                 if let Some(key) = key {
-                    self.dispatcher.services.timer.cancel(key);
+                    self.home.services().timer.cancel(key);
                 }
-                self.dispatcher.delayed_done();
+                self.home.delayed_done();
                 self.finish_failed(error);
             }
         }
@@ -244,8 +262,8 @@ impl Conversation {
             state.stage = Stage::Waiting;
             state.waiting_since = Some(Instant::now());
             drop(state);
-            self.dispatcher.delayed_done();
-            self.dispatcher.requeue(Arc::clone(self));
+            self.home.delayed_done();
+            self.home.requeue(Arc::clone(self));
         }
     }
 
@@ -254,7 +272,7 @@ impl Conversation {
             let mut state = self.state.lock();
             state.stage = Stage::Done;
             if let Some(key) = state.deadline.take() {
-                self.dispatcher.services.timer.cancel(key);
+                self.home.services().timer.cancel(key);
             }
             state.trail.clone()
         };
@@ -265,17 +283,17 @@ impl Conversation {
         let Some(completion) = self.completion.lock().take() else {
             return;
         };
-        let metrics = &self.dispatcher.services.metrics;
+        let metrics = &self.home.services().metrics;
         match &result {
             Ok(_) => metrics.record_delivered(self.accepted.elapsed()),
             Err(failure) => {
                 metrics.record_failed(&failure.error);
                 if failure.error != DispatchError::ShutDown {
-                    self.dispatcher.dead_letter(&self.message, failure);
+                    self.home.dead_letter(&self.message, failure);
                 }
             }
         }
-        self.dispatcher.forget(self.id);
+        self.home.forget(self.id);
         let _ignored = call_host(move || completion(result));
     }
 
@@ -304,7 +322,7 @@ impl AttemptOwner for Conversation {
             state.stage = Stage::Done;
             state.expiring = None;
             if let Some(key) = state.deadline.take() {
-                self.dispatcher.services.timer.cancel(key);
+                self.home.services().timer.cancel(key);
             }
             state.trail.clone()
         };
@@ -321,8 +339,8 @@ impl AttemptOwner for Conversation {
         let Some(me) = self.me.upgrade() else {
             return;
         };
-        let options = &self.dispatcher.options;
-        let metrics = &self.dispatcher.services.metrics;
+        let options = self.home.options();
+        let metrics = &self.home.services().metrics;
         let mut state = self.state.lock();
         if !matches!(state.stage, Stage::Held { delivery_id: d, .. } if d == delivery_id) {
             return;
@@ -380,11 +398,11 @@ impl AttemptOwner for Conversation {
             GiveBack::Released { delay } if !delay.is_zero() => {
                 state.stage = Stage::Delayed(None);
                 drop(state);
-                self.dispatcher.delayed_started();
+                self.home.delayed_started();
                 let weak = Arc::downgrade(&me);
                 let key = self
-                    .dispatcher
-                    .services
+                    .home
+                    .services()
                     .timer
                     .at(Instant::now() + delay, move || {
                         if let Some(conv) = weak.upgrade() {
@@ -398,19 +416,19 @@ impl AttemptOwner for Conversation {
                         // The timer is stopped: the runtime is shutting down.
                         state.stage = Stage::Waiting;
                         drop(state);
-                        self.dispatcher.delayed_done();
-                        self.dispatcher.requeue(me);
+                        self.home.delayed_done();
+                        self.home.requeue(me);
                     }
                 } else if let Some(key) = key {
                     drop(state);
-                    self.dispatcher.services.timer.cancel(key);
+                    self.home.services().timer.cancel(key);
                 }
             }
             _ => {
                 state.stage = Stage::Waiting;
                 state.waiting_since = Some(Instant::now());
                 drop(state);
-                self.dispatcher.requeue(me);
+                self.home.requeue(me);
             }
         }
     }

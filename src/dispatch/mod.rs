@@ -1,11 +1,12 @@
-//! Dispatch: the per-group engine (waiting room and placement), the
-//! per-message conversation, placement through host routing functions, and
-//! options.
+//! Dispatch: the per-message conversation, the group's waiting room and
+//! placement (built-in and host routing, reservations), the engine that
+//! accepts dispatches and ends them, and the options.
 
 pub(crate) mod conversation;
 pub(crate) mod dispatcher;
-pub(crate) mod host_routing;
 pub(crate) mod options;
+pub(crate) mod placement;
+pub(crate) mod room;
 
 pub use dispatcher::DeadLetterHandler;
 pub use options::{DispatchOptions, GroupOptions, Overflow};
