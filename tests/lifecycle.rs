@@ -234,12 +234,13 @@ fn poison_message_is_dead_lettered_after_max_attempts() {
     let dead_letters = Arc::new(AtomicUsize::new(0));
     {
         let dead_letters = Arc::clone(&dead_letters);
-        group.set_dead_letter_handler(Some(Arc::new(move |m: &Arc<Message>, f| {
-            assert!(m.get("poison").is_some());
-            assert_eq!(f.error, DispatchError::AttemptsExhausted(3));
-            dead_letters.fetch_add(1, Ordering::SeqCst);
-        })))
-        .unwrap();
+        group
+            .set_dead_letter_handler(Some(Arc::new(move |m: &Arc<Message>, f| {
+                assert!(m.get("poison").is_some());
+                assert_eq!(f.error, DispatchError::AttemptsExhausted(3));
+                dead_letters.fetch_add(1, Ordering::SeqCst);
+            })))
+            .unwrap();
     }
     let poison = Message::new().with("poison", FieldValue::Bool(true));
     let err = group.dispatch(poison).unwrap_err();
