@@ -599,7 +599,10 @@ impl ConsumerCore {
         let Some(held) = ({
             let mut slots = self.slots.lock();
             let held = slots.held.remove(&delivery_id);
-            if held.is_some() && self.lease_policy == LeasePolicy::Quarantine && slots.alive {
+            // Paused before its slot is freed, under either policy: the slot
+            // must not go straight back to the consumer that sat on it (under
+            // the crash policy it dies right after).
+            if held.is_some() && slots.alive {
                 self.state.fetch_or(PAUSED, Ordering::AcqRel);
             }
             held

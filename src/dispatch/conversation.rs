@@ -293,8 +293,9 @@ impl Conversation {
                 }
             }
         }
-        self.home.forget(self.id);
         let _ignored = call_host(move || completion(result));
+        // Only now: a drain returns once every completion has run.
+        self.home.forget(self.id);
     }
 
     /// Shutdown: complete as shut down, wherever it is (its consumer's
