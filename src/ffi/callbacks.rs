@@ -61,9 +61,11 @@ impl Drop for UserData {
 }
 
 /// A delivery callback's answer: one of `LIMINAL_VERDICT_*`. Verdicts are
-/// non-zero: 0 (a callback that fell off its end, a Python callback that
-/// raised) or any unknown value is a crash of the consumer, with a reason
-/// that names the value — never an accidental acknowledgement.
+/// non-zero: 0 (for example a C callback that fell off its end) or any
+/// unknown value is a crash of the consumer, with a reason that names the
+/// value — never an accidental acknowledgement. (Python `ctypes`: a callback
+/// that raises returns an undefined value, which may happen to be a
+/// verdict; catch every exception and return `LIMINAL_VERDICT_CRASH`.)
 pub type liminal_verdict = i32;
 /// Processed: the dispatch completes as delivered to this consumer.
 pub const LIMINAL_VERDICT_ACK: liminal_verdict = 1;
@@ -119,7 +121,9 @@ pub struct liminal_delivery_callback {
 pub enum liminal_crash_kind {
     /// Its delivery callback returned `LIMINAL_VERDICT_CRASH` (or an invalid verdict).
     LIMINAL_CRASH_VERDICT = 1,
-    /// Its delivery callback panicked (from C++: threw, through the wrapper).
+    /// Its delivery callback panicked (a Rust consumer). C++ consumers of
+    /// `liminal.hpp` that throw are reported as `LIMINAL_CRASH_DECLARED`,
+    /// with the exception's `what()` as the reason.
     LIMINAL_CRASH_PANICKED = 2,
     /// The host declared it crashed (`liminal_consumer_crash`, `liminal_delivery_crash`).
     LIMINAL_CRASH_DECLARED = 3,
