@@ -1,72 +1,222 @@
-// cpp_example: the C++17 wrapper. Owning RAII types, std::function
-// callbacks; a consumer that throws is a consumer crash (its message is
-// re-routed); failures become liminal::Error exceptions.
-#include <atomic>
+// cpp_example: a tour of the C++17 wrapper. Owning RAII types, settings as
+// chainable options, std::function callbacks; a consumer that throws is a
+// consumer crash (its message is re-routed); failures become liminal::Error;
+// an exception thrown by a completion or dead-letter callback reaches the
+// callback error handler. Every check prints; exits non-zero on a failure.
+#include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "liminal.hpp"
 
+using namespace std::chrono_literals;
+using liminal::ConsumerOptions, liminal::CrashReport, liminal::Delivery, liminal::DispatchOptions,
+    liminal::GroupOptions, liminal::Message, liminal::Outcome, liminal::Routing, liminal::Verdict;
+
+namespace {
+
+int failures = 0;
+void expect(bool ok, const char *what) {
+    std::printf("  %s  %s\n", ok ? "ok  " : "FAIL", what);
+    failures += ok ? 0 : 1;
+}
+
+/// Events seen by callbacks, waited for without sleeping. Shared by
+/// pointer, so a late callback never touches a dead object.
+struct Events {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::vector<std::string> seen;
+
+    void add(std::string event) {
+        std::lock_guard<std::mutex> lock(mutex);
+        seen.push_back(std::move(event));
+        cv.notify_all();
+    }
+    std::vector<std::string> wait_for(size_t n) {
+        std::unique_lock<std::mutex> lock(mutex);
+        cv.wait(lock, [&] { return seen.size() >= n; });
+        return seen;
+    }
+};
+
+liminal::Routing first_with_capacity() { return Routing::builtin(LIMINAL_BUILTIN_FIRST_WITH_CAPACITY); }
+
+// A consumer that throws crashes; its message goes to another, and many
+// more messages than the consumers hold wait in the group's waiting room.
+void crash_and_reroute(liminal::Runtime &runtime) {
+    std::printf("crash and re-route\n");
+    auto events = std::make_shared<Events>();
+    liminal::Group group(runtime, first_with_capacity(), GroupOptions().name("orders").deadline(10s));
+    auto flaky = group.add(
+        "flaky",
+        [](Delivery &d) -> Verdict {
+            throw std::runtime_error("cannot parse order " + std::to_string(*d.message().get_int("order")));
+        },
+        ConsumerOptions().max_in_flight(8),
+        [events](const CrashReport &r) { events->add(r.consumer_id + ": " + r.reason); });
+    auto steady = group.add("steady", [](Delivery &) { return Verdict::Ack; }, ConsumerOptions().max_in_flight(8));
+
+    Outcome outcome = group.dispatch(Message().set("order", 42).payload("{}"));
+    std::printf("  order 42 -> %s (re-routed from %s in %.1f us)\n", outcome.delivered_to.c_str(),
+                outcome.rerouted_from.at(0).c_str(), outcome.reroute_ns.at(0) / 1000.0);
+    expect(outcome.delivered_to == "steady" && outcome.crashed_handling == 1 && !flaky.alive(),
+           "the exception crashed flaky; steady got the order");
+    expect(events->wait_for(1).at(0) == "flaky: exception: cannot parse order 42", "crash reason carries what()");
+
+    auto done = std::make_shared<Events>();
+    for (int i = 0; i < 100; i++) {
+        group.dispatch_async(Message().set("order", i), [done](const Outcome &o) {
+            done->add(o.delivered() ? o.delivered_to + " " + std::to_string(o.waited_ns) : "failed");
+        });
+    }
+    auto results = done->wait_for(100);
+    int delivered = 0;
+    for (const auto &r : results) delivered += r.rfind("steady ", 0) == 0;
+    expect(delivered == 100, "100 asynchronous dispatches delivered (max 8 in flight, the rest waited)");
+
+    auto found = group.consumer("steady");
+    expect(found && found->alive() && !group.consumer("flaky"), "consumer lookup by id finds only the live one");
+    found->set_max_in_flight(16);
+    found->set_tags({"eu"});
+    auto snapshot = group.snapshot();
+    expect(snapshot.size() == 1 && snapshot[0].max_in_flight == 16 && snapshot[0].tags.at(0) == "eu",
+           "set_max_in_flight and set_tags show in a snapshot");
+    expect(group.drain(1s) == 0 && group.in_flight() == 0, "drain: nothing left");
+}
+
+// A consumer releases the message (after a delay), the next one holds it
+// past its acknowledgement lease, the third acknowledges it.
+void release_and_lease(liminal::Runtime &runtime) {
+    std::printf("release and lease\n");
+    auto events = std::make_shared<Events>();
+    auto held = std::make_shared<std::optional<liminal::KeptDelivery>>();
+    liminal::Group group(runtime, first_with_capacity(), GroupOptions().ack_lease(50ms));
+    auto a = group.add("a-releaser", [](Delivery &d) {
+        d.release(5ms);
+        return Verdict::Defer;
+    });
+    auto b = group.add(
+        "b-sleeper",
+        [held](Delivery &d) {
+            d.extend_lease(60ms);
+            *held = d.keep(); // ... and never answers
+            return Verdict::Defer;
+        },
+        ConsumerOptions(), [events](const CrashReport &r) {
+            events->add(r.kind == LIMINAL_CRASH_LEASE_EXPIRED && !r.alive ? "lease expired" : r.reason);
+        });
+    auto c = group.add("c-worker", [](Delivery &) { return Verdict::Ack; });
+
+    Outcome o = group.dispatch(Message().set("order", 7));
+    expect(o.delivered_to == "c-worker" && o.released == 1 && o.lease_expired == 1 && o.attempts == 3,
+           "released by a, lease expired at b, acknowledged by c");
+    expect(events->wait_for(1).at(0) == "lease expired", "b's crash callback: lease expired, not alive");
+    try {
+        held->value().ack();
+        expect(false, "a late ack is fenced");
+    } catch (const liminal::Error &e) {
+        expect(e.status() == LIMINAL_STALE_DELIVERY, "a late ack is fenced (LIMINAL_STALE_DELIVERY)");
+    }
+}
+
+// No consumer at all: deadlines, a full waiting room, draining, dropping
+// the oldest; exceptions in dead-letter and completion callbacks reach the
+// callback error handler instead of vanishing.
+void waiting_room_limits(liminal::Runtime &runtime) {
+    std::printf("waiting room limits and the callback error handler\n");
+    auto errors = std::make_shared<Events>();
+    liminal::set_callback_error_handler([errors](const char *where, std::exception_ptr error) {
+        try {
+            std::rethrow_exception(error);
+        } catch (const std::exception &e) {
+            errors->add(std::string(where) + ": " + e.what());
+        }
+    });
+    auto throwing_dead_letter = [](const liminal::MessageView &, const Outcome &o) {
+        throw std::runtime_error(std::string("dead letter ") + liminal_status_name(o.status));
+    };
+    {
+        liminal::Group nobody(runtime, first_with_capacity(), GroupOptions().waiting_room(1));
+        nobody.on_dead_letter(throwing_dead_letter);
+        try {
+            nobody.dispatch(Message(), DispatchOptions().deadline(20ms));
+            expect(false, "nobody takes it: LIMINAL_EXPIRED");
+        } catch (const liminal::Error &e) {
+            expect(e.status() == LIMINAL_EXPIRED, "nobody takes it: LIMINAL_EXPIRED");
+        }
+        nobody.dispatch_async(Message(), [](const Outcome &o) {
+            throw std::runtime_error(std::string("completion ") + liminal_status_name(o.status));
+        });
+        try {
+            nobody.dispatch(Message());
+            expect(false, "the waiting room holds one: LIMINAL_QUEUE_FULL");
+        } catch (const liminal::Error &e) {
+            expect(e.status() == LIMINAL_QUEUE_FULL && e.retriable(),
+                   "the waiting room holds one: LIMINAL_QUEUE_FULL (retriable)");
+        }
+        expect(nobody.waiting() == 1 && nobody.drain(20ms) == 1, "drain gives up with one left");
+        try {
+            nobody.dispatch_async(Message(), [](const Outcome &) {});
+            expect(false, "a draining group refuses: LIMINAL_DRAINING");
+        } catch (const liminal::Error &e) {
+            expect(e.status() == LIMINAL_DRAINING, "a draining group refuses: LIMINAL_DRAINING");
+        }
+    }  // the group goes: its waiting message fails
+
+    auto reports = errors->wait_for(3);
+    std::sort(reports.begin(), reports.end());
+    expect(reports == std::vector<std::string>{"completion: completion LIMINAL_NO_CONSUMER_AVAILABLE",
+                                               "dead_letter: dead letter LIMINAL_EXPIRED",
+                                               "dead_letter: dead letter LIMINAL_NO_CONSUMER_AVAILABLE"},
+           "every callback exception reached the handler");
+    liminal::set_callback_error_handler({});  // back to the default: one line on stderr
+
+    liminal::Group dropper(runtime, first_with_capacity(),
+                           GroupOptions().waiting_room(1).overflow(liminal::Overflow::DropOldest));
+    auto first = std::make_shared<Events>();
+    dropper.dispatch_async(Message(), [first](const Outcome &o) { first->add(liminal_status_name(o.status)); });
+    dropper.dispatch_async(Message(), [](const Outcome &) {});
+    expect(first->wait_for(1).at(0) == std::string("LIMINAL_DROPPED"), "overflow drop-oldest: LIMINAL_DROPPED");
+}
+
+void statistics(liminal::Runtime &runtime) {
+    std::printf("statistics\n");
+    liminal::Group group(runtime, first_with_capacity(), GroupOptions().name("billing"));
+    auto ticks = std::make_shared<Events>();
+    runtime.on_stats(10ms, [ticks](std::string_view json) { ticks->add(std::string(json)); });
+    std::string json = ticks->wait_for(1).at(0);
+    runtime.stop_stats();
+    expect(json.find("\"billing\"") != std::string::npos, "periodic JSON names the group");
+    expect(runtime.stats_prometheus().find("liminal_messages_sent_total") != std::string::npos,
+           "Prometheus text");
+    liminal_metrics m = runtime.metrics();
+    std::printf("  dispatched=%llu delivered=%llu rerouted=%llu dead_lettered=%llu rejected=%llu\n",
+                static_cast<unsigned long long>(m.dispatched), static_cast<unsigned long long>(m.delivered),
+                static_cast<unsigned long long>(m.rerouted), static_cast<unsigned long long>(m.dead_lettered),
+                static_cast<unsigned long long>(m.rejected));
+}
+
+}  // namespace
+
 int main() {
     try {
-        liminal::Runtime runtime;
-        liminal::Group group(runtime, liminal::Routing::builtin(LIMINAL_BUILTIN_FIRST_WITH_CAPACITY));
-
-        std::atomic<int> crashes{0};
-        auto flaky = group.add(
-            "flaky", 8,
-            [](liminal::Delivery &d) -> liminal::Verdict {
-                throw std::runtime_error("cannot parse order " + std::to_string(*d.message().get_int("order")));
-            },
-            [&](const std::string &id, const std::string &reason) {
-                std::printf("consumer %s crashed: %s\n", id.c_str(), reason.c_str());
-                crashes++;
-            });
-        // Room for all 100 asynchronous dispatches below: at capacity a
-        // dispatch fails with LIMINAL_NO_CONSUMER_AVAILABLE (retriable).
-        auto steady = group.add("steady", 128, [](liminal::Delivery &d) {
-            if (d.redelivered())
-                std::printf("steady got order %lld (attempt %u, redelivered)\n",
-                            static_cast<long long>(*d.message().get_int("order")), d.attempt());
-            return liminal::Verdict::Ack;
-        });
-
-        liminal::Outcome outcome = group.dispatch(liminal::Message().set("order", 42).payload("{}"));
-        std::printf("order 42 -> %s (re-routed from %s in %.1f us)\n", outcome.delivered_to.c_str(),
-                    outcome.rerouted_from.at(0).c_str(), outcome.reroute_ns.at(0) / 1000.0);
-
-        std::mutex mutex;
-        std::condition_variable cv;
-        int completed = 0, delivered = 0;
-        for (int i = 0; i < 100; i++) {
-            group.dispatch_async(liminal::Message().set("order", i), [&](const liminal::Outcome &o) {
-                std::lock_guard<std::mutex> lock(mutex);
-                completed += 1;
-                delivered += o.status == LIMINAL_OK && o.delivered_to == "steady";
-                cv.notify_one();
-            });
-        }
-        {
-            std::unique_lock<std::mutex> lock(mutex);
-            cv.wait(lock, [&] { return completed == 100; });
-        }
-
-        steady.leave();
-        try {
-            group.dispatch(liminal::Message().set("order", 7));
-            std::fprintf(stderr, "expected no consumer\n");
-            return 1;
-        } catch (const liminal::Error &e) {
-            std::printf("as expected: %s (retriable=%d)\n", e.what(), e.retriable());
-            if (e.status() != LIMINAL_NO_CONSUMER_AVAILABLE) return 1;
-        }
-        bool ok = outcome.delivered_to == "steady" && crashes == 1 && !flaky.alive() && delivered == 100;
-        std::printf("cpp_example: %s\n", ok ? "ok" : "FAILED");
-        return ok ? 0 : 1;
+        std::printf("liminal %s\n", liminal::version().c_str());
+        liminal::Runtime runtime(liminal::RuntimeOptions().spin_linger(100us));
+        crash_and_reroute(runtime);
+        release_and_lease(runtime);
+        waiting_room_limits(runtime);
+        statistics(runtime);
+        expect(runtime.drain(1s) == 0, "runtime drained");
     } catch (const std::exception &e) {
         std::fprintf(stderr, "cpp_example: %s\n", e.what());
         return 1;
     }
+    std::printf("cpp_example: %s\n", failures == 0 ? "ok" : "FAILED");
+    return failures == 0 ? 0 : 1;
 }

@@ -9,14 +9,14 @@
 
 #include "example.h"
 
-
 static int has_tag(const liminal_consumer_view *v, const char *tag) {
     for (size_t t = 0; t < v->tag_count; t++)
         if (strcmp(v->tags[t], tag) == 0) return 1;
     return 0;
 }
 
-/* Select the least-loaded consumer with room carrying `tag`. */
+/* Select the least-loaded consumer with room carrying `tag`; with none, the
+ * message waits in the group's waiting room until one has room. */
 static liminal_route_result pick(const liminal_consumer_view *views, size_t count, const char *tag,
                                  const char **selected) {
     long best = -1;
@@ -35,7 +35,7 @@ static liminal_route_result by_tenant(void *user, const liminal_message *message
     (void)user;
     char tenant[32] = "";
     if (liminal_message_get_text(message, "tenant", tenant, sizeof tenant, NULL) != LIMINAL_OK)
-        return LIMINAL_ROUTE_NONE;
+        return LIMINAL_ROUTE_FAILED; /* unroutable: fail it rather than let it wait */
     return pick(views, count, strcmp(tenant, "gold") == 0 ? "premium" : "standard", selected);
 }
 
@@ -45,7 +45,7 @@ static liminal_route_result by_region(void *user, const liminal_message *message
     (void)user;
     char region[32] = "";
     if (liminal_message_get_text(message, "region", region, sizeof region, NULL) != LIMINAL_OK)
-        return LIMINAL_ROUTE_NONE;
+        return LIMINAL_ROUTE_FAILED;
     return pick(views, count, region, selected);
 }
 
@@ -61,7 +61,7 @@ static const char *route(liminal_group *group, const char *tenant, const char *r
     TRY(liminal_message_set_text(message, "tenant", tenant));
     TRY(liminal_message_set_text(message, "region", region));
     liminal_outcome *outcome = NULL;
-    TRY(liminal_group_dispatch(group, message, &outcome));
+    TRY(liminal_group_dispatch(group, message, NULL, &outcome));
     snprintf(to, sizeof to, "%s", liminal_outcome_delivered_to(outcome));
     liminal_outcome_free(outcome);
     liminal_message_free(message);
@@ -70,7 +70,7 @@ static const char *route(liminal_group *group, const char *tenant, const char *r
 
 int main(void) {
     liminal_runtime *runtime = NULL;
-    TRY(liminal_runtime_new(0, 0, &runtime));
+    TRY(liminal_runtime_new(NULL, &runtime));
     static const char v1_identity[] = "example.routing.by_tenant.v1";
     static const char v2_identity[] = "example.routing.by_region.v2";
     liminal_route_callback cb1 = {by_tenant, NULL, NULL}, cb2 = {by_region, NULL, NULL};
@@ -78,7 +78,7 @@ int main(void) {
     TRY(liminal_routing_new(runtime, cb1, (const uint8_t *)v1_identity, strlen(v1_identity), "by_tenant", &v1));
     TRY(liminal_routing_new(runtime, cb2, (const uint8_t *)v2_identity, strlen(v2_identity), "by_region", &v2));
     liminal_group *group = NULL;
-    TRY(liminal_group_new(runtime, v1, 0, 0, &group));
+    TRY(liminal_group_new(runtime, v1, NULL, &group));
 
     const char *tags_p1[] = {"premium", "eu"};
     const char *tags_s1[] = {"standard", "us"};
@@ -86,11 +86,15 @@ int main(void) {
     struct { const char *id; const char **tags; size_t n; } specs[] = {
         {"premium-eu", tags_p1, 2}, {"standard-us", tags_s1, 2}, {"standard-eu", tags_s2, 2}};
     liminal_consumer *consumers[3];
+    liminal_consumer_options *options = NULL;
+    TRY(liminal_consumer_options_new(&options));
     for (int i = 0; i < 3; i++) {
         liminal_delivery_callback d = {ack, NULL, NULL};
         liminal_crash_callback c = {NULL, NULL, NULL};
-        TRY(liminal_consumer_register(group, specs[i].id, 8, 0, specs[i].tags, specs[i].n, d, c, &consumers[i]));
+        TRY(liminal_consumer_options_set_tags(options, specs[i].tags, specs[i].n));
+        TRY(liminal_consumer_register(group, specs[i].id, d, c, options, &consumers[i]));
     }
+    liminal_consumer_options_free(options);
 
     int wrong = 0;
     printf("v1 (hash %016llx): by tenant\n", (unsigned long long)liminal_routing_hash(v1));

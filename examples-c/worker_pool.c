@@ -1,8 +1,10 @@
 /* worker_pool: four host worker threads in pull mode acknowledge deliveries
- * after doing their work (deferred acks). Under load one worker thread dies:
- * it declares its consumer crashed and exits while still holding a delivery.
- * Everything it held is re-routed to the surviving workers; the totals are
- * checked: every message delivered exactly once, nothing lost. */
+ * after doing their work (deferred acks). Each holds at most 32 at a time;
+ * the rest of the 20,000 messages wait in the group's waiting room. Under
+ * load one worker thread dies: it declares its consumer crashed and exits
+ * while still holding deliveries. Everything it held is re-routed to the
+ * surviving workers; the totals are checked: every message delivered exactly
+ * once, nothing lost. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -12,7 +14,6 @@
 
 #define MESSAGES 20000
 #define WORKERS 4
-
 
 typedef struct worker {
     int index;
@@ -34,20 +35,21 @@ static void *work(void *arg) {
         liminal_delivery *delivery = NULL;
         liminal_status s = liminal_consumer_next_delivery(w->consumer, 100, &delivery);
         if (s == LIMINAL_TIMED_OUT) continue;
-        if (s == LIMINAL_SHUT_DOWN) return NULL; /* consumer gone */
+        if (s == LIMINAL_CONSUMER_GONE || s == LIMINAL_SHUT_DOWN) return NULL;
         TRY(s);
         if (liminal_delivery_redelivered(delivery)) w->redelivered += 1;
         if (w->dies_after != 0 && w->handled == w->dies_after) {
-            /* The thread dies with this delivery in hand: declare it. */
-            printf("worker %d: dying with a delivery in hand after %ld messages\n", w->index,
-                   w->handled);
+            /* The thread dies with deliveries in hand: declare it. */
+            uint32_t held = 0;
+            TRY(liminal_consumer_in_flight(w->consumer, &held));
+            printf("worker %d: dying with %u deliveries in hand after %ld messages\n", w->index,
+                   held, w->handled);
             TRY(liminal_consumer_crash(w->consumer, "worker thread died"));
             liminal_delivery_free(delivery);
             return NULL;
         }
         w->handled += 1; /* the "work" */
-        liminal_status ack = liminal_delivery_ack(delivery);
-        if (ack != LIMINAL_OK && ack != LIMINAL_STALE_DELIVERY) TRY(ack);
+        TRY(liminal_delivery_ack(delivery));
         liminal_delivery_free(delivery);
     }
 }
@@ -67,32 +69,35 @@ static void on_complete(void *user, liminal_status status, const liminal_outcome
 int main(void) {
     completed = calloc(MESSAGES, 1);
     liminal_runtime *runtime = NULL;
-    TRY(liminal_runtime_new(0, 0, &runtime));
+    TRY(liminal_runtime_new(NULL, &runtime));
     liminal_routing *routing = NULL;
     TRY(liminal_routing_builtin(LIMINAL_BUILTIN_LEAST_LOADED, NULL, &routing));
     liminal_group *group = NULL;
-    TRY(liminal_group_new(runtime, routing, 0, 0, &group));
+    TRY(liminal_group_new(runtime, routing, NULL, &group));
     liminal_routing_free(routing);
 
+    liminal_consumer_options *options = NULL;
+    TRY(liminal_consumer_options_new(&options));
+    TRY(liminal_consumer_options_set_max_in_flight(options, 32));
     worker workers[WORKERS];
     pthread_t threads[WORKERS];
     for (int i = 0; i < WORKERS; i++) {
         char id[16];
         snprintf(id, sizeof id, "worker-%d", i);
         workers[i] = (worker){i, NULL, 0, 0, i == 1 ? 2000 : 0};
-        liminal_delivery_callback pull = {NULL, NULL, NULL};
+        liminal_delivery_callback pull = {NULL, NULL, NULL}; /* no function: pull mode */
         liminal_crash_callback no_crash = {NULL, NULL, NULL};
-        TRY(liminal_consumer_register(group, id, MESSAGES, 0, NULL, 0, pull, no_crash,
-                                      &workers[i].consumer));
+        TRY(liminal_consumer_register(group, id, pull, no_crash, options, &workers[i].consumer));
         pthread_create(&threads[i], NULL, work, &workers[i]);
     }
+    liminal_consumer_options_free(options);
 
     liminal_message *message = NULL;
     TRY(liminal_message_new(&message));
     for (long i = 0; i < MESSAGES; i++) {
         TRY(liminal_message_set_int(message, "job", i));
         liminal_completion_callback done = {on_complete, (void *)(intptr_t)i, NULL};
-        TRY(liminal_group_dispatch_async(group, message, done, NULL));
+        TRY(liminal_group_dispatch_async(group, message, NULL, done, NULL));
     }
     pthread_mutex_lock(&done_mutex);
     while (done_count < MESSAGES) pthread_cond_wait(&done_cond, &done_mutex);
@@ -117,9 +122,12 @@ int main(void) {
     int once = 1;
     for (long i = 0; i < MESSAGES; i++) once &= completed[i] == 1;
     free(completed);
-    printf("messages=%d delivered=%ld failed=%ld handled=%ld rerouted=%llu crashes=%llu\n", MESSAGES,
-           atomic_load(&delivered), atomic_load(&failed), handled, (unsigned long long)m.rerouted,
-           (unsigned long long)m.consumer_crashes);
+    printf("messages=%d delivered=%ld failed=%ld handled=%ld (%ld redelivered) rerouted=%llu "
+           "crashes=%llu\n",
+           MESSAGES, atomic_load(&delivered), atomic_load(&failed), handled, redelivered,
+           (unsigned long long)m.rerouted, (unsigned long long)m.consumer_crashes);
+    printf("waiting room: p50 %.1f us, p99 %.1f us, max %.1f ms\n", m.waiting_p50_ns / 1e3,
+           m.waiting_p99_ns / 1e3, m.waiting_max_ns / 1e6);
     if (!once || atomic_load(&delivered) != MESSAGES || handled != MESSAGES ||
         m.consumer_crashes != 1 || m.rerouted < 1) {
         fprintf(stderr, "worker_pool: totals do not add up\n");

@@ -1,23 +1,66 @@
 //! Soak: millions of messages from 4 producer threads while consumers crash,
-//! join and leave at random, routing functions are hot-deployed and fail now
-//! and then. Checks at the end: delivered + failed = sent, nothing stuck,
-//! every redelivery flagged, resident memory flat, clean shutdown.
+//! join and leave at random, release messages, let acknowledgement leases
+//! expire, routing functions are hot-deployed and fail now and then. A
+//! message that finds no consumer free waits in the group's waiting room, so
+//! the only failures are the ones the soak provokes (attempts exhausted,
+//! routing crashes); each failure is counted by its reason. Checks at the
+//! end: delivered + failed = sent, no failure for any other reason, nothing
+//! stuck, every redelivery flagged, resident memory flat, clean shutdown;
+//! reported besides: waiting-room depth and waiting time.
 //!
 //! `cargo run --release --example soak -- [messages] [report.md]`
 //! (`scripts/soak.sh` runs it; CI runs a shortened version.)
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use liminal::{
-    Builtin, ConsumerSpec, Delivery, DeliveryToken, DispatchError, DispatchResult, FieldValue,
-    Group, GroupOptions, Message, RoutingError, RoutingFunction, Runtime, RuntimeOptions, Verdict,
+    Builtin, ConsumerSpec, Delivery, DeliveryToken, DispatchError, DispatchOptions, DispatchResult,
+    FieldValue, Group, GroupOptions, Message, RoutingError, RoutingFunction, Runtime,
+    RuntimeOptions, Verdict,
 };
 
 const PRODUCERS: u64 = 4;
 const WINDOW: usize = 256;
+/// The acknowledgement lease of every third consumer: a delivery it forgets
+/// is taken back after this and the consumer declared crashed (the chaos
+/// mostly spares these consumers, or none would live that long).
+const LEASE: Duration = Duration::from_millis(100);
+/// The deadline of one message in a hundred: far beyond any wait here, so
+/// an expiry means a message was stuck.
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Failure reasons, in report order; the soak provokes only the first two.
+const REASONS: [&str; 10] = [
+    "attempts exhausted",
+    "routing function crashed",
+    "expired",
+    "dropped",
+    "timed out",
+    "routing function timed out",
+    "routing spawn failed",
+    "unknown consumer selected",
+    "group closed",
+    "conversation failed or shut down",
+];
+const PROVOKED_REASONS: usize = 2;
+
+fn reason(error: &DispatchError) -> usize {
+    match error {
+        DispatchError::AttemptsExhausted(_) => 0,
+        DispatchError::Routing(RoutingError::Crashed(_)) => 1,
+        DispatchError::Expired => 2,
+        DispatchError::Dropped => 3,
+        DispatchError::TimedOut => 4,
+        DispatchError::Routing(RoutingError::TimedOut(_)) => 5,
+        DispatchError::Routing(RoutingError::SpawnFailed(_)) => 6,
+        DispatchError::UnknownConsumerSelected(_) => 7,
+        DispatchError::NoConsumerAvailable => 8,
+        DispatchError::Conversation(_) | DispatchError::ShutDown => 9,
+    }
+}
 
 /// A small deterministic generator (xorshift), so runs are reproducible.
 struct Rng(u64);
@@ -41,7 +84,13 @@ struct Shared {
     flag_errors: AtomicU64,
     deferred: crossbeam_channel::Sender<DeliveryToken>,
     delivered: AtomicU64,
-    failures: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// Failures per index of [`REASONS`].
+    failures: [AtomicU64; REASONS.len()],
+    /// Deliveries a leased consumer deferred and never answered.
+    forgotten: AtomicU64,
+    /// Time in the waiting room over all completed messages, and the longest.
+    waited_total_ns: AtomicU64,
+    waited_max_ns: AtomicU64,
     done: AtomicU64,
 }
 
@@ -56,30 +105,49 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn consumer(group: &Group, id: String, shared: &Arc<Shared>, seed: u64) {
+/// Every third consumer has an acknowledgement lease.
+fn leased(n: u64) -> bool {
+    n % 3 == 0
+}
+
+/// Chaos spares a leased consumer nine times in ten: the others live a few
+/// milliseconds, shorter than any lease.
+fn spared(id: &str, rng: &mut Rng) -> bool {
+    let n = id.trim_start_matches('c').parse().unwrap_or(1);
+    leased(n) && rng.below(10) != 0
+}
+
+fn consumer(group: &Group, n: u64, shared: &Arc<Shared>) {
     let shared = Arc::clone(shared);
-    let mut rng = Rng(seed | 1);
-    let _ = group.register(
-        ConsumerSpec::push(id, move |d: &Delivery| {
-            let seq = match d.message().get("seq") {
-                Some(FieldValue::Int(seq)) => *seq as usize,
-                _ => return Verdict::Crash("message without seq".into()),
-            };
-            let before = shared.seen[seq].swap(1, Ordering::AcqRel);
-            if d.redelivered() != (before == 1) {
-                shared.flag_errors.fetch_add(1, Ordering::Relaxed);
+    let mut rng = Rng((n + 1) | 1);
+    let leased = leased(n);
+    let spec = ConsumerSpec::push(format!("c{n:08}"), move |d: &Delivery| {
+        let seq = match d.message().get("seq") {
+            Some(FieldValue::Int(seq)) => *seq as usize,
+            _ => return Verdict::Crash("message without seq".into()),
+        };
+        let before = shared.seen[seq].swap(1, Ordering::AcqRel);
+        if d.redelivered() != (before == 1) {
+            shared.flag_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        match rng.below(20_000) {
+            0 => Verdict::Crash("soak: random consumer crash".into()),
+            1..=4 => Verdict::Release(Duration::ZERO),
+            5..=6 => Verdict::Release(Duration::from_millis(1)),
+            7..=9 if leased => {
+                // Deferred and forgotten: the lease takes it back.
+                shared.forgotten.fetch_add(1, Ordering::Relaxed);
+                Verdict::Defer
             }
-            match rng.below(20_000) {
-                0 => Verdict::Crash("soak: random consumer crash".into()),
-                1..=2000 => {
-                    let _ = shared.deferred.send(d.token());
-                    Verdict::Defer
-                }
-                _ => Verdict::Ack,
+            8..=2008 => {
+                let _ = shared.deferred.send(d.token());
+                Verdict::Defer
             }
-        })
-        .max_in_flight(4096),
-    );
+            _ => Verdict::Ack,
+        }
+    })
+    .max_in_flight(4096);
+    let _ = group.register(if leased { spec.ack_lease(LEASE) } else { spec });
 }
 
 fn host_routing(runtime: &Runtime, version: u64) -> RoutingFunction {
@@ -110,8 +178,12 @@ fn main() {
     std::panic::set_hook(Box::new(|_| {})); // expected routing panics stay quiet
 
     let runtime = Runtime::new(RuntimeOptions::default()).expect("runtime");
+    let group_options = GroupOptions {
+        name: Some("soak".into()),
+        ..GroupOptions::default()
+    };
     let group = runtime
-        .group(host_routing(&runtime, 0), GroupOptions::default())
+        .group(host_routing(&runtime, 0), group_options)
         .expect("group");
     let (deferred_tx, deferred_rx) = crossbeam_channel::unbounded::<DeliveryToken>();
     let shared = Arc::new(Shared {
@@ -120,17 +192,21 @@ fn main() {
         flag_errors: AtomicU64::new(0),
         deferred: deferred_tx,
         delivered: AtomicU64::new(0),
-        failures: Mutex::new(Default::default()),
+        failures: Default::default(),
+        forgotten: AtomicU64::new(0),
+        waited_total_ns: AtomicU64::new(0),
+        waited_max_ns: AtomicU64::new(0),
         done: AtomicU64::new(0),
     });
     let next_id = AtomicU64::new(0);
     for _ in 0..8 {
-        let n = next_id.fetch_add(1, Ordering::Relaxed);
-        consumer(&group, format!("c{n:08}"), &shared, n + 1);
+        consumer(&group, next_id.fetch_add(1, Ordering::Relaxed), &shared);
     }
     let stop = AtomicBool::new(false);
     let started = Instant::now();
     let mut rss = Vec::new();
+    // Waiting-room depth, sampled with the progress check: (samples, sum, max).
+    let mut depth = (0u64, 0u64, 0usize);
     let (chaos_counts, stale_acks) = std::thread::scope(|scope| {
         // Deferred acks arrive later, from another thread (stale ones fenced).
         let acker = scope.spawn(|| {
@@ -157,20 +233,21 @@ fn main() {
                 match rng.below(100) {
                     0..=29 if members.len() > 4 => {
                         let victim = &members[rng.below(members.len() as u64) as usize];
-                        if let Some(c) = group.consumer(&victim.id) {
+                        let spared = spared(&victim.id, &mut rng);
+                        if let Some(c) = group.consumer(&victim.id).filter(|_| !spared) {
                             if c.crash("soak: chaos").is_ok() {
                                 counts[0] += 1;
                             }
                         }
                     }
                     30..=59 if members.len() < 12 => {
-                        let n = next_id.fetch_add(1, Ordering::Relaxed);
-                        consumer(&group, format!("c{n:08}"), &shared, n + 1);
+                        consumer(&group, next_id.fetch_add(1, Ordering::Relaxed), &shared);
                         counts[1] += 1;
                     }
                     60..=89 if members.len() > 4 => {
                         let victim = &members[rng.below(members.len() as u64) as usize];
-                        if let Some(c) = group.consumer(&victim.id) {
+                        let spared = spared(&victim.id, &mut rng);
+                        if let Some(c) = group.consumer(&victim.id).filter(|_| !spared) {
                             if c.leave().is_ok() {
                                 counts[2] += 1;
                             }
@@ -206,38 +283,33 @@ fn main() {
                         let shared_done = Arc::clone(&shared);
                         let message = Message::new().with("seq", FieldValue::Int(seq as i64));
                         let index = seq as usize;
-                        group
-                            .dispatch_async(
-                                message,
-                                Box::new(move |r: DispatchResult| {
-                                    shared_done.completed[index].fetch_add(1, Ordering::AcqRel);
-                                    match r {
-                                        Ok(_) => {
-                                            shared_done.delivered.fetch_add(1, Ordering::Relaxed);
-                                        }
-                                        Err(f) => {
-                                            let key = match f.error {
-                                                DispatchError::Routing(RoutingError::Crashed(
-                                                    _,
-                                                )) => "routing function crashed".to_owned(),
-                                                DispatchError::Routing(RoutingError::TimedOut(
-                                                    _,
-                                                )) => "routing function timed out".to_owned(),
-                                                other => other.to_string(),
-                                            };
-                                            *shared_done
-                                                .failures
-                                                .lock()
-                                                .expect("lock")
-                                                .entry(key)
-                                                .or_default() += 1;
-                                        }
-                                    }
-                                    shared_done.done.fetch_add(1, Ordering::Release);
-                                    let _ = permit_rx.recv();
-                                }),
-                            )
-                            .expect("accepted");
+                        let options = DispatchOptions {
+                            deadline: (seq % 100 == 0).then_some(DEADLINE),
+                            ..DispatchOptions::default()
+                        };
+                        let completion = Box::new(move |r: DispatchResult| {
+                            let s = &shared_done;
+                            s.completed[index].fetch_add(1, Ordering::AcqRel);
+                            let waited = match r {
+                                Ok(outcome) => {
+                                    s.delivered.fetch_add(1, Ordering::Relaxed);
+                                    outcome.waited
+                                }
+                                Err(failure) => {
+                                    s.failures[reason(&failure.error)]
+                                        .fetch_add(1, Ordering::Relaxed);
+                                    failure.waited
+                                }
+                            };
+                            let waited = u64::try_from(waited.as_nanos()).unwrap_or(u64::MAX);
+                            s.waited_total_ns.fetch_add(waited, Ordering::Relaxed);
+                            s.waited_max_ns.fetch_max(waited, Ordering::Relaxed);
+                            s.done.fetch_add(1, Ordering::Release);
+                            let _ = permit_rx.recv();
+                        });
+                        if let Err(e) = group.dispatch_async_with(message, &options, completion) {
+                            panic!("dispatch {seq} refused: {e}");
+                        }
                         seq += PRODUCERS;
                     }
                     for _ in 0..WINDOW {
@@ -256,6 +328,8 @@ fn main() {
                 rss.push((done, rss_kib()));
                 next_sample += total / 10;
             }
+            let waiting = group.waiting();
+            depth = (depth.0 + 1, depth.1 + waiting as u64, depth.2.max(waiting));
             if done != last_done {
                 (last_done, last_progress) = (done, Instant::now());
             } else if last_progress.elapsed() > Duration::from_secs(30) {
@@ -279,7 +353,16 @@ fn main() {
 
     let sent = total;
     let delivered = shared.delivered.load(Ordering::Relaxed);
-    let failed: u64 = shared.failures.lock().expect("lock").values().sum();
+    let failures: Vec<u64> = shared
+        .failures
+        .iter()
+        .map(|f| f.load(Ordering::Relaxed))
+        .collect();
+    let failed: u64 = failures.iter().sum();
+    let unprovoked: u64 = failures[PROVOKED_REASONS..].iter().sum();
+    let done = shared.done.load(Ordering::Acquire).max(1);
+    let waited_mean_us = shared.waited_total_ns.load(Ordering::Relaxed) as f64 / done as f64 / 1e3;
+    let waited_max_ms = shared.waited_max_ns.load(Ordering::Relaxed) as f64 / 1e6;
     let twice = shared
         .completed
         .iter()
@@ -303,6 +386,7 @@ fn main() {
         0.0
     };
     let ok = delivered + failed == sent
+        && unprovoked == 0
         && twice == 0
         && never == 0
         && flag_errors == 0
@@ -320,7 +404,11 @@ fn main() {
     let _ = writeln!(report, "| check | value |\n|---|---|");
     let _ = writeln!(report, "| sent | {sent} |");
     let _ = writeln!(report, "| delivered | {delivered} |");
-    let _ = writeln!(report, "| failed (with a reason) | {failed} |");
+    let _ = writeln!(report, "| failed (with a reason, below) | {failed} |");
+    let _ = writeln!(
+        report,
+        "| failed for a reason the soak does not provoke | {unprovoked} |"
+    );
     let _ = writeln!(
         report,
         "| delivered + failed = sent | {} |",
@@ -340,7 +428,7 @@ fn main() {
     );
     let _ = writeln!(
         report,
-        "| consumer crashes (chaos + random) / joins / leaves / hot deploys | {} / {} / {} / {} |",
+        "| consumer crashes (chaos + random + leases) / joins / leaves / hot deploys | {} / {} / {} / {} |",
         metrics.consumer_crashes, chaos_counts[1], chaos_counts[2], chaos_counts[3]
     );
     let _ = writeln!(
@@ -354,7 +442,33 @@ fn main() {
         "| routing failures | {} |",
         metrics.routing_failures
     );
+    let _ = writeln!(
+        report,
+        "| released deliveries / expired leases (forgotten deliveries) | {} / {} ({}) |",
+        metrics.released,
+        metrics.lease_expired,
+        shared.forgotten.load(Ordering::Relaxed)
+    );
     let _ = writeln!(report, "| stale (fenced) deferred acks | {stale_acks} |");
+    let _ = writeln!(
+        report,
+        "| waiting-room depth, sampled every 20 ms: mean / max | {:.1} / {} |",
+        depth.1 as f64 / depth.0.max(1) as f64,
+        depth.2
+    );
+    let _ = writeln!(
+        report,
+        "| waiting time per message: mean / max | {waited_mean_us:.1} µs / {waited_max_ms:.1} ms |"
+    );
+    let w = &metrics.waiting_time;
+    let _ = writeln!(
+        report,
+        "| waiting time per placement: p50 / p99 / max ({} placements) | {:.1} µs / {:.1} µs / {:.1} ms |",
+        w.count,
+        w.p50_ns as f64 / 1e3,
+        w.p99_ns as f64 / 1e3,
+        w.max_ns as f64 / 1e6
+    );
     let _ = writeln!(
         report,
         "| resident memory, second → last sample | {:.1} → {:.1} MiB ({:+.1} %{}) |",
@@ -367,8 +481,13 @@ fn main() {
             "; not checked under 2M messages"
         }
     );
-    let _ = writeln!(report, "\nFailures by reason:\n");
-    for (reason, count) in shared.failures.lock().expect("lock").iter() {
+    let _ = writeln!(
+        report,
+        "\nFailures by reason (the first {PROVOKED_REASONS} are provoked: random crash \
+         verdicts, releases and expired leases use up attempts; the routing function \
+         panics now and then):\n"
+    );
+    for (reason, count) in REASONS.iter().zip(&failures) {
         let _ = writeln!(report, "- {reason}: {count}");
     }
     let _ = writeln!(

@@ -1,10 +1,17 @@
-//! Random sequences of C-ABI calls: create / register / update / crash /
-//! leave / dispatch (blocking and asynchronous) / ack / deploy / free, with
-//! random field values, sizes and malformed strings.
+//! Random sequences of C-ABI calls: options objects with random (and
+//! invalid) values for runtime, groups, consumers and dispatches; create /
+//! register / update / crash / leave / look up / free consumers; dispatch
+//! (blocking with a timeout, asynchronous with deadlines) into waiting rooms
+//! under every overflow policy; answer deliveries (ack, crash, release with
+//! a delay, extend the lease, or never); deploy host routing functions;
+//! dead-letter and stats callbacks; drain; statistics as JSON and
+//! Prometheus into random buffers; free groups.
 //!
-//! Invariants checked on every input: no crash or UB (built with ASan), every
-//! accepted dispatch completes exactly once, every callback `user` is freed
-//! exactly once, and the runtime shuts down with nothing outstanding.
+//! Invariants checked on every input: no crash or UB (built with ASan),
+//! every options setter answers OK or INVALID_ARGUMENT, every accepted
+//! dispatch completes exactly once, every callback `user` is freed exactly
+//! once by the time `liminal_runtime_free` returned, and deliveries kept
+//! past the shutdown can no longer be answered.
 #![no_main]
 
 use std::collections::HashMap;
@@ -14,13 +21,24 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
+use liminal::ffi::callbacks::*;
 use liminal::ffi::consumer::*;
+use liminal::ffi::delivery::*;
 use liminal::ffi::dispatch::*;
 use liminal::ffi::error::liminal_status;
 use liminal::ffi::group::*;
 use liminal::ffi::message::*;
+use liminal::ffi::outcome::*;
 use liminal::ffi::routing::*;
 use liminal::ffi::runtime::*;
+use liminal::ffi::snapshot::*;
+
+use liminal_status::{LIMINAL_INVALID_ARGUMENT, LIMINAL_OK};
+
+/// Generous, so that a trivial routing call descheduled on a busy machine
+/// never times out (a timed-out call may legitimately free its `user` after
+/// `liminal_runtime_free` returned, which this target counts as a leak).
+const ROUTING_TIMEOUT_MS: u64 = 1000;
 
 /// Live callback `user` allocations (must be zero after each input).
 static LIVE_USERS: AtomicI64 = AtomicI64::new(0);
@@ -29,40 +47,107 @@ static COMPLETIONS: Mutex<Option<HashMap<u64, u32>>> = Mutex::new(None);
 /// Deliveries kept by deferring consumers (owned handles, as addresses).
 static KEPT: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
-struct Behaviour {
-    verdict: liminal_verdict,
+/// What a push consumer answers, or what a routing function does.
+#[derive(Clone, Copy)]
+enum Mode {
+    Ack,
+    Crash,
+    /// Keep the delivery (answered later by a step, or never).
+    Defer,
+    /// Return `LIMINAL_VERDICT_RELEASE`.
+    Release,
+    /// `liminal_delivery_release` with a delay, then defer.
+    ReleaseLater(u64),
+    /// A value that is not a verdict (a crash).
+    Invalid(i32),
+    /// Routing: select the first view / an unknown id / fail / none.
+    Route(u8),
+    /// Callbacks that only count.
+    Plain,
 }
 
-fn user(behaviour: Behaviour) -> *mut c_void {
+fn user(mode: Mode) -> *mut c_void {
     LIVE_USERS.fetch_add(1, Ordering::SeqCst);
-    Box::into_raw(Box::new(behaviour)).cast()
+    Box::into_raw(Box::new(mode)).cast()
 }
 
 unsafe extern "C" fn free_user(user: *mut c_void) {
     LIVE_USERS.fetch_sub(1, Ordering::SeqCst);
-    drop(Box::from_raw(user.cast::<Behaviour>()));
+    drop(Box::from_raw(user.cast::<Mode>()));
 }
 
-unsafe extern "C" fn on_delivery(user: *mut c_void, delivery: *mut liminal_delivery) -> liminal_verdict {
-    let behaviour = &*user.cast::<Behaviour>();
+fn keep(delivery: *const liminal_delivery) {
+    let mut kept = null_mut();
+    if liminal_delivery_keep(delivery, &mut kept) == LIMINAL_OK {
+        KEPT.lock().unwrap().push(kept as usize);
+    }
+}
+
+unsafe extern "C" fn on_delivery(
+    user: *mut c_void,
+    delivery: *mut liminal_delivery,
+) -> liminal_verdict {
+    let mode = *user.cast::<Mode>();
     let _ = liminal_delivery_message(delivery);
-    if behaviour.verdict == LIMINAL_VERDICT_DEFER {
-        let mut kept = null_mut();
-        if liminal_delivery_keep(delivery, &mut kept) == liminal_status::LIMINAL_OK {
-            KEPT.lock().unwrap().push(kept as usize);
+    assert!(liminal_delivery_attempt(delivery) >= 1);
+    match mode {
+        Mode::Ack => LIMINAL_VERDICT_ACK,
+        Mode::Crash => LIMINAL_VERDICT_CRASH,
+        Mode::Release => LIMINAL_VERDICT_RELEASE,
+        Mode::ReleaseLater(delay) => {
+            let _ = liminal_delivery_release(delivery, delay);
+            LIMINAL_VERDICT_DEFER
+        }
+        Mode::Invalid(value) => value,
+        _ => {
+            keep(delivery);
+            LIMINAL_VERDICT_DEFER
         }
     }
-    behaviour.verdict
 }
 
-unsafe extern "C" fn on_crash(_user: *mut c_void, id: *const c_char, reason: *const c_char) {
+unsafe extern "C" fn on_crash(
+    _user: *mut c_void,
+    id: *const c_char,
+    kind: liminal_crash_kind,
+    reason: *const c_char,
+    alive: bool,
+) {
     assert!(!id.is_null() && !reason.is_null());
+    assert!(!alive || kind == liminal_crash_kind::LIMINAL_CRASH_LEASE_EXPIRED);
 }
 
-unsafe extern "C" fn on_complete(_user: *mut c_void, status: liminal_status, outcome: *const liminal_outcome) {
+unsafe extern "C" fn on_complete(
+    _user: *mut c_void,
+    status: liminal_status,
+    outcome: *const liminal_outcome,
+) {
     assert_eq!(liminal_outcome_status(outcome), status);
+    assert_eq!(
+        status == LIMINAL_OK,
+        !liminal_outcome_delivered_to(outcome).is_null()
+    );
     let id = liminal_outcome_dispatch_id(outcome);
-    *COMPLETIONS.lock().unwrap().get_or_insert_with(HashMap::new).entry(id).or_default() += 1;
+    *COMPLETIONS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .entry(id)
+        .or_default() += 1;
+}
+
+unsafe extern "C" fn on_dead_letter(
+    _user: *mut c_void,
+    message: *const liminal_message,
+    trail: *const liminal_outcome,
+) {
+    assert!(!message.is_null());
+    assert_ne!(liminal_outcome_status(trail), LIMINAL_OK);
+    assert!(liminal_outcome_delivered_to(trail).is_null());
+}
+
+unsafe extern "C" fn on_stats(_user: *mut c_void, json: *const c_char, len: usize) {
+    assert!(!json.is_null() && len > 0);
 }
 
 unsafe extern "C" fn route(
@@ -72,10 +157,12 @@ unsafe extern "C" fn route(
     count: usize,
     selected: *mut *const c_char,
 ) -> liminal_route_result {
-    let behaviour = &*user.cast::<Behaviour>();
-    match behaviour.verdict {
+    let Mode::Route(choice) = *user.cast::<Mode>() else {
+        return LIMINAL_ROUTE_FAILED;
+    };
+    match choice {
         0 if count > 0 => {
-            *selected = (*views).id;
+            *selected = (*views.add(count - 1)).id;
             LIMINAL_ROUTE_SELECTED
         }
         1 => {
@@ -100,9 +187,19 @@ impl Input<'_> {
         self.0 = rest;
         taken.to_vec()
     }
+    fn flag(&mut self) -> bool {
+        self.byte().is_multiple_of(2)
+    }
+    /// Milliseconds: mostly 0 ("none"/"default"), else 1..=`max`.
+    fn millis(&mut self, max: u64) -> u64 {
+        match self.byte() {
+            b if b < 128 => 0,
+            b => u64::from(b - 128) % max + 1,
+        }
+    }
     /// A C string from the input (may be empty or invalid UTF-8), or NULL.
     fn c_string(&mut self) -> Option<CString> {
-        if self.byte() % 16 == 0 {
+        if self.byte().is_multiple_of(16) {
             return None;
         }
         let mut bytes = self.bytes(12);
@@ -115,83 +212,231 @@ fn ptr(s: &Option<CString>) -> *const c_char {
     s.as_ref().map_or(null(), |s| s.as_ptr())
 }
 
+/// A setter's answer: valid values are taken, invalid ones refused.
+fn setter(status: liminal_status) {
+    assert!(
+        status == LIMINAL_OK || status == LIMINAL_INVALID_ARGUMENT,
+        "options setter answered {status:?}"
+    );
+}
+
+/// Answer an owned delivery at random (or not at all), then free it.
+fn answer(input: &mut Input<'_>, delivery: *mut liminal_delivery) {
+    let _ = match input.byte() % 6 {
+        0 => liminal_delivery_crash(delivery, c"fuzz".as_ptr()),
+        1 => liminal_delivery_release(delivery, input.millis(20)),
+        2 => liminal_delivery_extend_lease(delivery, input.millis(50)),
+        3 => LIMINAL_OK, // never answered
+        _ => liminal_delivery_ack(delivery),
+    };
+    liminal_delivery_free(delivery);
+}
+
+unsafe fn group_options(input: &mut Input<'_>) -> *mut liminal_group_options {
+    let mut options = null_mut();
+    assert_eq!(liminal_group_options_new(&mut options), LIMINAL_OK);
+    for _ in 0..input.byte() % 8 {
+        match input.byte() % 9 {
+            0 => {
+                let name = input.c_string();
+                if name.is_some() {
+                    setter(liminal_group_options_set_name(options, ptr(&name)));
+                }
+            }
+            1 => setter(liminal_group_options_set_max_attempts(
+                options,
+                u32::from(input.byte() % 4),
+            )),
+            2 => setter(liminal_group_options_set_count_holding_crashes(
+                options,
+                input.flag(),
+            )),
+            3 => setter(liminal_group_options_set_auto_ack_ms(
+                options,
+                input.millis(20),
+            )),
+            4 => setter(liminal_group_options_set_waiting_room(
+                options,
+                usize::from(input.byte() % 4),
+            )),
+            5 => {
+                let policy = i32::from(input.byte() % 5);
+                setter(liminal_group_options_set_overflow(
+                    options,
+                    policy,
+                    input.millis(20),
+                ));
+            }
+            6 => setter(liminal_group_options_set_deadline_ms(
+                options,
+                input.millis(50),
+            )),
+            7 => setter(liminal_group_options_set_ack_lease_ms(
+                options,
+                input.millis(50),
+            )),
+            _ => setter(liminal_group_options_set_lease_policy(
+                options,
+                i32::from(input.byte() % 4),
+            )),
+        }
+    }
+    options
+}
+
+unsafe fn consumer_options(input: &mut Input<'_>) -> *mut liminal_consumer_options {
+    let mut options = null_mut();
+    assert_eq!(liminal_consumer_options_new(&mut options), LIMINAL_OK);
+    setter(liminal_consumer_options_set_max_in_flight(
+        options,
+        u32::from(input.byte() % 5),
+    ));
+    setter(liminal_consumer_options_set_buffer_depth(
+        options,
+        u32::from(input.byte()),
+    ));
+    let tag = input.c_string();
+    if tag.is_some() {
+        let tags = [ptr(&tag)];
+        setter(liminal_consumer_options_set_tags(
+            options,
+            tags.as_ptr(),
+            usize::from(input.byte() % 2),
+        ));
+    }
+    setter(liminal_consumer_options_set_ack_lease_ms(
+        options,
+        input.millis(50),
+    ));
+    options
+}
+
+unsafe fn dispatch_options(input: &mut Input<'_>, blocking: bool) -> *mut liminal_dispatch_options {
+    let mut options = null_mut();
+    assert_eq!(liminal_dispatch_options_new(&mut options), LIMINAL_OK);
+    setter(liminal_dispatch_options_set_deadline_ms(
+        options,
+        input.millis(50),
+    ));
+    // A blocking dispatch always has a timeout: with no consumer free it
+    // would otherwise wait as long as it takes.
+    let timeout = if blocking {
+        input.millis(20).max(1)
+    } else {
+        input.millis(20)
+    };
+    setter(liminal_dispatch_options_set_timeout_ms(options, timeout));
+    options
+}
+
 fuzz_target!(|data: &[u8]| unsafe {
     let mut input = Input(data);
     *COMPLETIONS.lock().unwrap() = Some(HashMap::new());
+
+    let mut options = null_mut();
+    assert_eq!(liminal_runtime_options_new(&mut options), LIMINAL_OK);
+    assert_eq!(
+        liminal_runtime_options_set_routing_timeout_ms(options, ROUTING_TIMEOUT_MS),
+        LIMINAL_OK
+    );
+    setter(liminal_runtime_options_set_scheduler_threads(
+        options,
+        u32::from(input.byte() % 3),
+    ));
+    let linger = [0, 50, 200, 1_000_001][usize::from(input.byte() % 4)];
+    setter(liminal_runtime_options_set_spin_linger_us(options, linger));
     let mut runtime = null_mut();
-    assert_eq!(liminal_runtime_new(1, 20, &mut runtime), liminal_status::LIMINAL_OK);
+    assert_eq!(liminal_runtime_new(options, &mut runtime), LIMINAL_OK);
+    liminal_runtime_options_free(options);
+
     let mut groups: Vec<*mut liminal_group> = Vec::new();
-    // Per group: no consumer that waits for the host was ever registered.
-    let mut blocking_ok: Vec<bool> = Vec::new();
-    let mut consumers: Vec<(*mut liminal_consumer, usize, u8)> = Vec::new(); // (handle, group, mode)
+    let mut consumers: Vec<(*mut liminal_consumer, usize, bool)> = Vec::new(); // (handle, group, pull)
     let mut messages: Vec<*mut liminal_message> = Vec::new();
     let mut accepted: Vec<u64> = Vec::new();
     let mut steps = 0;
     while !input.0.is_empty() && steps < 64 {
         steps += 1;
-        match input.byte() % 14 {
+        match input.byte() % 18 {
             0 if groups.len() < 3 => {
                 let mut routing = null_mut();
-                let kind = (input.byte() % 5) as i32;
+                let kind = i32::from(input.byte() % 5);
                 let field = input.c_string();
-                if liminal_routing_builtin(kind, ptr(&field), &mut routing) == liminal_status::LIMINAL_OK {
+                if liminal_routing_builtin(kind, ptr(&field), &mut routing) == LIMINAL_OK {
+                    let options = if input.flag() {
+                        group_options(&mut input)
+                    } else {
+                        null_mut()
+                    };
                     let mut group = null_mut();
-                    let window = if input.byte() % 8 == 0 { 1 } else { 0 };
-                    if liminal_group_new(runtime, routing, u32::from(input.byte() % 4), window, &mut group)
-                        == liminal_status::LIMINAL_OK
-                    {
+                    if liminal_group_new(runtime, routing, options, &mut group) == LIMINAL_OK {
                         groups.push(group);
-                        blocking_ok.push(true);
+                    } else {
+                        assert!(group.is_null());
                     }
+                    liminal_group_options_free(options);
                     liminal_routing_free(routing);
                 }
             }
             1 if !groups.is_empty() && consumers.len() < 12 => {
                 let g = input.byte() as usize % groups.len();
                 let id = input.c_string();
-                let tag = input.c_string();
-                let tags = [ptr(&tag)];
-                let mode = input.byte() % 4;
-                let pull = mode == 3;
-                let delivery = if pull {
-                    liminal_delivery_callback { function: None, user: null_mut(), free_user: None }
-                } else {
-                    liminal_delivery_callback {
+                let mode = match input.byte() % 8 {
+                    0 | 1 => Some(Mode::Ack),
+                    2 => Some(Mode::Crash),
+                    3 => Some(Mode::Defer),
+                    4 => Some(Mode::Release),
+                    5 => Some(Mode::ReleaseLater(input.millis(20))),
+                    6 => Some(Mode::Invalid([0, 5, -1][usize::from(input.byte() % 3)])),
+                    _ => None, // pull mode
+                };
+                let delivery = match mode {
+                    Some(mode) => liminal_delivery_callback {
                         function: Some(on_delivery),
-                        user: user(Behaviour { verdict: i32::from(mode) }),
+                        user: user(mode),
                         free_user: Some(free_user),
-                    }
+                    },
+                    None => liminal_delivery_callback {
+                        function: None,
+                        user: null_mut(),
+                        free_user: None,
+                    },
                 };
                 let crash = liminal_crash_callback {
                     function: Some(on_crash),
-                    user: user(Behaviour { verdict: 0 }),
+                    user: user(Mode::Plain),
                     free_user: Some(free_user),
+                };
+                let options = if input.flag() {
+                    consumer_options(&mut input)
+                } else {
+                    null_mut()
                 };
                 let mut consumer = null_mut();
                 let status = liminal_consumer_register(
                     groups[g],
                     ptr(&id),
-                    u32::from(input.byte() % 5),
-                    u32::from(input.byte()),
-                    tags.as_ptr(),
-                    usize::from(input.byte() % 2),
                     delivery,
                     crash,
+                    options,
                     &mut consumer,
                 );
-                if status == liminal_status::LIMINAL_OK {
-                    consumers.push((consumer, g, mode));
-                    blocking_ok[g] &= mode <= 1;
+                liminal_consumer_options_free(options);
+                if status == LIMINAL_OK {
+                    consumers.push((consumer, g, mode.is_none()));
                 } else {
                     assert!(consumer.is_null());
                 }
             }
             2 if !consumers.is_empty() => {
                 let reason = input.c_string();
-                let _ = liminal_consumer_crash(consumers[input.byte() as usize % consumers.len()].0, ptr(&reason));
+                let _ = liminal_consumer_crash(
+                    consumers[input.byte() as usize % consumers.len()].0,
+                    ptr(&reason),
+                );
             }
             3 if !consumers.is_empty() => {
-                let _ = liminal_consumer_leave(consumers[input.byte() as usize % consumers.len()].0);
+                let _ =
+                    liminal_consumer_leave(consumers[input.byte() as usize % consumers.len()].0);
             }
             4 if !consumers.is_empty() => {
                 let (c, _, _) = consumers.swap_remove(input.byte() as usize % consumers.len());
@@ -199,13 +444,17 @@ fuzz_target!(|data: &[u8]| unsafe {
             }
             5 if messages.len() < 4 => {
                 let mut message = null_mut();
-                assert_eq!(liminal_message_new(&mut message), liminal_status::LIMINAL_OK);
+                assert_eq!(liminal_message_new(&mut message), LIMINAL_OK);
                 for _ in 0..input.byte() % 6 {
                     let name = input.c_string();
                     let _ = match input.byte() % 5 {
                         0 => liminal_message_set_int(message, ptr(&name), i64::from(input.byte())),
-                        1 => liminal_message_set_double(message, ptr(&name), f64::from(input.byte()) / 0.0),
-                        2 => liminal_message_set_bool(message, ptr(&name), input.byte() % 2 == 0),
+                        1 => liminal_message_set_double(
+                            message,
+                            ptr(&name),
+                            f64::from(input.byte()) / 0.0,
+                        ),
+                        2 => liminal_message_set_bool(message, ptr(&name), input.flag()),
                         3 => liminal_message_set_null(message, ptr(&name)),
                         _ => {
                             let value = input.c_string();
@@ -217,75 +466,80 @@ fuzz_target!(|data: &[u8]| unsafe {
                 let _ = liminal_message_set_payload(message, payload.as_ptr(), payload.len());
                 let mut json = [0 as c_char; 32];
                 let mut len = 0;
-                let _ = liminal_message_fields_json(message, json.as_mut_ptr(), json.len(), &mut len);
+                let _ =
+                    liminal_message_fields_json(message, json.as_mut_ptr(), json.len(), &mut len);
                 messages.push(message);
             }
             6 | 7 if !groups.is_empty() && !messages.is_empty() => {
                 let g = input.byte() as usize % groups.len();
                 let m = messages[input.byte() as usize % messages.len()];
-                // A blocking dispatch only where every consumer answers by
-                // itself (acks or crashes); otherwise asynchronous.
-                if input.byte() % 2 == 0 && blocking_ok[g] {
+                let blocking = input.flag();
+                let options = if blocking || input.flag() {
+                    dispatch_options(&mut input, blocking)
+                } else {
+                    null_mut()
+                };
+                if blocking {
                     let mut outcome = null_mut();
-                    if liminal_group_dispatch(groups[g], m, &mut outcome) == liminal_status::LIMINAL_OK {
+                    if liminal_group_dispatch(groups[g], m, options, &mut outcome) == LIMINAL_OK {
+                        assert!(!liminal_outcome_delivered_to(outcome).is_null());
                         liminal_outcome_free(outcome);
+                    } else {
+                        assert!(outcome.is_null());
                     }
                 } else {
                     let mut id = 0;
                     let callback = liminal_completion_callback {
                         function: Some(on_complete),
-                        user: user(Behaviour { verdict: 0 }),
+                        user: user(Mode::Plain),
                         free_user: Some(free_user),
                     };
-                    if liminal_group_dispatch_async(groups[g], m, callback, &mut id) == liminal_status::LIMINAL_OK {
+                    if liminal_group_dispatch_async(groups[g], m, options, callback, &mut id)
+                        == LIMINAL_OK
+                    {
                         accepted.push(id);
                     }
                 }
+                liminal_dispatch_options_free(options);
             }
             8 => {
                 let kept = KEPT.lock().unwrap().pop();
                 if let Some(kept) = kept {
-                    let delivery = kept as *mut liminal_delivery;
-                    let _ = if input.byte() % 4 == 0 {
-                        liminal_delivery_crash(delivery, c"fuzz".as_ptr())
-                    } else {
-                        liminal_delivery_ack(delivery)
-                    };
-                    liminal_delivery_free(delivery);
+                    answer(&mut input, kept as *mut liminal_delivery);
                 }
-                for (c, _, mode) in &consumers {
-                    if *mode == 3 {
-                        let mut delivery = null_mut();
-                        if liminal_consumer_next_delivery(*c, 0, &mut delivery) == liminal_status::LIMINAL_OK {
-                            let _ = liminal_delivery_ack(delivery);
-                            liminal_delivery_free(delivery);
-                        }
+                for &(c, _, pull) in &consumers {
+                    let mut delivery = null_mut();
+                    if pull && liminal_consumer_next_delivery(c, 0, &mut delivery) == LIMINAL_OK {
+                        answer(&mut input, delivery);
                     }
                 }
             }
             9 if !groups.is_empty() => {
                 let callback = liminal_route_callback {
                     function: Some(route),
-                    user: user(Behaviour { verdict: i32::from(input.byte() % 4) }),
+                    user: user(Mode::Route(input.byte() % 4)),
                     free_user: Some(free_user),
                 };
                 let identity = input.bytes(4);
                 let mut routing = null_mut();
-                if liminal_routing_new(runtime, callback, identity.as_ptr(), identity.len(), null(), &mut routing)
-                    == liminal_status::LIMINAL_OK
+                if liminal_routing_new(
+                    runtime,
+                    callback,
+                    identity.as_ptr(),
+                    identity.len(),
+                    null(),
+                    &mut routing,
+                ) == LIMINAL_OK
                 {
-                    let _ = liminal_group_deploy(groups[input.byte() as usize % groups.len()], routing);
+                    let _ =
+                        liminal_group_deploy(groups[input.byte() as usize % groups.len()], routing);
                     liminal_routing_free(routing);
                 }
             }
             10 if !groups.is_empty() => {
                 let g = input.byte() as usize % groups.len();
-                liminal_group_free(groups[g]);
-                groups[g] = null_mut();
-                // Keep indexes stable: a freed slot is dropped with its consumers' group.
-                let freed = groups.remove(g);
-                assert!(freed.is_null());
-                blocking_ok.remove(g);
+                liminal_group_free(groups.remove(g));
+                // Keep indexes stable: the freed group's consumers go with it.
                 consumers.retain_mut(|(c, cg, _)| {
                     if *cg == g {
                         liminal_consumer_free(*c);
@@ -303,17 +557,109 @@ fuzz_target!(|data: &[u8]| unsafe {
                 let tags = [ptr(&tag)];
                 let _ = liminal_consumer_set_tags(c, tags.as_ptr(), usize::from(input.byte() % 2));
                 let _ = liminal_consumer_set_buffer_depth(c, u32::from(input.byte()));
+                let _ = liminal_consumer_set_max_in_flight(c, u32::from(input.byte() % 4));
+                let mut in_flight = 0;
+                let _ = liminal_consumer_in_flight(c, &mut in_flight);
+                let _ = (liminal_consumer_is_alive(c), liminal_consumer_is_paused(c));
             }
             12 if !groups.is_empty() => {
+                let g = groups[input.byte() as usize % groups.len()];
                 let mut snapshot = null_mut();
-                if liminal_group_snapshot(groups[0], &mut snapshot) == liminal_status::LIMINAL_OK {
+                if liminal_group_snapshot(g, &mut snapshot) == LIMINAL_OK {
                     let mut view = std::mem::zeroed();
                     let _ = liminal_snapshot_get(snapshot, usize::from(input.byte()), &mut view);
                     liminal_snapshot_free(snapshot);
                 }
+                let (mut waiting, mut in_flight, mut count) = (0, 0, 0);
+                let _ = liminal_group_waiting(g, &mut waiting);
+                let _ = liminal_group_in_flight(g, &mut in_flight);
+                let _ = liminal_group_consumer_count(g, &mut count);
+                // Look a consumer up by a random id, or by a live one's.
+                let id = match consumers.first() {
+                    Some((c, _, _)) if input.flag() => {
+                        Some(std::ffi::CStr::from_ptr(liminal_consumer_id(*c)).to_owned())
+                    }
+                    _ => input.c_string(),
+                };
+                let mut found = null_mut();
+                if liminal_group_consumer(g, ptr(&id), &mut found) == LIMINAL_OK {
+                    let _ = liminal_consumer_crash_at_next_delivery(found);
+                    liminal_consumer_free(found);
+                }
             }
             13 if !consumers.is_empty() => {
-                let _ = liminal_consumer_crash_at_next_delivery(consumers[input.byte() as usize % consumers.len()].0);
+                let _ = liminal_consumer_crash_at_next_delivery(
+                    consumers[input.byte() as usize % consumers.len()].0,
+                );
+            }
+            14 if !groups.is_empty() => {
+                let g = groups[input.byte() as usize % groups.len()];
+                let callback = if input.byte() % 4 == 0 {
+                    liminal_dead_letter_callback {
+                        function: None,
+                        user: null_mut(),
+                        free_user: None,
+                    }
+                } else {
+                    liminal_dead_letter_callback {
+                        function: Some(on_dead_letter),
+                        user: user(Mode::Plain),
+                        free_user: Some(free_user),
+                    }
+                };
+                let _ = liminal_group_set_dead_letter(g, callback);
+            }
+            15 => {
+                let mut left = 0;
+                let timeout = u64::from(input.byte() % 4);
+                let status = if groups.is_empty() || input.byte() % 4 == 0 {
+                    liminal_runtime_drain(runtime, timeout, &mut left)
+                } else {
+                    liminal_group_drain(
+                        groups[input.byte() as usize % groups.len()],
+                        timeout,
+                        &mut left,
+                    )
+                };
+                assert!(status == LIMINAL_OK, "drain answered {status:?}");
+            }
+            16 => {
+                let mut buffer = vec![0 as c_char; usize::from(input.byte()) * 8];
+                let mut len = 0;
+                let status = if input.flag() {
+                    liminal_runtime_stats_json(runtime, buffer.as_mut_ptr(), buffer.len(), &mut len)
+                } else {
+                    liminal_runtime_stats_prometheus(
+                        runtime,
+                        buffer.as_mut_ptr(),
+                        buffer.len(),
+                        &mut len,
+                    )
+                };
+                assert!(matches!(
+                    status,
+                    LIMINAL_OK | liminal_status::LIMINAL_BUFFER_TOO_SMALL
+                ));
+                assert_eq!(status == LIMINAL_OK, len < buffer.len());
+                let mut metrics = std::mem::zeroed();
+                assert_eq!(liminal_runtime_metrics(runtime, &mut metrics), LIMINAL_OK);
+            }
+            17 => {
+                let callback = if input.byte() % 4 == 0 {
+                    liminal_stats_callback {
+                        function: None,
+                        user: null_mut(),
+                        free_user: None,
+                    }
+                } else {
+                    liminal_stats_callback {
+                        function: Some(on_stats),
+                        user: user(Mode::Plain),
+                        free_user: Some(free_user),
+                    }
+                };
+                let interval = [0, 10, 25][usize::from(input.byte() % 3)];
+                let _ = liminal_runtime_set_stats_callback(runtime, interval, callback);
             }
             _ => {}
         }
@@ -327,10 +673,10 @@ fuzz_target!(|data: &[u8]| unsafe {
     for m in messages {
         liminal_message_free(m);
     }
-    assert_eq!(liminal_runtime_free(runtime), liminal_status::LIMINAL_OK);
+    assert_eq!(liminal_runtime_free(runtime), LIMINAL_OK);
     for kept in KEPT.lock().unwrap().drain(..) {
         let delivery = kept as *mut liminal_delivery;
-        assert_ne!(liminal_delivery_ack(delivery), liminal_status::LIMINAL_OK);
+        assert_ne!(liminal_delivery_ack(delivery), LIMINAL_OK);
         liminal_delivery_free(delivery);
     }
     // Every accepted dispatch completed exactly once; every user was freed.
@@ -339,5 +685,9 @@ fuzz_target!(|data: &[u8]| unsafe {
         assert_eq!(completions.get(id), Some(&1), "dispatch {id} completions");
     }
     assert_eq!(completions.len(), accepted.len());
-    assert_eq!(LIVE_USERS.load(Ordering::SeqCst), 0, "callback users leaked");
+    assert_eq!(
+        LIVE_USERS.load(Ordering::SeqCst),
+        0,
+        "callback users leaked"
+    );
 });
