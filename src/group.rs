@@ -54,7 +54,7 @@ impl Group {
         let core = dispatcher.join(&id, || {
             let home = Arc::downgrade(&dispatcher.placement);
             let core = ConsumerCore::new(settings, Arc::clone(&dispatcher.services), home);
-            crate::consumer::process::start(&core, handler)?;
+            crate::consumer::process::start(&core, handler, &dispatcher.processes)?;
             Ok(core)
         })?;
         Ok(Consumer { core })

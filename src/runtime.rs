@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use crate::base::scope::in_callback;
 use crate::base::{beam, Services};
+use crate::consumer::process::ProcessPool;
 use crate::dispatch::dispatcher::Dispatcher;
 use crate::dispatch::GroupOptions;
 use crate::error::{Error, Result};
@@ -72,6 +73,7 @@ type Groups = Arc<Mutex<Vec<Weak<Dispatcher>>>>;
 pub struct Runtime {
     services: Arc<Services>,
     routing: Arc<RoutingSupervisor>,
+    processes: Arc<ProcessPool>,
     scheduler: Mutex<Option<Arc<Scheduler>>>,
     groups: Groups,
     /// The periodic statistics: a generation (a new handler stops the old
@@ -96,6 +98,7 @@ impl Runtime {
         Ok(Self {
             services,
             routing,
+            processes: Arc::default(),
             scheduler: Mutex::new(Some(scheduler)),
             groups: Arc::default(),
             stats_ticker: Arc::default(),
@@ -124,6 +127,7 @@ impl Runtime {
         let dispatcher = Dispatcher::new(
             Arc::clone(&self.services),
             Arc::clone(&self.routing),
+            Arc::clone(&self.processes),
             routing,
             options,
         );
@@ -206,6 +210,19 @@ impl Runtime {
     #[must_use]
     pub fn waiting(&self) -> usize {
         self.live_groups().iter().map(|g| g.placement.depth()).sum()
+    }
+
+    /// beamr processes alive in the runtime's scheduler (consumers', idle
+    /// pooled ones, and the runtime's own few): a diagnostic for leaks.
+    #[must_use]
+    pub fn process_count(&self) -> usize {
+        self.services.process_count()
+    }
+
+    /// Consumer processes idle in the pool, waiting for the next consumer.
+    #[must_use]
+    pub fn idle_processes(&self) -> usize {
+        self.processes.idle()
     }
 
     /// Routing lanes abandoned because a host function ran past the timeout.
@@ -323,6 +340,7 @@ impl Drop for Runtime {
             let helper = Runtime {
                 services: Arc::clone(&self.services),
                 routing: Arc::clone(&self.routing),
+                processes: Arc::clone(&self.processes),
                 scheduler: Mutex::new(self.scheduler.lock().take()),
                 groups: Arc::clone(&self.groups),
                 stats_ticker: Arc::clone(&self.stats_ticker),

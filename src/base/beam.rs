@@ -1,5 +1,5 @@
 //! The small surface of beamr that liminal uses: a native-only scheduler,
-//! panic-safe handlers, wake-ups and EXIT decoding.
+//! panic-safe handlers, wake-ups and DOWN/EXIT decoding.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -61,20 +61,22 @@ impl<F: Slice> NativeHandler for Guarded<F> {
     }
 }
 
-/// Decode `{'EXIT', Pid, Reason}`.
-pub(crate) fn decode_exit(term: Term) -> Option<(u64, ExitReason)> {
+/// Decode `{'DOWN', Ref, process, Pid, Reason}` (a monitor fired) or
+/// `{'EXIT', Pid, Reason}` (a link fired).
+pub(crate) fn decode_down(term: Term) -> Option<(u64, ExitReason)> {
     let tuple = Tuple::new(term)?;
-    if tuple.arity() != 3 || tuple.get(0)?.as_atom()? != Atom::EXIT {
-        return None;
-    }
-    let pid = tuple.get(1)?.as_pid()?;
-    let reason = match tuple.get(2)?.as_atom()? {
-        atom if atom == Atom::NORMAL => ExitReason::Normal,
-        atom if atom == Atom::KILL => ExitReason::Kill,
-        atom if atom == Atom::KILLED => ExitReason::Killed,
-        atom if atom == Atom::NOPROC => ExitReason::NoProc,
-        atom if atom == Atom::NOCONNECTION => ExitReason::NoConnection,
+    let (pid, reason) = match tuple.arity() {
+        5 if tuple.get(0)?.as_atom()? == Atom::DOWN => (tuple.get(3)?, tuple.get(4)?),
+        3 if tuple.get(0)?.as_atom()? == Atom::EXIT => (tuple.get(1)?, tuple.get(2)?),
+        _ => return None,
+    };
+    let reason = match reason.as_atom() {
+        Some(atom) if atom == Atom::NORMAL => ExitReason::Normal,
+        Some(atom) if atom == Atom::KILL => ExitReason::Kill,
+        Some(atom) if atom == Atom::KILLED => ExitReason::Killed,
+        Some(atom) if atom == Atom::NOPROC => ExitReason::NoProc,
+        Some(atom) if atom == Atom::NOCONNECTION => ExitReason::NoConnection,
         _ => ExitReason::Error,
     };
-    Some((pid, reason))
+    Some((pid.as_pid()?, reason))
 }

@@ -1,11 +1,18 @@
-//! Where a process's death is noticed: one trapping *exit watcher* process
-//! per runtime, and a registry of who wants to hear about which pid.
+//! Where a process's death is noticed: one *exit watcher* process per
+//! runtime, and a registry of who wants to hear about which pid.
 //!
-//! Every watched process is spawned *linked to the watcher*, so the link
-//! exists before anything can be sent to it, and its exit arrives here as an
-//! `{'EXIT', Pid, Reason}` message the moment it happens. The listener of
-//! that pid is taken out of the registry (nothing stays behind per dead
-//! process) and told.
+//! Every watched process is put under the watcher's beamr *monitor* as soon
+//! as it is spawned, before anything can be sent to it, and its exit
+//! arrives here as a `{'DOWN', Ref, process, Pid, Reason}` message the
+//! moment it happens. The listener of that pid is taken out of the registry
+//! (nothing stays behind per dead process) and told.
+//!
+//! A monitor, not a link: beamr 0.21.1 leaks a link whose peer exits while
+//! the watcher is in the middle of a slice (`store_runnable_process`,
+//! `scheduler/execution/core.rs:352`, adds the slot's links back but never
+//! removes the stale ones; the watcher's link list then grows by one such
+//! exit at a time and is scanned quadratically on every watcher slice).
+//! Monitors are reconciled both ways there, and never deliver an exit twice.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,7 +53,7 @@ impl Slice for Watcher {
                 return NativeOutcome::Wait;
             };
             let observed = Instant::now();
-            if let Some((pid, reason)) = beam::decode_exit(term) {
+            if let Some((pid, reason)) = beam::decode_down(term) {
                 self.exits.notify(pid, reason, observed);
             }
         }
@@ -71,10 +78,9 @@ impl Exits {
         Ok(())
     }
 
-    /// Spawn a process linked to the watcher, with `listener` registered for
-    /// its exit before it can run. A process that turns out dead at birth
-    /// (beamr links to a dead peer without error and never reports it) is
-    /// reported here and now.
+    /// Spawn a process monitored by the watcher, with `listener` registered
+    /// for its exit before anything can be sent to it. A process that turns
+    /// out dead at birth is reported here and now.
     pub(crate) fn spawn_watched(
         &self,
         scheduler: &Scheduler,
@@ -83,21 +89,23 @@ impl Exits {
         on_pid: impl FnOnce(u64),
     ) -> Result<u64, String> {
         let watcher = self.watcher.load(Ordering::Acquire);
+        if scheduler.peek_exit_reason(watcher).is_some() {
+            return Err("exit watcher is gone".into());
+        }
         let pid = {
             let mut listeners = self.listeners.lock();
             let pid = scheduler
-                .spawn_native_link(watcher, factory)
+                .spawn_native(factory)
                 .map_err(|error| format!("process: {error:?}"))?;
             on_pid(pid);
             listeners.insert(pid, listener);
             pid
         };
-        if scheduler.peek_exit_reason(watcher).is_some() {
-            self.forget(pid);
-            scheduler.terminate_process(pid, ExitReason::Kill);
-            return Err("exit watcher is gone".into());
-        }
-        if let Some(reason) = scheduler.peek_exit_reason(pid) {
+        // A target already gone gets an immediate DOWN, or an error here.
+        if scheduler.monitor(watcher, pid).is_err() {
+            let reason = scheduler
+                .peek_exit_reason(pid)
+                .unwrap_or(ExitReason::NoProc);
             self.notify(pid, reason, Instant::now());
         }
         Ok(pid)

@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use beamr::process::ExitReason;
 use beamr::scheduler::Scheduler;
 
 use crate::metrics::Metrics;
@@ -100,7 +99,12 @@ impl Services {
         beam::wake(&scheduler, pid)
     }
 
-    /// Spawn a process linked to the exit watcher, `listener` told of its exit.
+    /// beamr processes alive in the scheduler.
+    pub(crate) fn process_count(&self) -> usize {
+        self.scheduler.upgrade().map_or(0, |s| s.process_count())
+    }
+
+    /// Spawn a process watched by the exit watcher, `listener` told of its exit.
     pub(crate) fn spawn_watched(
         &self,
         factory: beamr::native::native_process::NativeHandlerFactory,
@@ -110,13 +114,5 @@ impl Services {
         let scheduler = self.scheduler.upgrade().ok_or("runtime shut down")?;
         self.exits
             .spawn_watched(&scheduler, factory, listener, on_pid)
-    }
-
-    /// Kill a process from a host thread (its exit listener must already be
-    /// forgotten if its death was handled elsewhere).
-    pub(crate) fn terminate(&self, pid: u64, reason: ExitReason) {
-        if let Some(scheduler) = self.scheduler.upgrade() {
-            scheduler.terminate_process(pid, reason);
-        }
     }
 }

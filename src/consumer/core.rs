@@ -13,10 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use beamr::process::ExitReason;
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use crate::base::exits::ExitListener;
 use crate::base::timer::TimerKey;
 use crate::base::Services;
 use crate::consumer::attempt::{Attempt, ConsumerHome, GiveBack};
@@ -57,6 +55,13 @@ struct Slots {
     ready: VecDeque<u64>,
     /// The delivery whose callback is running.
     handling: Option<u64>,
+}
+
+/// What carries a consumer: its process, told when the consumer is gone so
+/// it can let go of it.
+pub(crate) trait Carrier: Send + Sync {
+    /// The consumer died or left.
+    fn consumer_gone(&self);
 }
 
 /// What the push process does next.
@@ -115,6 +120,7 @@ pub(crate) struct ConsumerCore {
     buffer_depth: AtomicU32,
     tags: RwLock<Arc<[String]>>,
     pid: AtomicU64,
+    carrier: Mutex<Option<Weak<dyn Carrier>>>,
     pub(crate) pull_mode: bool,
     lease: Option<Duration>,
     lease_policy: LeasePolicy,
@@ -144,6 +150,7 @@ impl ConsumerCore {
             buffer_depth: AtomicU32::new(settings.buffer_depth),
             tags: RwLock::new(settings.tags),
             pid: AtomicU64::new(0),
+            carrier: Mutex::new(None),
             pull_mode: settings.pull_mode,
             lease: settings.lease,
             lease_policy: settings.lease_policy,
@@ -167,6 +174,15 @@ impl ConsumerCore {
 
     pub(crate) fn set_pid(&self, pid: u64) {
         self.pid.store(pid, Ordering::Release);
+    }
+
+    pub(crate) fn set_carrier(&self, carrier: Weak<dyn Carrier>) {
+        *self.carrier.lock() = Some(carrier);
+    }
+
+    /// Whether deliveries wait in its queue for the push callback.
+    pub(crate) fn has_queued(&self) -> bool {
+        !self.slots.lock().inbox.is_empty()
     }
 
     pub(crate) fn is_alive(&self) -> bool {
@@ -629,7 +645,6 @@ impl ConsumerCore {
                     },
                     observed,
                 );
-                self.services.terminate(self.pid(), self.exit_reason());
             }
             LeasePolicy::Quarantine => {
                 if self.is_alive() {
@@ -641,20 +656,11 @@ impl ConsumerCore {
 
     // ---- death -----------------------------------------------------------
 
-    /// The beamr exit reason its process ends with. Always `normal`: a
-    /// consumer's crash is recorded here, in Rust, and an `error` exit would
-    /// only leave beamr bookkeeping behind.
-    pub(crate) fn exit_reason(&self) -> ExitReason {
-        ExitReason::Normal
-    }
-
-    /// Die now, on this thread, then end the process. False when it was
-    /// already gone.
+    /// Die now, on this thread. False when it was already gone.
     pub(crate) fn die_now(&self, death: Death) -> Result<()> {
         if !self.die(death, Instant::now()) {
             return Err(Error::ConsumerGone(self.id.to_string()));
         }
-        self.services.terminate(self.pid(), self.exit_reason());
         Ok(())
     }
 
@@ -686,10 +692,14 @@ impl ConsumerCore {
             taken
         };
         self.ready_signal.notify_all();
-        self.services.exits.forget(self.pid());
         self.reconcile();
         if let Some(home) = self.home.upgrade() {
             home.departed(self.uid);
+        }
+        // Its process lets go of it (now, or after a running callback).
+        let carrier = self.carrier.lock().take().and_then(|c| c.upgrade());
+        if let Some(carrier) = carrier {
+            carrier.consumer_gone();
         }
         let mut taken = taken;
         taken.sort_unstable_by_key(|(id, _)| *id);
@@ -891,25 +901,5 @@ impl Candidate for ConsumerCore {
             buffer_depth: self.buffer_depth(),
             tags: self.tags(),
         }
-    }
-}
-
-impl ExitListener for ConsumerCore {
-    fn exited(&self, reason: ExitReason, observed: Instant) {
-        let text = match reason {
-            ExitReason::Normal => "its process exited",
-            ExitReason::Kill | ExitReason::Killed => "its process was killed",
-            ExitReason::Error => "its process exited with an error",
-            ExitReason::NoConnection => "its process lost its connection",
-            ExitReason::NoProc => "its process did not exist",
-        };
-        self.die(
-            Death::Crash {
-                kind: CrashKind::Exited,
-                reason: text.to_owned(),
-                answered: None,
-            },
-            observed,
-        );
     }
 }

@@ -65,8 +65,11 @@ pub(crate) trait ConversationHome: Send + Sync {
     /// Released with a delay: it waits on the timer meanwhile.
     fn delayed_started(&self);
     fn delayed_done(&self);
-    /// It completed: out of the registry of accepted dispatches.
+    /// It completed: out of the registry of accepted dispatches (its
+    /// completion callback runs next).
     fn forget(&self, id: u64);
+    /// Its completion callback returned.
+    fn completed(&self);
     /// It failed (not at shutdown): tell the dead-letter handler.
     fn dead_letter(&self, message: &Arc<Message>, failure: &DispatchFailure);
 }
@@ -293,9 +296,11 @@ impl Conversation {
                 }
             }
         }
-        let _ignored = call_host(move || completion(result));
-        // Only now: a drain returns once every completion has run.
+        // Out of the count of dispatches in flight before the completion
+        // can wake a blocking caller; a drain still waits for the callback.
         self.home.forget(self.id);
+        let _ignored = call_host(move || completion(result));
+        self.home.completed();
     }
 
     /// Shutdown: complete as shut down, wherever it is (its consumer's

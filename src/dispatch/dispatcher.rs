@@ -15,6 +15,7 @@ use crate::base::oneshot::{self, RecvError};
 use crate::base::scope::{call_host, in_callback};
 use crate::base::Services;
 use crate::consumer::core::{ConsumerCore, Death};
+use crate::consumer::process::ProcessPool;
 use crate::dispatch::conversation::{Conversation, ConversationHome};
 use crate::dispatch::options::{DispatchOptions, GroupOptions};
 use crate::dispatch::placement::{Placement, Refused};
@@ -34,13 +35,31 @@ const OPEN: u8 = 0;
 const DRAINING: u8 = 1;
 const CLOSED: u8 = 2;
 
+/// The accepted dispatches of a group.
+#[derive(Default)]
+struct Registry {
+    /// Accepted, not completed.
+    accepted: HashMap<u64, Arc<Conversation>>,
+    /// Completed, their completion callback still running (a drain waits
+    /// for those too).
+    completing: usize,
+}
+
+impl Registry {
+    fn is_empty(&self) -> bool {
+        self.accepted.is_empty() && self.completing == 0
+    }
+}
+
 pub(crate) struct Dispatcher {
     pub(crate) name: String,
     pub(crate) services: Arc<Services>,
     pub(crate) options: GroupOptions,
     pub(crate) placement: Arc<Placement>,
+    /// The runtime's pool of consumer processes.
+    pub(crate) processes: Arc<ProcessPool>,
     registration: Mutex<()>,
-    convs: Mutex<HashMap<u64, Arc<Conversation>>>,
+    convs: Mutex<Registry>,
     drained: Condvar,
     accepting: AtomicU8,
     dead_letter: RwLock<Option<DeadLetterHandler>>,
@@ -52,6 +71,7 @@ impl Dispatcher {
     pub(crate) fn new(
         services: Arc<Services>,
         routing: Arc<RoutingSupervisor>,
+        processes: Arc<ProcessPool>,
         function: RoutingFunction,
         options: GroupOptions,
     ) -> Arc<Self> {
@@ -64,8 +84,9 @@ impl Dispatcher {
             services,
             options,
             placement: Placement::new(function, routing),
+            processes,
             registration: Mutex::new(()),
-            convs: Mutex::new(HashMap::new()),
+            convs: Mutex::new(Registry::default()),
             drained: Condvar::new(),
             accepting: AtomicU8::new(OPEN),
             dead_letter: RwLock::new(None),
@@ -129,7 +150,7 @@ impl Dispatcher {
             // Under the registry's lock, which shutdown takes after setting
             // its flag: a dispatch is either refused or failed by shutdown.
             self.check_accepting()?;
-            convs.insert(conv.id, Arc::clone(&conv));
+            convs.accepted.insert(conv.id, Arc::clone(&conv));
             Ok(())
         };
         let admitted = self.placement.admit(
@@ -196,7 +217,7 @@ impl Dispatcher {
 
     /// Accepted dispatches not completed yet.
     pub(crate) fn in_flight(&self) -> usize {
-        self.convs.lock().len()
+        self.convs.lock().accepted.len()
     }
 
     pub(crate) fn set_dead_letter(&self, handler: Option<DeadLetterHandler>) {
@@ -249,7 +270,7 @@ impl Dispatcher {
                 break;
             }
         }
-        Ok(convs.len())
+        Ok(convs.accepted.len() + convs.completing)
     }
 
     /// The group is freed: accept nothing, every member leaves, and what
@@ -283,6 +304,7 @@ impl Dispatcher {
         let pending: Vec<Arc<Conversation>> = self
             .convs
             .lock()
+            .accepted
             .values()
             .filter(|conv| !spare.contains(&conv.id))
             .cloned()
@@ -297,7 +319,8 @@ impl Dispatcher {
     /// Runtime shutdown, last step (the scheduler has stopped): fail what is
     /// left and let every consumer go.
     pub(crate) fn shut_down_rest(&self) {
-        let pending: Vec<Arc<Conversation>> = self.convs.lock().values().cloned().collect();
+        let pending: Vec<Arc<Conversation>> =
+            self.convs.lock().accepted.values().cloned().collect();
         for conv in pending {
             conv.shut_down();
         }
@@ -341,7 +364,14 @@ impl ConversationHome for Dispatcher {
 
     fn forget(&self, id: u64) {
         let mut convs = self.convs.lock();
-        convs.remove(&id);
+        if convs.accepted.remove(&id).is_some() {
+            convs.completing += 1;
+        }
+    }
+
+    fn completed(&self) {
+        let mut convs = self.convs.lock();
+        convs.completing = convs.completing.saturating_sub(1);
         if convs.is_empty() {
             self.drained.notify_all();
         }

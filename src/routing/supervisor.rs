@@ -5,13 +5,15 @@
 //! The lane runs *jobs*: a job hands out one evaluation at a time (a group
 //! placing its waiting messages), and jobs take turns, one evaluation each.
 //!
-//! A panic kills the router process (a successor takes over) and becomes
-//! `crashed(hash)`. *Running* past the timeout (time spent queued does not
-//! count) becomes `timed_out(hash)`: the lane is retired so its stuck worker
-//! holds up nobody, and its jobs move to a fresh lane. Calls of one function
-//! never overlap: while a call that timed out is still running, evaluations
-//! of that function fail at once as timed out. One watchdog deadline per
-//! lane at a time, not one timer per evaluation.
+//! A panic is contained and becomes `crashed(hash)`; the router carries on.
+//! *Running* past the timeout (time spent queued does not count) becomes
+//! `timed_out(hash)`: the lane is retired so its stuck worker holds up
+//! nobody, and its jobs move to a fresh lane; once the stuck call returns,
+//! the retired lane's thread is joined (so timeouts do not accumulate
+//! threads). Calls of one function never overlap: while a call that timed
+//! out is still running, evaluations of that function fail at once as
+//! timed out. One watchdog deadline per lane at a time, not one timer per
+//! evaluation.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -170,17 +172,11 @@ impl Slice for RouterProcess {
                     self.queue.push(job);
                 }
                 Err(_panic) => {
-                    // This process dies for the crash; a successor serves the rest.
-                    match ctx.spawn_native(router_factory(&self.queue), None) {
-                        Ok(pid) => {
-                            self.queue.pid.store(pid, Ordering::Release);
-                            ctx.send(pid, beamr::term::Term::atom(beamr::atom::Atom::OK));
-                        }
-                        Err(_) => self.queue.needs_router.store(true, Ordering::Release),
-                    }
+                    // Contained: the evaluation fails as crashed, and the
+                    // router carries on (an exit would leave beamr
+                    // bookkeeping behind for every crash).
                     job.finish(Err(RoutingError::Crashed(function.hash())));
                     self.queue.push(job);
-                    return NativeOutcome::Stop(ExitReason::Error);
                 }
             }
         }
@@ -287,6 +283,7 @@ impl RoutingSupervisor {
     }
 
     fn enqueue(&self, job: Arc<dyn RouteJob>) -> Result<(), String> {
+        self.reap();
         let mut lane = self.lane.lock();
         // Checked under the lane lock, which shutdown holds while it sets
         // the flag: no lane is ever created after shutdown took the lanes.
@@ -311,6 +308,24 @@ impl RoutingSupervisor {
             let _woken = beam::wake(&lane.scheduler, lane.queue.pid.load(Ordering::Acquire));
         }
         Ok(())
+    }
+
+    /// Join the threads of retired lanes whose stuck call has returned.
+    fn reap(&self) {
+        let finished: Vec<Lane> = {
+            let mut graveyard = self.graveyard.lock();
+            if graveyard.is_empty() {
+                return;
+            }
+            let (finished, stuck) = graveyard
+                .drain(..)
+                .partition(|lane| lane.queue.running.lock().is_none());
+            *graveyard = stuck;
+            finished
+        };
+        for lane in finished {
+            lane.scheduler.shutdown();
+        }
     }
 
     /// Stop every lane. A call in progress gets until the routing timeout
@@ -354,8 +369,9 @@ impl RoutingSupervisor {
         }
     }
 
-    /// Lanes retired because a function ran past the timeout.
+    /// Retired lanes whose call that ran past the timeout has not returned.
     pub(crate) fn retired_lanes(&self) -> usize {
+        self.reap();
         self.graveyard.lock().len()
     }
 }

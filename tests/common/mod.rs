@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod churn;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
