@@ -9,7 +9,8 @@
  *   w6 N1,N2,N3     resident memory after N1, N2, N3 dispatches
  *   w7 N WINDOW_MS  auto-acknowledgement (the reference's hand-off window)
  *                   beside acknowledged mode
- * LIMINAL_BENCH_THREADS sets the runtime's scheduler threads. */
+ * LIMINAL_BENCH_THREADS sets the runtime's scheduler threads,
+ * LIMINAL_BENCH_SPIN_US and LIMINAL_BENCH_LINGER_US its spin and linger. */
 #include <pthread.h>
 #include <stdatomic.h>
 
@@ -368,11 +369,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     liminal_runtime_options *options = NULL;
+    TRY(liminal_runtime_options_new(&options));
     const char *env = getenv("LIMINAL_BENCH_THREADS");
-    if (env) {
-        TRY(liminal_runtime_options_new(&options));
-        TRY(liminal_runtime_options_set_scheduler_threads(options, (uint32_t)atoi(env)));
-    }
+    if (env) TRY(liminal_runtime_options_set_scheduler_threads(options, (uint32_t)atoi(env)));
+    env = getenv("LIMINAL_BENCH_SPIN_US");
+    if (env) TRY(liminal_runtime_options_set_spin_us(options, strtoull(env, NULL, 10)));
+    env = getenv("LIMINAL_BENCH_LINGER_US");
+    if (env) TRY(liminal_runtime_options_set_linger_us(options, strtoull(env, NULL, 10)));
     TRY(liminal_runtime_new(options, &runtime));
     liminal_runtime_options_free(options);
     const char *w = argv[1];

@@ -207,7 +207,7 @@ void statistics(liminal::Runtime &runtime) {
 int main() {
     try {
         std::printf("liminal %s\n", liminal::version().c_str());
-        liminal::Runtime runtime(liminal::RuntimeOptions().spin_linger(100us));
+        liminal::Runtime runtime(liminal::RuntimeOptions().spin(10us).linger(20000us));
         crash_and_reroute(runtime);
         release_and_lease(runtime);
         waiting_room_limits(runtime);

@@ -810,7 +810,7 @@ LIMINAL_EXPORT const char *liminal_last_error(void);
 
 /**
  * Create runtime options holding the defaults: 1 scheduler thread, a
- * 5000 ms routing timeout, a 200 µs spin linger. `*out` owns them; free
+ * 5000 ms routing timeout, a 20 µs spin, a 50 ms linger. `*out` owns them; free
  * with `liminal_runtime_options_free`.
  */
 LIMINAL_EXPORT
@@ -838,14 +838,26 @@ enum liminal_status liminal_runtime_options_set_routing_timeout_ms(struct limina
                                                                    uint64_t timeout_ms);
 
 /**
- * How long, in microseconds, the scheduler worker keeps polling after
- * activity instead of parking (default 200; 0 disables; at most
- * 1,000,000). Trades a little CPU while busy for latency.
- * Errors: `LIMINAL_INVALID_ARGUMENT`.
+ * How long, in microseconds, a thread waiting for the library spins
+ * before it sleeps: a blocking dispatch waiting for its outcome, a worker
+ * lingering for work (default 20; 0: sleep at once; at most 1,000,000).
+ * The spin yields the core every few rounds, so on a busy machine it does
+ * not hold up the thread it waits for. Errors: `LIMINAL_INVALID_ARGUMENT`.
  */
 LIMINAL_EXPORT
-enum liminal_status liminal_runtime_options_set_spin_linger_us(struct liminal_runtime_options *options,
-                                                               uint64_t linger_us);
+enum liminal_status liminal_runtime_options_set_spin_us(struct liminal_runtime_options *options,
+                                                        uint64_t spin_us);
+
+/**
+ * How long, in microseconds, a scheduler worker that ran out of work keeps
+ * waiting for more (spinning, then asleep on a futex every wake-up
+ * signals) before it parks (default 50,000; 0: park at once; at most
+ * 10,000,000). Costs no CPU while asleep; saves an OS wake-up per message
+ * that arrives meanwhile. Errors: `LIMINAL_INVALID_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_runtime_options_set_linger_us(struct liminal_runtime_options *options,
+                                                          uint64_t linger_us);
 
 /**
  * Create a runtime with `options` (borrowed; NULL means all defaults). On

@@ -171,28 +171,34 @@ public:
         routing_timeout_ms_ = detail::count(timeout, "routing_timeout");
         return *this;
     }
-    /// How long the scheduler keeps polling after activity (default 200 µs; 0 disables).
-    RuntimeOptions &spin_linger(microseconds linger) {
-        spin_linger_us_ = detail::count(linger, "spin_linger");
+    /// How long a waiting thread spins before it sleeps (default 20 µs; 0: sleep at once).
+    RuntimeOptions &spin(microseconds spin) {
+        spin_us_ = detail::count(spin, "spin");
+        return *this;
+    }
+    /// How long a worker out of work waits for more before it parks (default 50 ms; 0: at once).
+    RuntimeOptions &linger(microseconds linger) {
+        linger_us_ = detail::count(linger, "linger");
         return *this;
     }
 
     /// The C options (NULL when nothing was set: the defaults).
     detail::Owned<liminal_runtime_options, liminal_runtime_options_free> to_c() const {
         detail::Owned<liminal_runtime_options, liminal_runtime_options_free> o;
-        if (!threads_ && !routing_timeout_ms_ && !spin_linger_us_) return o;
+        if (!threads_ && !routing_timeout_ms_ && !spin_us_ && !linger_us_) return o;
         liminal_runtime_options *raw = nullptr;
         check(liminal_runtime_options_new(&raw));
         o.reset(raw);
         if (threads_) check(liminal_runtime_options_set_scheduler_threads(raw, *threads_));
         if (routing_timeout_ms_) check(liminal_runtime_options_set_routing_timeout_ms(raw, *routing_timeout_ms_));
-        if (spin_linger_us_) check(liminal_runtime_options_set_spin_linger_us(raw, *spin_linger_us_));
+        if (spin_us_) check(liminal_runtime_options_set_spin_us(raw, *spin_us_));
+        if (linger_us_) check(liminal_runtime_options_set_linger_us(raw, *linger_us_));
         return o;
     }
 
 private:
     std::optional<uint32_t> threads_;
-    std::optional<uint64_t> routing_timeout_ms_, spin_linger_us_;
+    std::optional<uint64_t> routing_timeout_ms_, spin_us_, linger_us_;
 };
 
 /// What a dispatch does when its group's waiting room is full.

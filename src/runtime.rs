@@ -31,11 +31,18 @@ pub struct RuntimeOptions {
     pub scheduler_threads: usize,
     /// How long a host routing function may run (default 5 s).
     pub routing_timeout: Duration,
-    /// How long the scheduler worker keeps polling after the last activity
-    /// instead of parking (default 200 µs; zero disables). Trades a little
-    /// CPU while busy for latency: a parked worker costs an OS wake-up per
-    /// message.
-    pub spin_linger: Duration,
+    /// How long a thread waiting for the library spins before it sleeps:
+    /// a blocking dispatch waiting for its outcome, a worker lingering for
+    /// work (default 20 µs; zero: sleep at once). Spinning yields the core
+    /// on every few rounds, so on a busy machine it does not hold up the
+    /// thread it waits for.
+    pub spin: Duration,
+    /// How long a scheduler worker that ran out of work keeps waiting for
+    /// more inside the last process's slice — spinning, then asleep on a
+    /// futex that every wake-up signals — before it parks in beamr (default
+    /// 50 ms; zero: park at once). Costs no CPU while asleep; saves the OS
+    /// wake-up and the beamr slice of every message that arrives meanwhile.
+    pub linger: Duration,
 }
 
 impl Default for RuntimeOptions {
@@ -43,7 +50,8 @@ impl Default for RuntimeOptions {
         Self {
             scheduler_threads: 1,
             routing_timeout: Duration::from_secs(5),
-            spin_linger: Duration::from_micros(200),
+            spin: Duration::from_micros(20),
+            linger: Duration::from_millis(50),
         }
     }
 }
@@ -58,6 +66,11 @@ impl RuntimeOptions {
         if self.routing_timeout.is_zero() {
             return Err(Error::InvalidArgument(
                 "routing_timeout must be positive".into(),
+            ));
+        }
+        if self.spin > Duration::from_secs(1) || self.linger > Duration::from_secs(10) {
+            return Err(Error::InvalidArgument(
+                "spin is at most 1 s and linger at most 10 s".into(),
             ));
         }
         Ok(())
@@ -90,11 +103,17 @@ impl Runtime {
         options.validate()?;
         let scheduler = beam::native_scheduler(options.scheduler_threads)
             .map_err(|error| Error::SpawnFailed(format!("scheduler: {error}")))?;
-        let services = Services::start(&scheduler, options.spin_linger).map_err(|error| {
-            scheduler.shutdown();
-            Error::SpawnFailed(error)
-        })?;
-        let routing = RoutingSupervisor::new(options.routing_timeout, Arc::clone(&services.timer));
+        let services =
+            Services::start(&scheduler, options.spin, options.linger).map_err(|error| {
+                scheduler.shutdown();
+                Error::SpawnFailed(error)
+            })?;
+        let routing = RoutingSupervisor::new(
+            options.routing_timeout,
+            options.spin,
+            options.linger,
+            Arc::clone(&services.timer),
+        );
         Ok(Self {
             services,
             routing,

@@ -343,8 +343,10 @@ fuzz_target!(|data: &[u8]| unsafe {
         options,
         u32::from(input.byte() % 3),
     ));
-    let linger = [0, 50, 200, 1_000_001][usize::from(input.byte() % 4)];
-    setter(liminal_runtime_options_set_spin_linger_us(options, linger));
+    let spin = [0, 20, 200, 1_000_001][usize::from(input.byte() % 4)];
+    setter(liminal_runtime_options_set_spin_us(options, spin));
+    let linger = [0, 1_000, 50_000, 10_000_001][usize::from(input.byte() % 4)];
+    setter(liminal_runtime_options_set_linger_us(options, linger));
     let mut runtime = null_mut();
     assert_eq!(liminal_runtime_new(options, &mut runtime), LIMINAL_OK);
     liminal_runtime_options_free(options);

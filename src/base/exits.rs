@@ -14,7 +14,6 @@
 //! exit at a time and is scanned quadratically on every watcher slice).
 //! Monitors are reconciled both ways there, and never deliver an exit twice.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -25,6 +24,7 @@ use beamr::{NativeContext, NativeOutcome};
 use parking_lot::Mutex;
 
 use crate::base::beam::{self, Guarded, Slice};
+use crate::base::ids::IdMap;
 
 /// Told once when the process it watches exits.
 pub(crate) trait ExitListener: Send + Sync {
@@ -35,7 +35,7 @@ pub(crate) trait ExitListener: Send + Sync {
 /// Listeners by pid, and the watcher that feeds them.
 #[derive(Default)]
 pub(crate) struct Exits {
-    listeners: Mutex<HashMap<u64, Arc<dyn ExitListener>>>,
+    listeners: Mutex<IdMap<Arc<dyn ExitListener>>>,
     watcher: AtomicU64,
 }
 

@@ -1,11 +1,12 @@
 //! Low-level services every other part uses: the beamr scheduler surface,
-//! the exit watcher, the deadline timer, the worker linger, the callback
-//! scope, a one-value channel, and ids. Nothing here knows what a consumer,
+//! the exit watcher, the deadline timer, the idle linger of workers, the
+//! callback scope, a one-value channel, and ids. Nothing here knows what a consumer,
 //! a group or a conversation is.
 
 pub(crate) mod beam;
 pub(crate) mod exits;
-pub(crate) mod linger;
+pub(crate) mod idle;
+pub(crate) mod ids;
 pub(crate) mod oneshot;
 pub(crate) mod scope;
 pub(crate) mod timer;
@@ -18,7 +19,7 @@ use beamr::scheduler::Scheduler;
 
 use crate::metrics::Metrics;
 use exits::{ExitListener, Exits};
-use linger::LingerState;
+use idle::Activity;
 use timer::Timer;
 
 /// The services of one runtime. Holds only a `Weak` to the scheduler:
@@ -29,35 +30,29 @@ pub(crate) struct Services {
     pub(crate) timer: Arc<Timer>,
     pub(crate) metrics: Metrics,
     pub(crate) exits: Arc<Exits>,
-    linger: Arc<LingerState>,
+    /// Wake-ups sent to the scheduler's processes (see [`idle`]).
+    pub(crate) activity: Activity,
     ids: AtomicU64,
     shut_down: AtomicBool,
 }
 
 impl Services {
-    /// Start the timer thread, the exit watcher and the linger process.
-    pub(crate) fn start(scheduler: &Arc<Scheduler>, linger: Duration) -> Result<Arc<Self>, String> {
+    /// Start the timer thread and the exit watcher. Waiters spin up to
+    /// `spin`; a worker out of work lingers up to `linger` (see [`idle`]).
+    pub(crate) fn start(
+        scheduler: &Arc<Scheduler>,
+        spin: Duration,
+        linger: Duration,
+    ) -> Result<Arc<Self>, String> {
         let timer = Arc::new(Timer::start().map_err(|error| format!("timer: {error}"))?);
         let exits = Arc::new(Exits::default());
         exits.start(scheduler)?;
-        let linger = Arc::new(LingerState::new(linger));
-        if linger.enabled() {
-            let state = Arc::clone(&linger);
-            let pid = scheduler
-                .spawn_native(Box::new(move || {
-                    Box::new(beam::Guarded(linger::Linger {
-                        state: Arc::clone(&state),
-                    }))
-                }))
-                .map_err(|error| format!("linger process: {error:?}"))?;
-            linger.set_pid(pid);
-        }
         Ok(Arc::new(Self {
             scheduler: Arc::downgrade(scheduler),
             timer,
             metrics: Metrics::new(),
             exits,
-            linger,
+            activity: Activity::new(spin, linger),
             ids: AtomicU64::new(1),
             shut_down: AtomicBool::new(false),
         }))
@@ -72,31 +67,28 @@ impl Services {
         self.shut_down.load(Ordering::Acquire)
     }
 
-    /// Mark shut down; true for the first caller.
+    /// Mark shut down (and end every linger); true for the first caller.
     pub(crate) fn begin_shutdown(&self) -> bool {
-        !self.shut_down.swap(true, Ordering::AcqRel)
+        let first = !self.shut_down.swap(true, Ordering::AcqRel);
+        self.activity.stop();
+        first
     }
 
-    /// How long a blocking call spins before parking (only while the worker
-    /// lingers too: spinning for a parked worker's wake-up is waste).
+    /// How long a blocking call spins before parking.
     pub(crate) fn blocking_spin(&self) -> Duration {
-        if self.linger.enabled() {
-            Duration::from_micros(50)
-        } else {
-            Duration::ZERO
-        }
+        self.activity.spin()
     }
 
-    /// Wake a native process whose work sits in a Rust queue (and the
-    /// linger process, so the worker keeps polling for a while).
+    /// Wake a native process whose work sits in a Rust queue: through beamr
+    /// (if the process is parked there) and through the activity epoch (if
+    /// a process lingers for work).
     pub(crate) fn wake(&self, pid: u64) -> bool {
         let Some(scheduler) = self.scheduler.upgrade() else {
             return false;
         };
-        if let Some(linger) = self.linger.touch() {
-            let _woken = beam::wake(&scheduler, linger);
-        }
-        beam::wake(&scheduler, pid)
+        let woken = beam::wake(&scheduler, pid);
+        self.activity.touch();
+        woken
     }
 
     /// beamr processes alive in the scheduler.
@@ -112,7 +104,11 @@ impl Services {
         on_pid: impl FnOnce(u64),
     ) -> Result<u64, String> {
         let scheduler = self.scheduler.upgrade().ok_or("runtime shut down")?;
-        self.exits
-            .spawn_watched(&scheduler, factory, listener, on_pid)
+        let spawned = self
+            .exits
+            .spawn_watched(&scheduler, factory, listener, on_pid);
+        // A lingering worker must let the new process run.
+        self.activity.touch();
+        spawned
     }
 }

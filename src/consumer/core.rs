@@ -8,13 +8,14 @@
 //! thread). Whoever gets there first hands every attempt it held back to its
 //! owner, on that thread, and tells the crash handler.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::base::ids::IdMap;
 use crate::base::timer::TimerKey;
 use crate::base::Services;
 use crate::consumer::attempt::{Attempt, ConsumerHome, GiveBack};
@@ -48,7 +49,7 @@ struct Held {
 #[derive(Default)]
 struct Slots {
     alive: bool,
-    held: HashMap<u64, Held>,
+    held: IdMap<Held>,
     /// Push mode: forwarded, not yet handed to the delivery callback.
     inbox: VecDeque<u64>,
     /// Pull mode: forwarded, waiting for the host thread.
@@ -126,6 +127,7 @@ pub(crate) struct ConsumerCore {
     lease_policy: LeasePolicy,
     slots: Mutex<Slots>,
     ready_signal: Condvar,
+    /// A wake-up of its process is on its way (see `base::idle`).
     wake_pending: AtomicBool,
     pub(crate) crash_at_next_delivery: AtomicBool,
     reporter: Reporter,
@@ -178,11 +180,6 @@ impl ConsumerCore {
 
     pub(crate) fn set_carrier(&self, carrier: Weak<dyn Carrier>) {
         *self.carrier.lock() = Some(carrier);
-    }
-
-    /// Whether deliveries wait in its queue for the push callback.
-    pub(crate) fn has_queued(&self) -> bool {
-        !self.slots.lock().inbox.is_empty()
     }
 
     pub(crate) fn is_alive(&self) -> bool {
@@ -328,10 +325,10 @@ impl ConsumerCore {
             // queue: it keeps flowing even while a scheduler worker is held
             // by another consumer's slow callback.
             self.ready_signal.notify_all();
-        } else if !self.wake_pending.swap(true, Ordering::AcqRel) {
+        } else {
             // A wake to a pid that already exited is dropped; its exit is
             // on the way to the watcher, which hands back what it held.
-            let _woken = self.services.wake(self.pid());
+            let _woken = self.request_wake();
         }
         Ok(())
     }
@@ -350,10 +347,23 @@ impl ConsumerCore {
         })
     }
 
-    /// Called by the process before draining: a forward after this sends a
-    /// new wake.
+    /// Wake its process unless a wake-up is already on its way (raising the
+    /// wake flag, which lingering processes count). False when the process
+    /// no longer exists.
+    pub(crate) fn request_wake(&self) -> bool {
+        if self.wake_pending.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        self.services.activity.pending_up();
+        self.services.wake(self.pid())
+    }
+
+    /// Called by the process before looking at its queue: a forward after
+    /// this sends a new wake.
     pub(crate) fn clear_wake(&self) {
-        self.wake_pending.store(false, Ordering::Release);
+        if self.wake_pending.swap(false, Ordering::AcqRel) {
+            self.services.activity.pending_down();
+        }
     }
 
     /// Push mode: the next queued attempt, marked as handled by the

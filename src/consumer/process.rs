@@ -32,6 +32,7 @@ use parking_lot::Mutex;
 
 use crate::base::beam::{Guarded, Slice};
 use crate::base::exits::ExitListener;
+use crate::base::idle::Woke;
 use crate::base::Services;
 use crate::consumer::core::{Carrier, ConsumerCore, Death, Next};
 use crate::consumer::delivery::DeliveryHandler;
@@ -79,6 +80,10 @@ impl ProcessSlot {
             };
         }
         let finished = slot.take();
+        if let Some(finished) = &finished {
+            // Its wake flag must not stay counted as pending.
+            finished.core.clear_wake();
+        }
         self.serving.lock().take();
         let keep = match (self.me.upgrade(), self.pool.upgrade()) {
             (Some(me), Some(pool)) => {
@@ -195,32 +200,48 @@ impl Slice for ConsumerProcess {
         let Some(mut current) = taken else {
             return NativeOutcome::Wait;
         };
+        // Lowered here for pull consumers too (their process never serves).
         current.core.clear_wake();
         let mut outcome = NativeOutcome::Wait;
         if let Some(handler) = current.handler.as_mut() {
-            for _ in 0..DELIVERIES_PER_SLICE {
-                let delivery = match current.core.start_next() {
+            let core = &current.core;
+            let activity = &core.services.activity;
+            let mut served = 0;
+            loop {
+                let epoch = activity.epoch();
+                core.clear_wake();
+                let delivery = match core.start_next() {
                     Next::Delivery(delivery) => delivery,
                     Next::Injected => {
-                        current.core.injected();
+                        core.injected();
                         break;
                     }
-                    Next::Nothing => break,
+                    Next::Nothing => {
+                        if !core.is_alive() || activity.others_pending() {
+                            break;
+                        }
+                        match activity.linger(epoch) {
+                            Woke::Activity => continue,
+                            Woke::Idle => break,
+                        }
+                    }
                 };
                 let delivery_id = delivery.delivery_id();
                 match catch_unwind(AssertUnwindSafe(|| handler.deliver(&delivery))) {
                     Ok(verdict) => {
-                        current.core.answered(delivery_id, verdict);
+                        core.answered(delivery_id, verdict);
                     }
                     Err(panic) => {
                         let message = crate::base::scope::panic_message(panic.as_ref());
-                        current.core.panicked(Some(delivery_id), &message);
+                        core.panicked(Some(delivery_id), &message);
                     }
                 }
-                outcome = NativeOutcome::Continue;
-            }
-            if current.core.is_alive() && !current.core.has_queued() {
-                outcome = NativeOutcome::Wait;
+                served += 1;
+                if served == DELIVERIES_PER_SLICE {
+                    // Give the worker to others; come back for the rest.
+                    outcome = NativeOutcome::Continue;
+                    break;
+                }
             }
         }
         if !self.put_back(current) {
@@ -254,7 +275,7 @@ pub(crate) fn start(
         core.set_carrier(Arc::downgrade(&slot) as Weak<dyn Carrier>);
         *slot.serving.lock() = Some(Arc::clone(core));
         *slot.assignment.lock() = Some(assignment);
-        if !core.services.wake(slot.pid()) {
+        if !core.request_wake() {
             // The process is gone after all (shutdown): nobody will serve.
             return Err(Error::ShutDown);
         }

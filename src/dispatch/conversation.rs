@@ -277,7 +277,8 @@ impl Conversation {
             if let Some(key) = state.deadline.take() {
                 self.home.services().timer.cancel(key);
             }
-            state.trail.clone()
+            // Done: nothing reads the trail again.
+            std::mem::take(&mut state.trail)
         };
         self.complete(Err(DispatchFailure { error, trail }));
     }
@@ -330,7 +331,8 @@ impl AttemptOwner for Conversation {
             if let Some(key) = state.deadline.take() {
                 self.home.services().timer.cancel(key);
             }
-            state.trail.clone()
+            // Done: nothing reads the trail again.
+            std::mem::take(&mut state.trail)
         };
         let Some(me) = self.me.upgrade() else {
             return;

@@ -4,13 +4,13 @@
 //! itself — membership, waiting room, routing, reservations — is in
 //! [`Placement`].
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use crate::base::ids::IdMap;
 use crate::base::oneshot::{self, RecvError};
 use crate::base::scope::{call_host, in_callback};
 use crate::base::Services;
@@ -39,7 +39,7 @@ const CLOSED: u8 = 2;
 #[derive(Default)]
 struct Registry {
     /// Accepted, not completed.
-    accepted: HashMap<u64, Arc<Conversation>>,
+    accepted: IdMap<Arc<Conversation>>,
     /// Completed, their completion callback still running (a drain waits
     /// for those too).
     completing: usize,

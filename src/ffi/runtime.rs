@@ -32,7 +32,7 @@ impl Handle for liminal_runtime_options {
 }
 
 /// Create runtime options holding the defaults: 1 scheduler thread, a
-/// 5000 ms routing timeout, a 200 µs spin linger. `*out` owns them; free
+/// 5000 ms routing timeout, a 20 µs spin, a 50 ms linger. `*out` owns them; free
 /// with `liminal_runtime_options_free`.
 #[no_mangle]
 pub extern "C" fn liminal_runtime_options_new(
@@ -100,22 +100,42 @@ pub extern "C" fn liminal_runtime_options_set_routing_timeout_ms(
     })
 }
 
-/// How long, in microseconds, the scheduler worker keeps polling after
-/// activity instead of parking (default 200; 0 disables; at most
-/// 1,000,000). Trades a little CPU while busy for latency.
-/// Errors: `LIMINAL_INVALID_ARGUMENT`.
+/// How long, in microseconds, a thread waiting for the library spins
+/// before it sleeps: a blocking dispatch waiting for its outcome, a worker
+/// lingering for work (default 20; 0: sleep at once; at most 1,000,000).
+/// The spin yields the core every few rounds, so on a busy machine it does
+/// not hold up the thread it waits for. Errors: `LIMINAL_INVALID_ARGUMENT`.
 #[no_mangle]
-pub extern "C" fn liminal_runtime_options_set_spin_linger_us(
+pub extern "C" fn liminal_runtime_options_set_spin_us(
+    options: *mut liminal_runtime_options,
+    spin_us: u64,
+) -> liminal_status {
+    set_runtime_option(options, |o| {
+        if spin_us > 1_000_000 {
+            return Err(boundary::invalid("spin_us: at most 1000000 (one second)"));
+        }
+        o.spin = Duration::from_micros(spin_us);
+        Ok(())
+    })
+}
+
+/// How long, in microseconds, a scheduler worker that ran out of work keeps
+/// waiting for more (spinning, then asleep on a futex every wake-up
+/// signals) before it parks (default 50,000; 0: park at once; at most
+/// 10,000,000). Costs no CPU while asleep; saves an OS wake-up per message
+/// that arrives meanwhile. Errors: `LIMINAL_INVALID_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_runtime_options_set_linger_us(
     options: *mut liminal_runtime_options,
     linger_us: u64,
 ) -> liminal_status {
     set_runtime_option(options, |o| {
-        if linger_us > 1_000_000 {
+        if linger_us > 10_000_000 {
             return Err(boundary::invalid(
-                "spin_linger_us: at most 1000000 (one second)",
+                "linger_us: at most 10000000 (ten seconds)",
             ));
         }
-        o.spin_linger = Duration::from_micros(linger_us);
+        o.linger = Duration::from_micros(linger_us);
         Ok(())
     })
 }

@@ -27,6 +27,7 @@ use beamr::{NativeContext, NativeOutcome};
 use parking_lot::{Condvar, Mutex};
 
 use crate::base::beam::{self, Guarded, Slice};
+use crate::base::idle::{Activity, Woke};
 use crate::base::timer::Timer;
 use crate::error::RoutingError;
 use crate::message::Message;
@@ -62,6 +63,8 @@ struct Running {
 
 struct LaneQueue {
     jobs: Mutex<VecDeque<Arc<dyn RouteJob>>>,
+    /// New jobs: the router lingers for them before it parks (see `base::idle`).
+    activity: Activity,
     running: Mutex<Option<Running>>,
     /// Signalled whenever `running` is cleared.
     idle: Condvar,
@@ -107,6 +110,7 @@ impl LaneQueue {
 
     fn push(&self, job: Arc<dyn RouteJob>) {
         self.jobs.lock().push_back(job);
+        self.activity.touch();
     }
 }
 
@@ -134,8 +138,14 @@ impl Slice for RouterProcess {
             if self.queue.retired.load(Ordering::Acquire) {
                 return NativeOutcome::Stop(ExitReason::Normal);
             }
+            let epoch = self.queue.activity.epoch();
             let Some(job) = self.queue.jobs.lock().pop_front() else {
-                return NativeOutcome::Wait;
+                // Linger for the next job instead of parking at once.
+                self.queue.wake_pending.store(false, Ordering::Release);
+                match self.queue.activity.linger(epoch) {
+                    Woke::Activity => continue,
+                    Woke::Idle => return NativeOutcome::Wait,
+                }
             };
             let Some(evaluation) = job.next() else {
                 continue;
@@ -198,17 +208,26 @@ pub(crate) struct RoutingSupervisor {
     lane: Mutex<Option<Lane>>,
     graveyard: Mutex<Vec<Lane>>,
     timeout: Duration,
+    spin: Duration,
+    linger: Duration,
     timer: Arc<Timer>,
     myself: Weak<RoutingSupervisor>,
     stopped: AtomicBool,
 }
 
 impl RoutingSupervisor {
-    pub(crate) fn new(timeout: Duration, timer: Arc<Timer>) -> Arc<Self> {
+    pub(crate) fn new(
+        timeout: Duration,
+        spin: Duration,
+        linger: Duration,
+        timer: Arc<Timer>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|myself| Self {
             lane: Mutex::new(None),
             graveyard: Mutex::new(Vec::new()),
             timeout,
+            spin,
+            linger,
             timer,
             myself: myself.clone(),
             stopped: AtomicBool::new(false),
@@ -253,6 +272,7 @@ impl RoutingSupervisor {
                     drop(running);
                     if let Some(lane) = lane_slot.take() {
                         lane.queue.retired.store(true, Ordering::Release);
+                        lane.queue.activity.stop();
                         lane.scheduler.terminate_process(
                             lane.queue.pid.load(Ordering::Acquire),
                             ExitReason::Kill,
@@ -291,7 +311,7 @@ impl RoutingSupervisor {
             return Err("runtime shut down".into());
         }
         if lane.is_none() {
-            *lane = Some(new_lane(self.myself.clone())?);
+            *lane = Some(new_lane(self.myself.clone(), self.spin, self.linger)?);
         }
         let Some(lane) = lane.as_ref() else {
             return Err("no routing lane".into());
@@ -343,6 +363,7 @@ impl RoutingSupervisor {
         let now = Instant::now();
         for lane in lanes {
             lane.queue.retired.store(true, Ordering::Release);
+            lane.queue.activity.stop();
             let queued: Vec<Arc<dyn RouteJob>> = lane.queue.jobs.lock().drain(..).collect();
             drop(queued);
             let still_running = {
@@ -376,10 +397,15 @@ impl RoutingSupervisor {
     }
 }
 
-fn new_lane(supervisor: Weak<RoutingSupervisor>) -> Result<Lane, String> {
+fn new_lane(
+    supervisor: Weak<RoutingSupervisor>,
+    spin: Duration,
+    linger: Duration,
+) -> Result<Lane, String> {
     let scheduler = beam::native_scheduler(1)?;
     let queue = Arc::new(LaneQueue {
         jobs: Mutex::new(VecDeque::new()),
+        activity: Activity::new(spin, linger),
         running: Mutex::new(None),
         idle: Condvar::new(),
         watchdog_armed: AtomicBool::new(false),

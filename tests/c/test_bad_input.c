@@ -95,7 +95,8 @@ static void test_runtime_options(void) {
     CHECK_OK(liminal_runtime_options_new(&options));
     CHECK_STATUS(liminal_runtime_options_set_scheduler_threads(NULL, 1), LIMINAL_NULL_ARGUMENT);
     CHECK_STATUS(liminal_runtime_options_set_routing_timeout_ms(NULL, 1), LIMINAL_NULL_ARGUMENT);
-    CHECK_STATUS(liminal_runtime_options_set_spin_linger_us(NULL, 1), LIMINAL_NULL_ARGUMENT);
+    CHECK_STATUS(liminal_runtime_options_set_spin_us(NULL, 1), LIMINAL_NULL_ARGUMENT);
+    CHECK_STATUS(liminal_runtime_options_set_linger_us(NULL, 1), LIMINAL_NULL_ARGUMENT);
     CHECK_OK(liminal_runtime_options_set_scheduler_threads(options, 2));
     CHECK_INVALID(liminal_runtime_options_set_scheduler_threads(options, 0), "scheduler_threads");
     CHECK_INVALID(liminal_runtime_options_set_scheduler_threads(options, 65), "scheduler_threads");
@@ -103,9 +104,12 @@ static void test_runtime_options(void) {
     CHECK_OK(liminal_runtime_options_set_scheduler_threads(options, 1));
     CHECK_INVALID(liminal_runtime_options_set_routing_timeout_ms(options, 0), "routing_timeout_ms");
     CHECK_OK(liminal_runtime_options_set_routing_timeout_ms(options, 2000));
-    CHECK_INVALID(liminal_runtime_options_set_spin_linger_us(options, 1000001), "spin_linger_us");
-    CHECK_OK(liminal_runtime_options_set_spin_linger_us(options, 1000000));
-    CHECK_OK(liminal_runtime_options_set_spin_linger_us(options, 0));
+    CHECK_INVALID(liminal_runtime_options_set_spin_us(options, 1000001), "spin_us");
+    CHECK_OK(liminal_runtime_options_set_spin_us(options, 1000000));
+    CHECK_OK(liminal_runtime_options_set_spin_us(options, 0));
+    CHECK_INVALID(liminal_runtime_options_set_linger_us(options, 10000001), "linger_us");
+    CHECK_OK(liminal_runtime_options_set_linger_us(options, 10000000));
+    CHECK_OK(liminal_runtime_options_set_linger_us(options, 0));
 
     /* The options still make a runtime after the failed setters. */
     CHECK_STATUS(liminal_runtime_new(options, NULL), LIMINAL_NULL_ARGUMENT);
