@@ -358,6 +358,16 @@ impl ConsumerCore {
         self.services.wake(self.pid())
     }
 
+    /// The process gives the worker back with work left: beamr runs it
+    /// again without a wake-up, so its flag is raised here (counted as
+    /// pending, as a woken process is) or a lingering process would hold
+    /// the worker while it waits. Its next slice lowers it.
+    pub(crate) fn yield_with_work(&self) {
+        if !self.wake_pending.swap(true, Ordering::AcqRel) {
+            self.services.activity.pending_up();
+        }
+    }
+
     /// Called by the process before looking at its queue: a forward after
     /// this sends a new wake.
     pub(crate) fn clear_wake(&self) {
@@ -602,13 +612,13 @@ impl ConsumerCore {
 
     /// The holder answered crash for `delivery_id`: the consumer dies, and
     /// this attempt counts as handled by it.
-    pub(crate) fn crash_for(&self, delivery_id: u64, reason: &str) -> Result<()> {
+    pub(crate) fn crash_for(&self, delivery_id: u64, reason: &str, kind: CrashKind) -> Result<()> {
         self.check_runtime()?;
         if !self.holds(delivery_id) {
             return Err(Error::StaleDelivery(delivery_id));
         }
         self.die_now(Death::Crash {
-            kind: CrashKind::Declared,
+            kind,
             reason: reason.to_owned(),
             answered: Some(delivery_id),
         })
@@ -869,7 +879,15 @@ impl Answer for ConsumerCore {
     }
 
     fn crash_for(&self, delivery_id: u64, reason: &str) -> Result<()> {
-        ConsumerCore::crash_for(self, delivery_id, reason)
+        ConsumerCore::crash_for(self, delivery_id, reason, CrashKind::Declared)
+    }
+
+    fn crash_verdict(&self, delivery_id: u64, reason: &str) -> Result<()> {
+        ConsumerCore::crash_for(self, delivery_id, reason, CrashKind::Verdict)
+    }
+
+    fn holds(&self, delivery_id: u64) -> bool {
+        ConsumerCore::holds(self, delivery_id)
     }
 
     fn release(&self, delivery_id: u64, delay: Duration) -> Result<()> {

@@ -239,6 +239,7 @@ impl Slice for ConsumerProcess {
                 served += 1;
                 if served == DELIVERIES_PER_SLICE {
                     // Give the worker to others; come back for the rest.
+                    core.yield_with_work();
                     outcome = NativeOutcome::Continue;
                     break;
                 }
