@@ -9,6 +9,13 @@
  *   w6 N1,N2,N3     resident memory after N1, N2, N3 dispatches
  *   w7 N WINDOW_MS  auto-acknowledgement (the reference's hand-off window)
  *                   beside acknowledged mode
+ *   w9 MS [WORK_US [PREFETCH]]  producers outrun consumers 2:1: 4 consumers
+ *                   whose callback busy-waits WORK_US (default 40), at most
+ *                   PREFETCH (default 1) each in flight; their rate is
+ *                   measured for 1 s, then 2 producers offer twice that rate
+ *                   for MS milliseconds and the waiting room drains
+ * With a C routing callback (w5 ... callback) the time spent inside the
+ * callback itself is measured and reported beside the latency.
  * LIMINAL_BENCH_THREADS sets the runtime's scheduler threads,
  * LIMINAL_BENCH_SPIN_US and LIMINAL_BENCH_LINGER_US its spin and linger. */
 #include <pthread.h>
@@ -56,11 +63,8 @@ static liminal_consumer *add(liminal_group *g, const char *id, uint32_t max, lim
     return consumer;
 }
 
-/* A C routing callback: least-loaded, written by a host. */
-static liminal_route_result c_least_loaded(void *user, const liminal_message *m,
-                                           const liminal_consumer_view *v, size_t n,
-                                           const char **selected) {
-    (void)user; (void)m;
+/* The host's selection: least-loaded over the views. */
+static liminal_route_result pick_least_loaded(const liminal_consumer_view *v, size_t n, const char **selected) {
     long best = -1;
     for (size_t i = 0; i < n; i++) {
         if (v[i].in_flight >= v[i].max_in_flight) continue;
@@ -70,6 +74,23 @@ static liminal_route_result c_least_loaded(void *user, const liminal_message *m,
     if (best < 0) return LIMINAL_ROUTE_NONE;
     *selected = v[best].id;
     return LIMINAL_ROUTE_SELECTED;
+}
+
+/* Time spent inside the C routing callback itself (entry to exit), summed:
+ * W5 subtracts it from the callback router's latency (the library's cost). */
+static atomic_ullong callback_ns;
+static atomic_ullong callback_calls;
+
+/* A C routing callback: least-loaded, written by a host. */
+static liminal_route_result c_least_loaded(void *user, const liminal_message *m,
+                                           const liminal_consumer_view *v, size_t n,
+                                           const char **selected) {
+    (void)user; (void)m;
+    uint64_t t0 = now_ns();
+    liminal_route_result r = pick_least_loaded(v, n, selected);
+    atomic_fetch_add_explicit(&callback_ns, now_ns() - t0, memory_order_relaxed);
+    atomic_fetch_add_explicit(&callback_calls, 1, memory_order_relaxed);
+    return r;
 }
 
 static liminal_routing *router(const char *name) {
@@ -121,6 +142,8 @@ static void measure_blocking(const char *workload, liminal_group *g, size_t n, c
         TRY(liminal_group_dispatch(g, m, NULL, &o));
         liminal_outcome_free(o);
     }
+    atomic_store(&callback_ns, 0);
+    atomic_store(&callback_calls, 0);
     uint64_t start = now_ns();
     for (size_t i = 0; i < n; i++) {
         TRY(liminal_message_set_int(m, "key", (int64_t)i));
@@ -131,12 +154,17 @@ static void measure_blocking(const char *workload, liminal_group *g, size_t n, c
         liminal_outcome_free(o);
     }
     double seconds = (now_ns() - start) / 1e9;
+    unsigned long long cb_ns = atomic_load(&callback_ns), cb_calls = atomic_load(&callback_calls);
+    char callback[128] = "";
+    if (cb_calls > 0) /* a C routing callback ran: its own time per dispatch */
+        snprintf(callback, sizeof callback, ",\"callback_ns_per_dispatch\":%.0f,\"callback_calls_per_dispatch\":%.2f",
+                 (double)cb_ns / (double)n, (double)cb_calls / (double)n);
     sort_samples(samples, n);
     printf("{\"system\":\"liminal\",\"workload\":\"%s\",\"n\":%zu,\"p50_ns\":%llu,\"p99_ns\":%llu,"
-           "\"p999_ns\":%llu,\"max_ns\":%llu,\"rate\":%.0f%s}\n",
+           "\"p999_ns\":%llu,\"max_ns\":%llu,\"rate\":%.0f%s%s}\n",
            workload, n, (unsigned long long)quantile(samples, n, 0.5),
            (unsigned long long)quantile(samples, n, 0.99), (unsigned long long)quantile(samples, n, 0.999),
-           (unsigned long long)samples[n - 1], n / seconds, extra ? extra : "");
+           (unsigned long long)samples[n - 1], n / seconds, callback, extra ? extra : "");
     fflush(stdout);
     liminal_message_free(m);
     free(samples);
@@ -153,12 +181,29 @@ typedef struct window_state {
     long low_watermark;
     pthread_mutex_t mutex;
     pthread_cond_t cond;
+    /* W2's stall detector (when track_gaps): the longest time between two
+     * completions, and how many such gaps were 1 ms or longer. */
+    int track_gaps;
+    atomic_ullong last_done;
+    atomic_ullong max_gap;
+    atomic_long gaps_over_1ms;
 } window_state;
+
+static void note_gap(window_state *w) {
+    uint64_t t = now_ns();
+    uint64_t prev = atomic_exchange(&w->last_done, t);
+    if (prev == 0 || t <= prev) return;
+    uint64_t gap = t - prev, seen = atomic_load(&w->max_gap);
+    if (gap >= 1000000) atomic_fetch_add(&w->gaps_over_1ms, 1);
+    while (gap > seen && !atomic_compare_exchange_weak(&w->max_gap, &seen, gap)) {
+    }
+}
 
 static void on_done(void *user, liminal_status status, const liminal_outcome *o) {
     (void)o;
     window_state *w = user;
     if (status != LIMINAL_OK) atomic_fetch_add(&w->failed, 1);
+    if (w->track_gaps) note_gap(w);
     atomic_fetch_add(&w->completed, 1);
     long left = atomic_fetch_sub(&w->in_flight, 1) - 1;
     if (left <= w->low_watermark && atomic_load(&w->waiting)) {
@@ -183,15 +228,30 @@ static void wait_below(window_state *w, long limit) {
     pthread_mutex_unlock(&w->mutex);
 }
 
-static double run_async(liminal_group *g, size_t n, long window) {
+static void window_init(window_state *w, long window) {
+    atomic_init(&w->in_flight, 0);
+    atomic_init(&w->completed, 0);
+    atomic_init(&w->failed, 0);
+    atomic_init(&w->waiting, 0);
+    w->low_watermark = window / 2;
+    pthread_mutex_init(&w->mutex, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    w->track_gaps = 0;
+    atomic_init(&w->last_done, 0);
+    atomic_init(&w->max_gap, 0);
+    atomic_init(&w->gaps_over_1ms, 0);
+}
+
+/* Returns the rate; `gaps` (optional) receives the stall detector's figures. */
+typedef struct gap_figures {
+    uint64_t max_gap_ns;
+    long gaps_over_1ms;
+} gap_figures;
+
+static double run_async(liminal_group *g, size_t n, long window, gap_figures *gaps) {
     window_state w;
-    atomic_init(&w.in_flight, 0);
-    atomic_init(&w.completed, 0);
-    atomic_init(&w.failed, 0);
-    atomic_init(&w.waiting, 0);
-    w.low_watermark = window / 2;
-    pthread_mutex_init(&w.mutex, NULL);
-    pthread_cond_init(&w.cond, NULL);
+    window_init(&w, window);
+    w.track_gaps = gaps != NULL;
     liminal_message *m = bench_message(0);
     uint64_t start = now_ns();
     for (size_t i = 0; i < n; i++) {
@@ -208,6 +268,10 @@ static double run_async(liminal_group *g, size_t n, long window) {
     if (atomic_load(&w.failed)) {
         fprintf(stderr, "%ld dispatches failed\n", atomic_load(&w.failed));
         exit(1);
+    }
+    if (gaps) {
+        gaps->max_gap_ns = atomic_load(&w.max_gap);
+        gaps->gaps_over_1ms = atomic_load(&w.gaps_over_1ms);
     }
     return n / seconds;
 }
@@ -230,9 +294,12 @@ static void w1(size_t n) {
 static void w2(size_t n, long window) {
     liminal_group *g = group_with("least", 0);
     add_consumers(g, 4, 4096);
-    run_async(g, n / 10 + 1, window);
-    double rate = run_async(g, n, window);
-    printf("{\"system\":\"liminal\",\"workload\":\"w2\",\"n\":%zu,\"window\":%ld,\"rate\":%.0f}\n", n, window, rate);
+    run_async(g, n / 10 + 1, window, NULL);
+    gap_figures gaps;
+    double rate = run_async(g, n, window, &gaps);
+    printf("{\"system\":\"liminal\",\"workload\":\"w2\",\"n\":%zu,\"window\":%ld,\"rate\":%.0f,"
+           "\"max_gap_ns\":%llu,\"gaps_over_1ms\":%ld}\n",
+           n, window, rate, (unsigned long long)gaps.max_gap_ns, gaps.gaps_over_1ms);
     liminal_group_free(g);
 }
 
@@ -326,7 +393,7 @@ static void w5(size_t n, int consumers, const char *router_name) {
     char extra[96];
     snprintf(extra, sizeof extra, ",\"consumers\":%d,\"router\":\"%s\"", consumers, router_name);
     measure_blocking("w5-w1", g, n, extra);
-    double rate = run_async(g, n, 1024);
+    double rate = run_async(g, n, 1024, NULL);
     printf("{\"system\":\"liminal\",\"workload\":\"w5-w2\",\"n\":%zu,\"rate\":%.0f%s}\n", n, rate, extra);
     fflush(stdout);
     liminal_group_free(g);
@@ -339,7 +406,7 @@ static void w6(const char *points) {
     char *copy = strdup(points);
     for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
         size_t target = strtoull(tok, NULL, 10);
-        if (target > done) run_async(g, target - done, 1024);
+        if (target > done) run_async(g, target - done, 1024, NULL);
         done = target;
         printf("{\"system\":\"liminal\",\"workload\":\"w6\",\"dispatches\":%zu,\"rss_kib\":%ld}\n", done, rss_kib());
         fflush(stdout);
@@ -358,16 +425,213 @@ static void w7(size_t n, uint64_t window_ms) {
     char extra[64]; /* the report still calls it the hand-off window */
     snprintf(extra, sizeof extra, ",\"handoff_window_ms\":%llu", (unsigned long long)window_ms);
     measure_blocking("w7-window", g, n, extra);
-    double rate = run_async(g, 4096, 1024);
+    double rate = run_async(g, 4096, 1024, NULL);
     printf("{\"system\":\"liminal\",\"workload\":\"w7-window-async\",\"rate\":%.0f%s}\n", rate, extra);
     liminal_group_free(g);
 }
 
-int main(int argc, char **argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: liminal_bench w1|w2|w3|w4|w5|w6|w7 ...\n");
-        return 2;
+/* W9: producers outrun consumers 2:1. Each consumer's callback busy-waits a
+ * fixed time, so what the consumers can take is known: measured first (one
+ * producer at full speed, a window keeping every consumer busy), then two
+ * producers offer twice that rate, paced by the monotonic clock, and the
+ * waiting room drains. Waiting-room depth is sampled every 10 ms. */
+static uint64_t w9_work_ns;
+
+static liminal_verdict busy_ack(void *user, liminal_delivery *d) {
+    (void)user; (void)d;
+    uint64_t until = now_ns() + w9_work_ns;
+    while (now_ns() < until) {
     }
+    return LIMINAL_VERDICT_ACK;
+}
+
+static liminal_group *w9_group(uint32_t prefetch, size_t room) {
+    liminal_routing *r = router("least");
+    liminal_group_options *options = NULL;
+    TRY(liminal_group_options_new(&options));
+    TRY(liminal_group_options_set_waiting_room(options, room));
+    liminal_group *g = NULL;
+    TRY(liminal_group_new(runtime, r, options, &g));
+    liminal_group_options_free(options);
+    liminal_routing_free(r);
+    for (int i = 0; i < 4; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "slow-%d", i);
+        liminal_consumer_free(add(g, id, prefetch, busy_ack, NULL));
+    }
+    return g;
+}
+
+/* What the consumers take per second: one producer at full speed, with a
+ * window deep enough that no consumer ever waits for work. */
+static double w9_capacity(uint32_t prefetch) {
+    liminal_group *g = w9_group(prefetch, 65536);
+    window_state w;
+    long window = 1024;
+    window_init(&w, window);
+    liminal_message *m = bench_message(0);
+    uint64_t start = now_ns(), warm_end = start + 200000000ull, end = warm_end + 1000000000ull;
+    long at_warm = -1, at_end = -1;
+    uint64_t t_warm = 0, t_end = 0;
+    for (int64_t i = 0;; i++) {
+        uint64_t t = now_ns();
+        if (at_warm < 0 && t >= warm_end) at_warm = atomic_load(&w.completed), t_warm = t;
+        if (t >= end) {
+            at_end = atomic_load(&w.completed), t_end = t;
+            break;
+        }
+        if (atomic_load(&w.in_flight) >= window) wait_below(&w, w.low_watermark);
+        atomic_fetch_add(&w.in_flight, 1);
+        TRY(liminal_message_set_int(m, "key", i));
+        liminal_completion_callback cb = {on_done, &w, NULL};
+        TRY(liminal_group_dispatch_async(g, m, NULL, cb, NULL));
+    }
+    w.low_watermark = 0;
+    wait_below(&w, 0);
+    liminal_message_free(m);
+    liminal_group_free(g);
+    if (atomic_load(&w.failed)) {
+        fprintf(stderr, "w9: %ld calibration dispatches failed\n", atomic_load(&w.failed));
+        exit(1);
+    }
+    return (double)(at_end - at_warm) / ((t_end - t_warm) / 1e9);
+}
+
+typedef struct w9_state {
+    liminal_group *group;
+    double rate_per_producer;
+    uint64_t start, duration_ns;
+    atomic_long dispatched;
+    atomic_long completed;
+    atomic_long failed;
+    atomic_long target; /* total to wait for, once the producers are done */
+    atomic_int sampling;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+    size_t depth_max;
+    double depth_sum;
+    long depth_samples;
+} w9_state;
+
+static void w9_done(void *user, liminal_status status, const liminal_outcome *o) {
+    (void)o;
+    w9_state *s = user;
+    if (status != LIMINAL_OK) atomic_fetch_add(&s->failed, 1);
+    long done = atomic_fetch_add(&s->completed, 1) + 1;
+    if (done >= atomic_load(&s->target)) {
+        pthread_mutex_lock(&s->mutex);
+        pthread_cond_signal(&s->cond);
+        pthread_mutex_unlock(&s->mutex);
+    }
+}
+
+static void sleep_until(uint64_t t) {
+    struct timespec ts = {(time_t)(t / 1000000000ull), (long)(t % 1000000000ull)};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) != 0) {
+    }
+}
+
+/* One producer: as many dispatches as its rate says by now, then sleep to
+ * the next millisecond tick (pacing by the schedule, so a late tick catches up). */
+static void *w9_producer(void *arg) {
+    w9_state *s = arg;
+    liminal_message *m = bench_message(0);
+    long sent = 0;
+    for (uint64_t tick = s->start;; tick += 1000000ull) {
+        uint64_t elapsed = now_ns() - s->start;
+        if (elapsed >= s->duration_ns) break;
+        long due = (long)(elapsed / 1e9 * s->rate_per_producer);
+        for (; sent < due; sent++) {
+            TRY(liminal_message_set_int(m, "key", sent));
+            liminal_completion_callback cb = {w9_done, s, NULL};
+            TRY(liminal_group_dispatch_async(s->group, m, NULL, cb, NULL));
+            atomic_fetch_add(&s->dispatched, 1);
+        }
+        sleep_until(tick + 1000000ull);
+    }
+    liminal_message_free(m);
+    return NULL;
+}
+
+static void *w9_sampler(void *arg) {
+    w9_state *s = arg;
+    for (uint64_t tick = now_ns(); atomic_load(&s->sampling); tick += 10000000ull) {
+        size_t depth = 0;
+        TRY(liminal_group_waiting(s->group, &depth));
+        if (depth > s->depth_max) s->depth_max = depth;
+        s->depth_sum += (double)depth;
+        s->depth_samples += 1;
+        sleep_until(tick + 10000000ull);
+    }
+    return NULL;
+}
+
+static liminal_runtime *new_runtime(void);
+
+static void w9(uint64_t duration_ms, uint64_t work_us, uint32_t prefetch) {
+    w9_work_ns = work_us * 1000;
+    double capacity = w9_capacity(prefetch);
+    /* A fresh runtime, so its waiting-time percentiles are this phase's only. */
+    TRY(liminal_runtime_free(runtime));
+    runtime = new_runtime();
+    double offered = 2.0 * capacity;
+    size_t room = (size_t)(offered * (double)duration_ms / 1000.0 * 1.5) + 4096; /* nothing rejected */
+    w9_state s;
+    memset(&s, 0, sizeof s);
+    s.group = w9_group(prefetch, room);
+    s.rate_per_producer = offered / 2;
+    s.duration_ns = duration_ms * 1000000ull;
+    atomic_init(&s.target, 0x7fffffffffffffffL);
+    atomic_init(&s.sampling, 1);
+    pthread_mutex_init(&s.mutex, NULL);
+    pthread_cond_init(&s.cond, NULL);
+    s.start = now_ns();
+    pthread_t producers[2], sampler;
+    pthread_create(&sampler, NULL, w9_sampler, &s);
+    for (int i = 0; i < 2; i++) pthread_create(&producers[i], NULL, w9_producer, &s);
+    for (int i = 0; i < 2; i++) pthread_join(producers[i], NULL);
+    uint64_t produced_at = now_ns();
+    long completed_at_end = atomic_load(&s.completed);
+    long total = atomic_load(&s.dispatched);
+    pthread_mutex_lock(&s.mutex);
+    atomic_store(&s.target, total);
+    uint64_t give_up = produced_at + 600000000000ull;
+    while (atomic_load(&s.completed) < total && now_ns() < give_up) {
+        struct timespec deadline;
+        clock_gettime(CLOCK_REALTIME, &deadline);
+        deadline.tv_sec += 1;
+        pthread_cond_timedwait(&s.cond, &s.mutex, &deadline);
+    }
+    pthread_mutex_unlock(&s.mutex);
+    uint64_t drained_at = now_ns();
+    atomic_store(&s.sampling, 0);
+    pthread_join(sampler, NULL);
+    liminal_metrics metrics;
+    TRY(liminal_runtime_metrics(runtime, &metrics));
+    long completed = atomic_load(&s.completed), failed = atomic_load(&s.failed);
+    if (completed < total || failed || metrics.rejected || metrics.dead_lettered ||
+        metrics.delivered != (uint64_t)total) {
+        fprintf(stderr, "w9: %ld dispatched, %ld completed, %ld failed, %llu rejected, %llu dead-lettered, "
+                        "%llu delivered\n", total, completed, failed, (unsigned long long)metrics.rejected,
+                (unsigned long long)metrics.dead_lettered, (unsigned long long)metrics.delivered);
+        exit(1);
+    }
+    double produce_s = (produced_at - s.start) / 1e9, total_s = (drained_at - s.start) / 1e9;
+    printf("{\"system\":\"liminal\",\"workload\":\"w9\",\"consumers\":4,\"work_us\":%llu,\"prefetch\":%u,"
+           "\"producers\":2,\"duration_ms\":%llu,\"capacity_rate\":%.0f,\"offered_rate\":%.0f,\"rate\":%.0f,"
+           "\"rate_overloaded\":%.0f,\"dispatched\":%ld,\"delivered\":%llu,\"failed\":%ld,\"rejected\":%llu,"
+           "\"drain_ms\":%.0f,\"depth_max\":%zu,\"depth_mean\":%.0f,\"waiting_p50_ns\":%llu,"
+           "\"waiting_p99_ns\":%llu,\"waiting_max_ns\":%llu}\n",
+           (unsigned long long)work_us, prefetch, (unsigned long long)duration_ms, capacity, total / produce_s,
+           completed / total_s, completed_at_end / produce_s, total, (unsigned long long)metrics.delivered, failed,
+           (unsigned long long)metrics.rejected, (drained_at - produced_at) / 1e6, s.depth_max,
+           s.depth_samples ? s.depth_sum / s.depth_samples : 0.0, (unsigned long long)metrics.waiting_p50_ns,
+           (unsigned long long)metrics.waiting_p99_ns, (unsigned long long)metrics.waiting_max_ns);
+    fflush(stdout);
+    liminal_group_free(s.group);
+}
+
+static liminal_runtime *new_runtime(void) {
     liminal_runtime_options *options = NULL;
     TRY(liminal_runtime_options_new(&options));
     const char *env = getenv("LIMINAL_BENCH_THREADS");
@@ -376,8 +640,18 @@ int main(int argc, char **argv) {
     if (env) TRY(liminal_runtime_options_set_spin_us(options, strtoull(env, NULL, 10)));
     env = getenv("LIMINAL_BENCH_LINGER_US");
     if (env) TRY(liminal_runtime_options_set_linger_us(options, strtoull(env, NULL, 10)));
-    TRY(liminal_runtime_new(options, &runtime));
+    liminal_runtime *r = NULL;
+    TRY(liminal_runtime_new(options, &r));
     liminal_runtime_options_free(options);
+    return r;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: liminal_bench w1|w2|w3|w4|w5|w6|w7|w9 ...\n");
+        return 2;
+    }
+    runtime = new_runtime();
     const char *w = argv[1];
     size_t n = strtoull(argv[2], NULL, 10);
     if (strcmp(w, "w1") == 0) w1(n);
@@ -387,6 +661,8 @@ int main(int argc, char **argv) {
     else if (strcmp(w, "w5") == 0) w5(n, argc > 3 ? atoi(argv[3]) : 4, argc > 4 ? argv[4] : "least");
     else if (strcmp(w, "w6") == 0) w6(argv[2]);
     else if (strcmp(w, "w7") == 0) w7(n, argc > 3 ? strtoull(argv[3], NULL, 10) : 250);
+    else if (strcmp(w, "w9") == 0)
+        w9(n, argc > 3 ? strtoull(argv[3], NULL, 10) : 40, argc > 4 ? (uint32_t)atoi(argv[4]) : 1);
     else {
         fprintf(stderr, "unknown workload %s\n", w);
         return 2;

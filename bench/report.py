@@ -37,9 +37,13 @@ def med(system, workload, field, **params):
 if args.check_only:
     for key, values in groups.items():
         for value in values:
-            for field in ("p50_ns", "rate", "rss_kib"):
+            for field in ("p50_ns", "rate", "rss_kib", "capacity_rate", "rss_warm_mib"):
                 if field in value and not value[field] > 0:
                     sys.exit(f"bad result {value}")
+            if value["workload"] == "w9" and (value.get("failed") or value.get("rejected")):
+                sys.exit(f"W9 lost messages: {value}")
+            if value["workload"] == "w10" and "error" in value:
+                sys.exit(f"W10 (examples/churn.rs) printed no table: {value}")
     print(f"report: {len(rows)} results parse and are positive")
     sys.exit(0)
 
@@ -47,7 +51,36 @@ if args.check_only:
 def us(ns):
     if ns is None:
         return "–"
-    return f"{ns / 1e6:.1f} ms" if ns >= 10_000_000 else f"{ns / 1000:.1f} µs"
+    if ns >= 10_000_000:
+        return f"{ns / 1e6:.1f} ms"
+    return f"{ns / 1e6:.2f} ms" if ns >= 1_000_000 else f"{ns / 1000:.1f} µs"
+
+
+def values(system, workload, field, **params):
+    key = (system, workload) + tuple((p, params[p]) for p in PARAMS if p in params)
+    return [r[field] for r in groups.get(key, []) if field in r]
+
+
+def spread(vals, fmt):
+    """Median with the min–max of the repetitions."""
+    if not vals:
+        return "–"
+    text = fmt(statistics.median(vals))
+    if len(vals) < 2:
+        return text
+    low, high = fmt(min(vals)), fmt(max(vals))
+    if " " in low and low.rsplit(" ", 1)[1] == high.rsplit(" ", 1)[-1]:
+        low = low.rsplit(" ", 1)[0]  # one unit for the range
+    return f"{text} ({low}–{high})"
+
+
+def short(ns):
+    """Like us(), in nanoseconds below a microsecond."""
+    return "–" if ns is None else (f"{ns:.0f} ns" if ns < 1000 else us(ns))
+
+
+def below_1ms(ns):
+    return None if ns is None else ns / 1e6
 
 
 def rate(r):
@@ -108,6 +141,11 @@ for system in ("liminal", "erlang", "libzmq"):
 w("\nlibzmq has no redelivery: a message queued to a worker that dies is lost.\n")
 targets.append(("W2 ≥ libzmq", ratio(med("liminal", "w2", "rate", window=1024),
                                      med("libzmq", "w2", "rate", window=1024)), lambda r: r >= 1.0))
+gap = med("liminal", "w2", "max_gap_ns", window=1024)
+if gap is not None:
+    w(f"liminal's longest gap between two completions (W2 has no per-dispatch latency: 1024 in flight "
+      f"queue by design, so a stall shows as a gap): {us(gap)}; gaps of 1 ms or more: "
+      f"{med('liminal', 'w2', 'gaps_over_1ms', window=1024):.0f} (medians over the repetitions).\n")
 
 w("## W3 — crash → re-routed → acknowledged (the consumer crashes when the message reaches it)\n")
 w("| system | p50 | p99 | p99.9 |")
@@ -126,15 +164,80 @@ w(f"Membership changes: {rate(med('liminal', 'w4-churn', 'changes_per_s'))}. "
   f"p99.9 {us(med('liminal', 'w4', 'p999_ns'))} (W1 p99: {us(l99)}).\n")
 targets.append(("W4 p99 ≤ 1.5 × W1 p99", ratio(med("liminal", "w4", "p99_ns"), l99), lambda r: r <= 1.5))
 
+w("## W8 — W1 and W3 on a busy machine (one unrelated process keeps one core busy)\n")
+w("`bench/hog.c` (one thread spinning) runs for the whole of W8; every system is measured under it.\n")
+w("| workload | system | quiet p50 | quiet p99 | quiet p99.9 | busy p50 | busy p99 | busy p99.9 |")
+w("|---|---|---|---|---|---|---|---|")
+for base, systems in (("w1", ("liminal", "erlang", "libzmq")), ("w3", ("liminal", "erlang"))):
+    for system in systems:
+        w(f"| {base.upper()} | {system} | " + " | ".join(
+            us(med(system, wl, f)) for wl in (base, f"w8-{base}") for f in ("p50_ns", "p99_ns", "p999_ns")) + " |")
+w("")
+for base, peer, peer_name in (("w1", "libzmq", "libzmq"), ("w3", "erlang", "Erlang")):
+    b50, b99, b999 = (med("liminal", f"w8-{base}", f) for f in ("p50_ns", "p99_ns", "p999_ns"))
+    label = base.upper()
+    targets.append((f"W8 {label} p50 ≤ {peer_name}'s under the same load",
+                    ratio(b50, med(peer, f"w8-{base}", "p50_ns")), lambda r: r <= 1.0))
+    targets.append((f"W8 {label} p99 ≤ 100 µs", b99, lambda v: v <= 100_000, us))
+    targets.append((f"W8 {label} p99.9 < 1 ms", b999, lambda v: v < 1_000_000, us))
+    if peer != "erlang":
+        targets.append((f"W8 {label} p50 ≤ Erlang's under the same load (stretch)",
+                        ratio(b50, med("erlang", f"w8-{base}", "p50_ns")), lambda r: r <= 1.0))
+
+# No stall of beamr's park timeout anywhere.
+for label, value in (("W1", l999), ("W3", med("liminal", "w3", "p999_ns")), ("W4", med("liminal", "w4", "p999_ns")),
+                     ("W8 W1", med("liminal", "w8-w1", "p999_ns")), ("W8 W3", med("liminal", "w8-w3", "p999_ns"))):
+    targets.append((f"No park-timeout stall: {label} p99.9 < 1 ms", value, lambda v: v < 1_000_000, us))
+targets.append(("No park-timeout stall: W2 longest gap between completions < 1 ms", gap,
+                lambda v: v < 1_000_000, us))
+
+w("## Before/after the waiting room (issue 12): W1 and W2 of commit 0104e54\n")
+BEFORE = "liminal-0104e54"
+skipped = sorted({r.get("reason", "") for r in rows if r["workload"] == "before-skipped"})
+if any(r["system"] == BEFORE and r["workload"] in ("w1", "w2") for r in rows):
+    w("The same W1/W2 built from 0104e54 (the last version before the waiting room, `bench/before.sh`) "
+      "beside today's, in the same run: the waiting room should cost nothing while it is empty.\n")
+    w("| version | W1 p50 | W1 p99 | W1 p99.9 | W2 throughput |")
+    w("|---|---|---|---|---|")
+    for system, label in ((BEFORE, "0104e54 (before)"), ("liminal", "current")):
+        w(f"| {label} | {spread(values(system, 'w1', 'p50_ns'), us)} | {spread(values(system, 'w1', 'p99_ns'), us)} | "
+          f"{spread(values(system, 'w1', 'p999_ns'), us)} | {spread(values(system, 'w2', 'rate', window=1024), rate)} |")
+    w("")
+    targets.append(("W1 p50 ≤ 0104e54's (waiting room empty)", ratio(l50, med(BEFORE, "w1", "p50_ns")),
+                    lambda r: r <= 1.0))
+    targets.append(("W2 ≥ 0104e54's (waiting room empty)", ratio(med("liminal", "w2", "rate", window=1024),
+                                                              med(BEFORE, "w2", "rate", window=1024)),
+                    lambda r: r >= 1.0))
+if skipped:
+    w("Before/after skipped: " + "; ".join(skipped) + ".\n")
+elif not any(r["system"] == BEFORE for r in rows):
+    w("Not measured in this run (`bench/before.sh` runs in full mode only).\n")
+
 w("## W5 — cost growth from 4 to 10,000 consumers\n")
-w("| router | consumers | W1 p50 | W1 p99 | W2 throughput |")
-w("|---|---|---|---|---|")
+
+
+def library_cost(size):
+    """The callback router's W1 p50 minus the time its C callback itself
+    spent per dispatch, per repetition."""
+    key = ("liminal", "w5-w1", ("consumers", size), ("router", "callback"))
+    return [r["p50_ns"] - r["callback_ns_per_dispatch"] for r in groups.get(key, [])
+            if "callback_ns_per_dispatch" in r]
+
+
+reps = max((len(v) for k, v in groups.items() if k[1] == "w5-w1"), default=0)
+w(f"Each cell: median of {reps} run(s), (min–max) when repeated. For the C routing callback, "
+  "*callback* is the time spent inside the C function itself per dispatch (clock at entry and exit) and "
+  "*library cost* is W1 p50 minus it.\n")
+w("| router | consumers | W1 p50 | W1 p99 | W2 throughput | callback | library cost |")
+w("|---|---|---|---|---|---|---|")
 sizes = sorted({r["consumers"] for r in rows if r["workload"].startswith("w5")})
 for router in ("first", "least", "affinity", "sticky", "callback"):
     for size in sizes:
-        w(f"| {router} | {size:,} | {us(med('liminal', 'w5-w1', 'p50_ns', consumers=size, router=router))} | "
-          f"{us(med('liminal', 'w5-w1', 'p99_ns', consumers=size, router=router))} | "
-          f"{rate(med('liminal', 'w5-w2', 'rate', consumers=size, router=router))} |")
+        cb = spread(values("liminal", "w5-w1", "callback_ns_per_dispatch", consumers=size, router=router), short)
+        lib = spread(library_cost(size), us) if router == "callback" else "–"
+        w(f"| {router} | {size:,} | {spread(values('liminal', 'w5-w1', 'p50_ns', consumers=size, router=router), us)} | "
+          f"{spread(values('liminal', 'w5-w1', 'p99_ns', consumers=size, router=router), us)} | "
+          f"{spread(values('liminal', 'w5-w2', 'rate', consumers=size, router=router), rate)} | {cb} | {lib} |")
 w("")
 if sizes:
     big = max(sizes)
@@ -145,6 +248,13 @@ if sizes:
         small_rate = med("liminal", "w5-w2", "rate", consumers=4, router=router)
         big_rate = med("liminal", "w5-w2", "rate", consumers=big, router=router)
         targets.append((f"W5 {router}: W2 cost at {big:,} ≤ 2 × at 4", ratio(small_rate, big_rate), lambda r: r <= 2.0))
+    targets.append(("W5 callback at 4: W1 p50 ≤ 1.5 × the built-in least-loaded's",
+                    ratio(med("liminal", "w5-w1", "p50_ns", consumers=4, router="callback"),
+                          med("liminal", "w5-w1", "p50_ns", consumers=4, router="least")), lambda r: r <= 1.5))
+    small_cost, big_cost = library_cost(4), library_cost(big)
+    targets.append((f"W5 callback: library cost (W1 p50 − callback) at {big:,} ≤ 2 × at 4",
+                    ratio(statistics.median(big_cost) if big_cost else None,
+                          statistics.median(small_cost) if small_cost else None), lambda r: r <= 2.0))
 
 w("## W6 — resident memory over a long run\n")
 w("| dispatches | RSS |")
@@ -169,12 +279,82 @@ w(f"| hand-off window {win} ms | {us(med('liminal', 'w7-window', 'p50_ns', hando
 w("\nThe window mode cannot complete a dispatch before the window has passed; an acknowledgement "
   "completes it as soon as the consumer says so, and tells a crash apart from slowness.\n")
 
+w("## W9 — producers outrun consumers 2:1\n")
+w9 = [r for r in rows if r["workload"] == "w9"]
+if w9:
+    first = w9[0]
+    w(f"{first['consumers']} consumers whose delivery callback busy-waits {first['work_us']} µs, at most "
+      f"{first['prefetch']} in flight each; what they take per second is measured first (one producer at full "
+      f"speed), then {first['producers']} producers offer twice that, paced by the monotonic clock, for "
+      f"{first['duration_ms'] / 1000:g} s, and the waiting room drains. Depth is sampled every 10 ms (over "
+      "the overload and the drain); waiting time is the runtime's per-placement figure. Nothing may fail "
+      "or be rejected (the waiting room is sized for the whole backlog).\n")
+    w("| system | consumers' capacity | offered | delivered/s overloaded | delivered/s until drained | "
+      "depth max | depth mean | waiting p50 | waiting p99 | waiting max | drain | failed |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for system in ("liminal", "erlang"):
+        if not any(r["system"] == system for r in w9):
+            continue
+
+        def m9(field, fmt, system=system):
+            return spread(values(system, "w9", field, consumers=4), fmt)
+
+        count = lambda v: f"{v:,.0f}"  # noqa: E731
+        w(f"| {system} | {m9('capacity_rate', rate)} | {m9('offered_rate', rate)} | {m9('rate_overloaded', rate)} | "
+          f"{m9('rate', rate)} | {m9('depth_max', count)} | {m9('depth_mean', count)} | "
+          f"{m9('waiting_p50_ns', us)} | {m9('waiting_p99_ns', us)} | {m9('waiting_max_ns', us)} | "
+          f"{m9('drain_ms', lambda v: f'{v:,.0f} ms')} | {m9('failed', count)} |")
+    w("")
+    if any(r["system"] == "erlang" for r in w9):
+        w("The Erlang peer is RabbitMQ-style prefetch: one queue process, each consumer holds at most the "
+          "prefetch count unacknowledged, the queue hands the oldest waiting message to a consumer as its "
+          "ack frees a slot.\n")
+    targets.append(("W9 delivered/s while overloaded ≥ 0.9 × the consumers' capacity",
+                    ratio(med("liminal", "w9", "rate_overloaded", consumers=4),
+                          med("liminal", "w9", "capacity_rate", consumers=4)), lambda r: r >= 0.9))
+
+w("## W10 — resident memory under consumer churn\n")
+w10 = [r for r in rows if r["workload"] == "w10"]
+if w10:
+    w("`examples/churn.rs`: each round registers a consumer that fails (by the kind named) and a healthy "
+      "backup, dispatches one message (re-routed to the backup) and lets the backup leave. Cost is the "
+      "mean per round over the first and the last 1,000 rounds (a tenth of the run for routing timeouts); "
+      "RSS after the warm-up (the first window) and at the end.\n")
+    w("| run | kind | rounds | first 1k | last 1k | cost ratio | RSS after warm-up | RSS at end | growth | "
+      "threads | beamr processes | within limits |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in w10:
+        if "error" in r:
+            w(f"| {r['run']} | – | – | – | – | – | – | – | – | – | – | no table (exit {r['exit_code']}) |")
+            continue
+        w(f"| {r['run']} | {r['kind']} | {r['rounds']:,} | {r['first_us']:.1f} µs | {r['last_us']:.1f} µs | "
+          f"{r['cost_ratio']:.2f}× | {r['rss_warm_mib']:.1f} MiB | {r['rss_end_mib']:.1f} MiB | "
+          f"{r['rss_growth_pct']:+.1f} % | {r['threads_warm']} → {r['threads_end']} | "
+          f"{r['processes_warm']} → {r['processes_end']} | {'yes' if r['ok'] else '**no**'} |")
+    w("")
+    measured = [r for r in w10 if "error" not in r]
+    verdict = [r for r in measured if r["kind"] == "Verdict"]
+    if verdict:
+        big = max(verdict, key=lambda r: r["rounds"])
+        targets.append((f"W10 {big['rounds']:,} register → crash cycles: RSS flat within 10 % after warm-up",
+                        ratio(big["rss_end_mib"], big["rss_warm_mib"]), lambda r: r <= 1.10))
+        targets.append((f"W10 {big['rounds']:,} cycles: cost ratio (last 1k / first 1k) ≤ 2",
+                        big["cost_ratio"], lambda r: r <= 2.0))
+    if measured:
+        worst = max(measured, key=lambda r: r["cost_ratio"])
+        targets.append((f"W10 every kind: cost ratio ≤ 2 (worst: {worst['kind']}, {worst['run']})",
+                        worst["cost_ratio"], lambda r: r <= 2.0))
+        worst = max(measured, key=lambda r: r["rss_growth_pct"])
+        targets.append((f"W10 every kind: RSS within 10 % after warm-up (worst: {worst['kind']}, {worst['run']})",
+                        ratio(worst["rss_end_mib"], worst["rss_warm_mib"]), lambda r: r <= 1.10))
+
 w("## Targets\n")
 w("| target | measured | met |")
 w("|---|---|---|")
-for name, value, ok in targets:
+for name, value, ok, *fmt in targets:
     met = "–" if value is None else ("yes" if ok(value) else "**no**")
-    w(f"| {name} | {fmt_ratio(value)} | {met} |")
+    shown = "–" if value is None else (fmt[0](value) if fmt else fmt_ratio(value))
+    w(f"| {name} | {shown} | {met} |")
 w("")
 
 notes = os.path.join(os.path.dirname(__file__), "ANALYSIS.md")

@@ -4,6 +4,11 @@
 #
 #   bench/run.sh            full run (a few minutes), writes BENCHMARKS.md
 #   bench/run.sh --smoke    tiny counts, checks everything builds and runs
+#
+# W8 runs W1/W3 while bench/hog.c keeps one core busy; W9 is producers
+# outrunning consumers 2:1; W10 is examples/churn.rs (consumer churn memory);
+# in full mode bench/before.sh adds W1/W2 of the last version before the
+# waiting room (system "liminal-0104e54").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,10 +29,16 @@ if [ "$MODE" = full ]; then
     fi
 fi
 
-cargo build --release --lib --quiet
+# The same features as the CMake build (remote on), so neither rebuilds the other.
+cargo build --release --lib --features remote --quiet
 LIB="$(scripts/cargo-target-dir.sh)/release"
+# The library's soname (libliminal.so.0) next to it, as CMake makes it:
+# the bench binaries load it through their rpath.
+soname=$(readelf -d "$LIB/libliminal.so" | sed -n 's/.*Library soname: \[\(.*\)\].*/\1/p')
+[ -z "$soname" ] || [ -e "$LIB/$soname" ] || ln -s libliminal.so "$LIB/$soname"
 cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I include -o "$OUT/liminal_bench" bench/liminal_bench.c \
     -L "$LIB" -Wl,-rpath,"$LIB" -lliminal -lpthread
+cc -O2 -std=c11 -Wall -Wextra -Werror -o "$OUT/hog" bench/hog.c
 HAVE_ZMQ=0
 if [ -e /usr/include/zmq.h ]; then
     cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -o "$OUT/zmq_bench" bench/zmq_bench.c -lzmq -lpthread
@@ -45,12 +56,30 @@ L="$OUT/liminal_bench"
 erl_run() { erl -noshell -pa "$OUT" -s dispatch_bench main "$@"; }
 
 if [ "$MODE" = smoke ]; then
-    REPEAT=1; N1=2000; N2=20000; N3=50; N5=500; W6="20000,40000"; N7=2
+    REPEAT=1; N1=2000; N2=20000; N3=50; N5=500; W6="20000,40000"; N7=2; W9_MS=500
     SIZES="4 100"
 else
-    REPEAT=3; N1=100000; N2=2000000; N3=5000; N5=20000; W6="1000000,5000000,10000000"; N7=8
+    REPEAT=3; N1=100000; N2=2000000; N3=5000; N5=20000; W6="1000000,5000000,10000000"; N7=8; W9_MS=2000
     SIZES="4 100 1000 10000"
 fi
+
+# W8: one unrelated CPU-bound process with one busy thread, started before
+# and killed after by its PID.
+HOG_PID=""
+start_hog() {
+    "$OUT/hog" &
+    HOG_PID=$!
+    sleep 0.2 # let it take its core
+}
+stop_hog() {
+    if [ -n "$HOG_PID" ]; then
+        kill "$HOG_PID" 2>/dev/null || true
+        wait "$HOG_PID" 2>/dev/null || true
+        HOG_PID=""
+    fi
+}
+trap stop_hog EXIT
+as_w8() { sed -E 's/"workload":"(w[13])"/"workload":"w8-\1"/'; }
 
 for rep in $(seq 1 "$REPEAT"); do
     echo "bench: repetition $rep/$REPEAT ($MODE)"
@@ -58,6 +87,8 @@ for rep in $(seq 1 "$REPEAT"); do
     "$L" w2 "$N2" 1024 >> "$RESULTS"
     "$L" w3 "$N3" >> "$RESULTS"
     "$L" w4 "$N1" >> "$RESULTS"
+    # Before/after the waiting room (issue 12): W1/W2 of commit 0104e54.
+    if [ "$MODE" = full ]; then bench/before.sh "$RESULTS" "$N1" "$N2"; fi
     if [ "$HAVE_ZMQ" = 1 ]; then
         "$OUT/zmq_bench" w1 "$N1" >> "$RESULTS"
         "$OUT/zmq_bench" w2 "$N2" 1024 >> "$RESULTS"
@@ -67,17 +98,51 @@ for rep in $(seq 1 "$REPEAT"); do
         erl_run w2 "$N2" 1024 >> "$RESULTS"
         erl_run w3 "$N3" >> "$RESULTS"
     fi
+    # W8: W1 and W3 again, every system under the same unrelated load.
+    start_hog
+    "$L" w1 "$N1" | as_w8 >> "$RESULTS"
+    "$L" w3 "$N3" | as_w8 >> "$RESULTS"
+    if [ "$HAVE_ZMQ" = 1 ]; then "$OUT/zmq_bench" w1 "$N1" | as_w8 >> "$RESULTS"; fi
+    if [ "$HAVE_ERL" = 1 ]; then
+        erl_run w1 "$N1" | as_w8 >> "$RESULTS"
+        erl_run w3 "$N3" | as_w8 >> "$RESULTS"
+    fi
+    stop_hog
+    # W9: producers outrun consumers 2:1 (Erlang: RabbitMQ-style prefetch).
+    "$L" w9 "$W9_MS" >> "$RESULTS"
+    if [ "$HAVE_ERL" = 1 ]; then erl_run w9 "$W9_MS" >> "$RESULTS"; fi
 done
-for size in $SIZES; do
-    for router in first least affinity sticky callback; do
-        n=$N5
-        # A C routing callback sees every consumer per dispatch: fewer messages.
-        [ "$router" = callback ] && [ "$size" -ge 1000 ] && n=$((N5 / 10))
-        "$L" w5 "$n" "$size" "$router" >> "$RESULTS"
+# W5, every cell REPEAT times (median and spread).
+for rep in $(seq 1 "$REPEAT"); do
+    for size in $SIZES; do
+        for router in first least affinity sticky callback; do
+            n=$N5
+            # A C routing callback sees every consumer per dispatch: fewer messages.
+            [ "$router" = callback ] && [ "$size" -ge 1000 ] && n=$((N5 / 10))
+            "$L" w5 "$n" "$size" "$router" >> "$RESULTS"
+        done
     done
 done
 "$L" w6 "$W6" >> "$RESULTS"
 "$L" w7 "$N7" 250 >> "$RESULTS"
+
+# W10: consumer churn memory (examples/churn.rs prints a Markdown table and
+# exits 1 when cost or memory grew past its limits; the table is kept and
+# turned into result rows either way).
+churn() {
+    local label=$1
+    shift
+    local table="$OUT/churn-${label// /-}.md" rc=0
+    cargo run --release --features remote --quiet --example churn -- "$@" > "$table" || rc=$?
+    cat "$table" >&2
+    python3 bench/churn_json.py "$table" --run "$label" --exit-code "$rc" >> "$RESULTS"
+}
+if [ "$MODE" = smoke ]; then
+    churn "smoke" 2000
+else
+    churn "1M verdict" 1000000 verdict
+    churn "all kinds" 20000
+fi
 
 if [ "$MODE" = smoke ]; then
     python3 bench/report.py "$RESULTS" --check-only
