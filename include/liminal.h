@@ -64,6 +64,16 @@ typedef enum liminal_crash_kind {
    * (`alive` tells whether the group's lease policy kept it).
    */
   LIMINAL_CRASH_LEASE_EXPIRED = 6,
+  /**
+   * A remote worker's connection closed: its process died (`kill -9`
+   * included), or the link was cut.
+   */
+  LIMINAL_CRASH_CONNECTION_LOST = 7,
+  /**
+   * A remote worker fell silent for its whole session lease (frozen, or
+   * its host stopped answering).
+   */
+  LIMINAL_CRASH_SESSION_EXPIRED = 8,
 } liminal_crash_kind;
 
 /**
@@ -232,6 +242,11 @@ typedef enum liminal_status {
    * The group or runtime is draining: no new dispatches accepted.
    */
   LIMINAL_DRAINING = 23,
+  /**
+   * This library was built without the feature the call needs (remote
+   * consumers: `liminal_has_remote()`).
+   */
+  LIMINAL_UNSUPPORTED = 24,
 } liminal_status;
 
 /**
@@ -286,6 +301,17 @@ typedef struct liminal_message liminal_message;
 typedef struct liminal_outcome liminal_outcome;
 
 /**
+ * A group opened to remote workers (host side). Thread-safe.
+ */
+typedef struct liminal_remote liminal_remote;
+
+/**
+ * How a host or a worker reaches the other side. Not thread-safe for
+ * modification; reusable.
+ */
+typedef struct liminal_remote_options liminal_remote_options;
+
+/**
  * A loaded routing function. Thread-safe; free with `liminal_routing_free`
  * (groups using it keep it alive).
  */
@@ -307,6 +333,12 @@ typedef struct liminal_runtime_options liminal_runtime_options;
  * thread-safe.
  */
 typedef struct liminal_snapshot liminal_snapshot;
+
+/**
+ * A worker: a consumer in this process, of a group on a host reached over
+ * Zenoh. Thread-safe.
+ */
+typedef struct liminal_worker liminal_worker;
 
 /**
  * Counters and latency percentiles (nanoseconds) of a runtime.
@@ -1748,6 +1780,193 @@ LIMINAL_EXPORT uint64_t liminal_outcome_waited_ns(const struct liminal_outcome *
  * completion or dead-letter callback receives.
  */
 LIMINAL_EXPORT void liminal_outcome_free(struct liminal_outcome *outcome);
+
+/**
+ * Whether this library was built with remote consumers (the `remote`
+ * feature); without them every `liminal_remote_*` / `liminal_worker_*`
+ * call returns `LIMINAL_UNSUPPORTED`.
+ */
+LIMINAL_EXPORT bool liminal_has_remote(void);
+
+/**
+ * Create remote options holding the defaults: no endpoint, no TLS, no
+ * credentials, a 1000 ms lease, insecure endpoints refused. `*out` owns
+ * them; free with `liminal_remote_options_free`.
+ */
+LIMINAL_EXPORT enum liminal_status liminal_remote_options_new(struct liminal_remote_options **out);
+
+/**
+ * Free remote options (NULL is accepted).
+ */
+LIMINAL_EXPORT void liminal_remote_options_free(struct liminal_remote_options *options);
+
+/**
+ * Add an endpoint to listen on (UTF-8, e.g. `tcp/127.0.0.1:7447`,
+ * `tls/0.0.0.0:7447`, `unixsock-stream//tmp/liminal.sock`). Anything but
+ * loopback or a unix socket needs TLS, or `allow_insecure`.
+ * Errors: `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_UNSUPPORTED`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_remote_options_add_listen(struct liminal_remote_options *options,
+                                                      const char *endpoint);
+
+/**
+ * Add an endpoint to connect to (as `liminal_remote_options_add_listen`).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_remote_options_add_connect(struct liminal_remote_options *options,
+                                                       const char *endpoint);
+
+/**
+ * Mutual TLS (for `tls/` endpoints): PEM files of the certificate authority
+ * both sides trust, and of this side's certificate and private key. A
+ * peer without a certificate signed by that CA never connects.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_remote_options_set_tls(struct liminal_remote_options *options,
+                                                   const char *ca_certificate_file,
+                                                   const char *certificate_file,
+                                                   const char *private_key_file);
+
+/**
+ * The user and password this side presents (UTF-8, non-empty).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_remote_options_set_credentials(struct liminal_remote_options *options,
+                                                           const char *user,
+                                                           const char *password);
+
+/**
+ * A file of accepted `user:password` lines: a peer that cannot present
+ * one of them never connects.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_remote_options_set_users_file(struct liminal_remote_options *options,
+                                                          const char *path);
+
+/**
+ * The session lease in milliseconds (default 1000, at least 50). On a
+ * host: the longest lease a worker may advertise (a worker silent for its
+ * lease is declared gone: `LIMINAL_CRASH_SESSION_EXPIRED`). On a worker:
+ * its lease (it sends a beat four times per lease).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_remote_options_set_lease_ms(struct liminal_remote_options *options,
+                                                        uint64_t lease_ms);
+
+/**
+ * Allow endpoints that are neither loopback, nor a unix socket, nor TLS
+ * (default false: in the clear, anyone on the network can read deliveries
+ * and pose as a worker).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_remote_options_set_allow_insecure(struct liminal_remote_options *options,
+                                                              bool allow);
+
+/**
+ * Open `group` to workers over Zenoh, under the group name `name` (UTF-8,
+ * a key-expression chunk: no `/ * $ ? #`, no leading `@`), with `options`
+ * (borrowed; endpoints required). A worker that announces itself is asked
+ * what it is and joins the group as a consumer; when its process dies (its
+ * connection closes) or it falls silent for its lease, its deliveries are
+ * re-routed and `on_crash` (owned by the library from this call on) is told
+ * (`LIMINAL_CRASH_CONNECTION_LOST`, `LIMINAL_CRASH_SESSION_EXPIRED`, or the
+ * worker's own crash verdict `LIMINAL_CRASH_VERDICT`). The crash callback
+ * runs on the library's remote-events thread (or, for an expired ack
+ * lease, the timer thread), never overlapping itself; non-blocking calls
+ * only. Starts two threads plus Zenoh's own. `*out` owns the handle; free
+ * it to close (workers are told). Errors: `LIMINAL_INVALID_ARGUMENT`,
+ * `LIMINAL_SPAWN_FAILED` (the session or a thread), `LIMINAL_SHUT_DOWN`,
+ * `LIMINAL_UNSUPPORTED`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_open_remote(const struct liminal_group *group,
+                                              const char *name,
+                                              const struct liminal_remote_options *options,
+                                              struct liminal_crash_callback on_crash,
+                                              struct liminal_remote **out);
+
+/**
+ * Remote consumers joined now. Errors: `LIMINAL_UNSUPPORTED`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_remote_workers(const struct liminal_remote *remote,
+                                           size_t *out);
+
+/**
+ * Close and free (NULL is accepted): workers are told (`bye`), remote
+ * consumers leave (what they held is re-routed), the session closes and
+ * the threads are joined. Also happens at `liminal_runtime_free`.
+ */
+LIMINAL_EXPORT void liminal_remote_free(struct liminal_remote *remote);
+
+/**
+ * Connect a worker to the host serving group `group_name`, as consumer
+ * `consumer_id` (both UTF-8 key-expression chunks), with `consumer_options`
+ * (borrowed; NULL: max in flight 64, no tags; its ack lease is the host's
+ * business) and `remote_options` (borrowed; endpoints required). It
+ * announces a fresh *incarnation*; wait for the host with
+ * `liminal_worker_wait_joined`. If the host declares it dead (it fell
+ * silent, or answered crash), it announces a new incarnation by itself.
+ *
+ * `on_delivery` (owned from this call on): push mode, or NULL for pull
+ * mode (`liminal_worker_next_delivery`). Here the delivery callback runs
+ * on the worker's own delivery thread, one delivery at a time; it may
+ * block (later deliveries wait behind it) and may call anything but
+ * `liminal_worker_free` on its own worker. Its verdict answers the
+ * delivery; `LIMINAL_VERDICT_DEFER` keeps it to answer later through a
+ * kept copy (`liminal_delivery_keep`, `_ack`, `_crash`, `_release`,
+ * `_extend_lease`), from any thread. Starts two threads plus Zenoh's own.
+ * Errors: `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_SPAWN_FAILED`,
+ * `LIMINAL_UNSUPPORTED`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_worker_new(const char *group_name,
+                                       const char *consumer_id,
+                                       struct liminal_delivery_callback on_delivery,
+                                       const struct liminal_consumer_options *consumer_options,
+                                       const struct liminal_remote_options *remote_options,
+                                       struct liminal_worker **out);
+
+/**
+ * Wait up to `timeout_ms` until the host accepted this worker. Errors:
+ * `LIMINAL_TIMED_OUT`; `LIMINAL_UNKNOWN_CONSUMER` (refused: the last error
+ * says why); `LIMINAL_SHUT_DOWN` (the host closed); `LIMINAL_WOULD_DEADLOCK`
+ * from a callback; `LIMINAL_UNSUPPORTED`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_worker_wait_joined(const struct liminal_worker *worker,
+                                               uint64_t timeout_ms);
+
+/**
+ * Pull mode: wait up to `timeout_ms` for the next delivery. `*out` owns it:
+ * answer it (`liminal_delivery_ack` …), then `liminal_delivery_free`.
+ * Errors: `LIMINAL_TIMED_OUT`, `LIMINAL_SHUT_DOWN` (the worker closed),
+ * `LIMINAL_INVALID_ARGUMENT` (push mode), `LIMINAL_WOULD_DEADLOCK` from a
+ * callback with a timeout above 0, `LIMINAL_UNSUPPORTED`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_worker_next_delivery(const struct liminal_worker *worker,
+                                                 uint64_t timeout_ms,
+                                                 struct liminal_delivery **out);
+
+/**
+ * Copy the current incarnation's id into `buffer`, snprintf-style
+ * (`*len_out`, optional, receives its length). Errors:
+ * `LIMINAL_BUFFER_TOO_SMALL`, `LIMINAL_UNSUPPORTED`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_worker_incarnation(const struct liminal_worker *worker,
+                                               char *buffer,
+                                               size_t capacity,
+                                               size_t *len_out);
+
+/**
+ * Leave and free (NULL is accepted): the host re-routes what this worker
+ * still holds (not as a crash), the session closes, the threads are
+ * joined. Not from this worker's own delivery callback.
+ */
+LIMINAL_EXPORT void liminal_worker_free(struct liminal_worker *worker);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -3,7 +3,8 @@
 # README's commands work on a fresh Debian/Ubuntu machine that has only the
 # Rust toolchain: `scripts/ensure-tools.sh [quickstart|test]`.
 #   quickstart: a C/C++ compiler, CMake >= 3.20
-#   test:       the above, plus valgrind, python3, pkg-config
+#   test:       the above, plus valgrind, python3 (with venv), pkg-config,
+#               openssl
 # Uses apt-get (as root, or through sudo when available).
 set -euo pipefail
 what="${1:-test}"
@@ -24,6 +25,9 @@ if [ "$what" = test ]; then
     command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
     command -v python3 >/dev/null 2>&1 || need+=(python3)
     command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+    # The remote tests: certificates for mutual TLS, a venv for eclipse-zenoh.
+    command -v openssl >/dev/null 2>&1 || need+=(openssl)
+    python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 fi
 [ "${#need[@]}" -eq 0 ] && exit 0
 

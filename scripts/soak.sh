@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 report="${2:-SOAK.md}"
-cargo run --release --quiet --example soak -- "${1:-10000000}" "$report"
+cargo run --release --features remote --quiet --example soak -- "${1:-10000000}" "$report"
 {
     echo
     echo "## Crash churn (\`cargo run --release --example churn -- 20000\`)"
     echo
-    cargo run --release --quiet --example churn -- 20000
+    cargo run --release --features remote --quiet --example churn -- 20000
 } >> "$report"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, Rust tests, header
 # freshness, C tests (plain, ASan+UBSan, valgrind), the Python ctypes test,
-# the examples in-tree and against an installed prefix, and the benchmark in
-# smoke mode. Needs the Rust toolchain; installs a C/C++ compiler, CMake,
+# the remote consumers (feature remote: worker processes, TLS, a Python
+# worker), the examples in-tree and against an installed prefix, and the
+# benchmark in smoke mode. Needs the Rust toolchain; installs a C/C++ compiler, CMake,
 # Python 3, valgrind and pkg-config when missing (scripts/ensure-tools.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +20,9 @@ step "cargo fmt --check"
 cargo fmt --check
 ok
 
-step "cargo clippy --all-targets -- -D warnings"
+step "cargo clippy --all-targets -- -D warnings (without and with the remote feature)"
 cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --features remote -- -D warnings
 ok
 
 step "cargo test"
@@ -38,6 +40,17 @@ step "CMake build (library via cargo, C tests, examples) + ctest"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$JOBS"
 ctest --test-dir build --output-on-failure
+ok
+
+step "remote consumers over Zenoh: worker processes killed, frozen, cut off; TLS; the Python worker"
+# Release, with the features the CMake build just used: nothing rebuilds
+# but the test binary. The Python worker speaks the protocol with
+# eclipse-zenoh alone, from a venv of its own.
+PYENV="$TARGET_DIR/py-remote"
+[ -x "$PYENV/bin/python" ] || python3 -m venv "$PYENV"
+"$PYENV/bin/python" -c 'import zenoh' 2>/dev/null ||
+    "$PYENV/bin/pip" install --quiet --disable-pip-version-check eclipse-zenoh==1.10.2
+LIMINAL_PYTHON="$PYENV/bin/python" cargo test --release --features remote --test remote
 ok
 
 step "C tests and examples under AddressSanitizer + UndefinedBehaviorSanitizer"

@@ -38,6 +38,8 @@ mod group;
 mod message;
 mod metrics;
 mod outcome;
+#[cfg(feature = "remote")]
+mod remote;
 mod routing;
 mod runtime;
 mod stats;
@@ -58,6 +60,8 @@ pub use group::Group;
 pub use message::{FieldValue, Message};
 pub use metrics::{MetricsSnapshot, Percentiles};
 pub use outcome::{Outcome, RerouteTiming, Trail};
+#[cfg(feature = "remote")]
+pub use remote::{RemoteHost, RemoteOptions, TlsFiles, Worker, WorkerSpec, WorkerStatus};
 pub use routing::{content_hash, Builtin, ConsumerState, RouteFn, RoutingFunction};
 pub use runtime::{Runtime, RuntimeOptions, StatsHandler};
 pub use stats::{ConsumerStats, GroupStats, Stats};

@@ -34,6 +34,15 @@ pub(crate) struct Services {
     pub(crate) activity: Activity,
     ids: AtomicU64,
     shut_down: AtomicBool,
+    /// Parts that must stop with the runtime (remote hosts: workers told,
+    /// sessions closed), first thing at shutdown.
+    extensions: parking_lot::Mutex<Vec<std::sync::Weak<dyn Extension>>>,
+}
+
+/// Something attached to a runtime that stops with it.
+pub(crate) trait Extension: Send + Sync {
+    /// The runtime is shutting down.
+    fn shut_down(&self);
 }
 
 impl Services {
@@ -55,6 +64,7 @@ impl Services {
             activity: Activity::new(spin, linger),
             ids: AtomicU64::new(1),
             shut_down: AtomicBool::new(false),
+            extensions: parking_lot::Mutex::new(Vec::new()),
         }))
     }
 
@@ -65,6 +75,22 @@ impl Services {
 
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Acquire)
+    }
+
+    /// Attach something that stops with the runtime.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn attach(&self, extension: std::sync::Weak<dyn Extension>) {
+        let mut extensions = self.extensions.lock();
+        extensions.retain(|e| e.strong_count() > 0);
+        extensions.push(extension);
+    }
+
+    /// Stop what was attached (on the thread shutting down).
+    pub(crate) fn stop_extensions(&self) {
+        let attached: Vec<_> = self.extensions.lock().drain(..).collect();
+        for extension in attached.iter().filter_map(std::sync::Weak::upgrade) {
+            extension.shut_down();
+        }
     }
 
     /// Mark shut down (and end every linger); true for the first caller.

@@ -31,6 +31,14 @@ pub(crate) trait Answer: Send + Sync {
     fn crash_for(&self, delivery_id: u64, reason: &str) -> Result<()>;
     fn release(&self, delivery_id: u64, delay: Duration) -> Result<()>;
     fn extend_lease(&self, delivery_id: u64, by: Duration) -> Result<()>;
+    /// Whether `delivery_id` is still held (not answered, not taken back).
+    fn holds(&self, delivery_id: u64) -> bool;
+    /// The holder's own callback answered crash for it (a remote worker's
+    /// crash verdict): like `crash_for`, reported as a crash verdict.
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    fn crash_verdict(&self, delivery_id: u64, reason: &str) -> Result<()> {
+        self.crash_for(delivery_id, reason)
+    }
 }
 
 /// One delivery of a message to a consumer (one attempt of one dispatch).
@@ -162,6 +170,20 @@ impl DeliveryToken {
     #[must_use]
     pub fn delivery_id(&self) -> u64 {
         self.delivery_id
+    }
+
+    /// Whether the attempt is still held (not answered, re-routed or
+    /// withdrawn).
+    #[must_use]
+    pub fn is_held(&self) -> bool {
+        self.consumer.holds(self.delivery_id)
+    }
+
+    /// Answer crash as the holder's own verdict (a remote worker's callback
+    /// answered crash): reported with [`crate::CrashKind::Verdict`].
+    #[cfg(feature = "remote")]
+    pub(crate) fn crash_as_verdict(&self, reason: &str) -> Result<()> {
+        self.consumer.crash_verdict(self.delivery_id, reason)
     }
 }
 

@@ -40,6 +40,12 @@ pub enum CrashKind {
     /// It did not answer a delivery within the acknowledgement lease.
     /// Whether it survives depends on the group's [`LeasePolicy`].
     LeaseExpired,
+    /// A remote worker's connection closed (its process died, or the link
+    /// was cut).
+    ConnectionLost,
+    /// A remote worker fell silent for its whole session lease (frozen,
+    /// or its host stopped answering).
+    SessionExpired,
 }
 
 /// What the crash handler is told.

@@ -134,6 +134,12 @@ pub enum liminal_crash_kind {
     /// It did not answer a delivery within the acknowledgement lease
     /// (`alive` tells whether the group's lease policy kept it).
     LIMINAL_CRASH_LEASE_EXPIRED = 6,
+    /// A remote worker's connection closed: its process died (`kill -9`
+    /// included), or the link was cut.
+    LIMINAL_CRASH_CONNECTION_LOST = 7,
+    /// A remote worker fell silent for its whole session lease (frozen, or
+    /// its host stopped answering).
+    LIMINAL_CRASH_SESSION_EXPIRED = 8,
 }
 
 impl From<crate::CrashKind> for liminal_crash_kind {
@@ -146,6 +152,8 @@ impl From<crate::CrashKind> for liminal_crash_kind {
             K::Injected => Self::LIMINAL_CRASH_INJECTED,
             K::Exited => Self::LIMINAL_CRASH_EXITED,
             K::LeaseExpired => Self::LIMINAL_CRASH_LEASE_EXPIRED,
+            K::ConnectionLost => Self::LIMINAL_CRASH_CONNECTION_LOST,
+            K::SessionExpired => Self::LIMINAL_CRASH_SESSION_EXPIRED,
         }
     }
 }

@@ -51,6 +51,17 @@ impl Handle for liminal_consumer_options {
     const NAME: &'static str = "options";
 }
 
+#[cfg_attr(not(feature = "remote"), allow(dead_code))]
+impl liminal_consumer_options {
+    pub(crate) fn max_in_flight(&self) -> u32 {
+        self.max_in_flight
+    }
+
+    pub(crate) fn tags(&self) -> &[String] {
+        &self.tags
+    }
+}
+
 impl Default for liminal_consumer_options {
     fn default() -> Self {
         Self {
@@ -156,10 +167,31 @@ pub extern "C" fn liminal_consumer_options_set_ack_lease_ms(
     })
 }
 
-struct CDelivery {
-    function: unsafe extern "C" fn(*mut std::ffi::c_void, *mut liminal_delivery) -> liminal_verdict,
+/// The C delivery callback as a [`DeliveryHandler`]: shared by local
+/// consumers and remote workers.
+pub(crate) struct CDelivery {
+    function: DeliveryFunction,
     user: UserData,
     consumer_id: Arc<CString>,
+}
+
+type DeliveryFunction =
+    unsafe extern "C" fn(*mut std::ffi::c_void, *mut liminal_delivery) -> liminal_verdict;
+
+impl CDelivery {
+    /// Wrap `function` with its user data; `consumer_id` is what
+    /// `liminal_delivery_consumer_id` reports.
+    pub(crate) fn new(
+        function: DeliveryFunction,
+        user: UserData,
+        consumer_id: Arc<CString>,
+    ) -> Self {
+        Self {
+            function,
+            user,
+            consumer_id,
+        }
+    }
 }
 
 impl DeliveryHandler for CDelivery {
@@ -214,11 +246,7 @@ pub extern "C" fn liminal_consumer_register(
         let mut spec = match on_delivery.function {
             Some(function) => ConsumerSpec::push(
                 id,
-                CDelivery {
-                    function,
-                    user: delivery_user,
-                    consumer_id: Arc::clone(&c_id),
-                },
+                CDelivery::new(function, delivery_user, Arc::clone(&c_id)),
             ),
             None => {
                 drop(delivery_user);

@@ -75,12 +75,15 @@ pub enum liminal_status {
     LIMINAL_DROPPED = 22,
     /// The group or runtime is draining: no new dispatches accepted.
     LIMINAL_DRAINING = 23,
+    /// This library was built without the feature the call needs (remote
+    /// consumers: `liminal_has_remote()`).
+    LIMINAL_UNSUPPORTED = 24,
 }
 
 use liminal_status as S;
 
 /// Every status, in numeric order.
-pub(crate) const ALL: [liminal_status; 24] = [
+pub(crate) const ALL: [liminal_status; 25] = [
     S::LIMINAL_OK,
     S::LIMINAL_NULL_ARGUMENT,
     S::LIMINAL_INVALID_ARGUMENT,
@@ -105,6 +108,7 @@ pub(crate) const ALL: [liminal_status; 24] = [
     S::LIMINAL_EXPIRED,
     S::LIMINAL_DROPPED,
     S::LIMINAL_DRAINING,
+    S::LIMINAL_UNSUPPORTED,
 ];
 
 impl liminal_status {
@@ -167,6 +171,7 @@ impl liminal_status {
             S::LIMINAL_EXPIRED => c"LIMINAL_EXPIRED",
             S::LIMINAL_DROPPED => c"LIMINAL_DROPPED",
             S::LIMINAL_DRAINING => c"LIMINAL_DRAINING",
+            S::LIMINAL_UNSUPPORTED => c"LIMINAL_UNSUPPORTED",
         }
     }
 
@@ -200,6 +205,7 @@ impl liminal_status {
             S::LIMINAL_EXPIRED => c"expired: not delivered by its deadline",
             S::LIMINAL_DROPPED => c"dropped: the oldest waiting message at overflow",
             S::LIMINAL_DRAINING => c"draining: no new dispatches accepted",
+            S::LIMINAL_UNSUPPORTED => c"not built into this library",
         }
     }
 

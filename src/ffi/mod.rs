@@ -1,5 +1,6 @@
 //! The C ABI. One file per C type (runtime, message, routing, group,
-//! snapshot, consumer, delivery, dispatch options, outcome), the callback
+//! snapshot, consumer, delivery, dispatch options, outcome; remote hosts
+//! and workers in one), the callback
 //! types and `user` ownership in `callbacks`, status codes and the last
 //! error in `error`, and the boundary helpers (panic guard, handle casts,
 //! pointer and string checks) in `boundary`. Every exported function
@@ -44,3 +45,6 @@ pub mod dispatch;
 
 // Outcomes.
 pub mod outcome;
+
+// Remote consumers: the host side and the worker side.
+pub mod remote;

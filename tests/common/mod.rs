@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod churn;
+#[cfg(feature = "remote")]
+pub mod remote;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,0 +1,650 @@
+//! The host side: a group opened to workers on a Zenoh session.
+//!
+//! A worker that appears (its liveliness token) is asked what it is (its
+//! info queryable), then registered in the group as an ordinary consumer
+//! whose delivery handler sends each delivery over Zenoh and defers; its
+//! answers come back on the worker's `from` key and answer the deferred
+//! delivery. When the token goes (the worker's process died and its
+//! connection closed, or its session expired) or the worker falls silent
+//! for its lease, the local consumer dies through the one crash funnel:
+//! every delivery it held is re-routed, excluding it.
+//!
+//! Threads: one that handles what arrives (joins, answers, beats, deaths,
+//! in order), one that sends (Zenoh puts with congestion control *block*:
+//! nothing is dropped by the transport), plus Zenoh's own.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::Mutex;
+use zenoh::sample::SampleKind;
+use zenoh::Wait;
+
+use crate::base::ids::IdMap;
+use crate::base::Services;
+use crate::consumer::core::Death;
+use crate::consumer::{
+    Consumer, ConsumerSpec, CrashHandler, CrashKind, CrashReport, Delivery, DeliveryHandler,
+    DeliveryToken, Verdict,
+};
+use crate::error::{Error, Result};
+use crate::group::Group;
+use crate::remote::config::RemoteOptions;
+use crate::remote::own_thread::{on_own_thread, start_sender, Outbox, OwnedSession};
+use crate::remote::protocol::{
+    valid_chunk, Answer, FromWorker, Keys, ToWorker, WireDelivery, WorkerInfo,
+};
+
+/// Dead incarnations remembered, so one that comes back (a frozen worker
+/// resuming) is told to start over as a new one.
+const DEAD_REMEMBERED: usize = 4096;
+
+/// How long the host waits for a joining worker's info.
+const INFO_TIMEOUT: Duration = Duration::from_secs(5);
+
+type WorkerKey = (String, String);
+
+enum Event {
+    Alive(WorkerKey),
+    Gone(WorkerKey, Instant),
+    From(WorkerKey, Vec<u8>),
+    Check(WorkerKey),
+    Stop,
+}
+
+/// What the local consumer of a worker needs to reach it.
+struct Link {
+    key: String,
+    outbox: Outbox<ToWorker>,
+    tokens: Mutex<IdMap<DeliveryToken>>,
+}
+
+struct RemoteHandler {
+    link: Arc<Link>,
+}
+
+impl DeliveryHandler for RemoteHandler {
+    fn deliver(&mut self, delivery: &Delivery) -> Verdict {
+        self.link
+            .tokens
+            .lock()
+            .insert(delivery.delivery_id(), delivery.token());
+        let wire = WireDelivery {
+            delivery_id: delivery.delivery_id(),
+            dispatch_id: delivery.dispatch_id(),
+            attempt: delivery.attempt(),
+            redelivered: delivery.redelivered(),
+            crashed_handling: delivery.crashed_handling(),
+            crashed_holding: delivery.crashed_holding(),
+            message: Arc::clone(delivery.message_arc()),
+        };
+        let _sent = self
+            .link
+            .outbox
+            .send(Some((self.link.key.clone(), ToWorker::Delivery(wire))));
+        Verdict::Defer
+    }
+}
+
+/// One joined worker incarnation.
+struct Joined {
+    consumer: Consumer,
+    link: Arc<Link>,
+    lease: Duration,
+    last_seen: Instant,
+    beats: u64,
+}
+
+struct State {
+    workers: HashMap<WorkerKey, Joined>,
+    dead: VecDeque<WorkerKey>,
+}
+
+pub(crate) struct HostInner {
+    group: Group,
+    keys: Keys,
+    session: OwnedSession,
+    max_lease: Duration,
+    state: Mutex<State>,
+    events: Sender<Event>,
+    outbox: Mutex<Option<Outbox<ToWorker>>>,
+    crash_handler: Option<Arc<Mutex<CrashHandler>>>,
+    closed: AtomicBool,
+    stale_answers: AtomicU64,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    declared: Mutex<Vec<Box<dyn Send>>>,
+    myself: Weak<HostInner>,
+}
+
+/// A group opened to remote workers. Dropping it closes it.
+pub struct RemoteHost {
+    inner: Arc<HostInner>,
+}
+
+impl RemoteHost {
+    /// Open `group` to workers of the group name `name` (a key-expression
+    /// chunk) on a Zenoh session made from `options`. `on_crash` is told
+    /// of every remote consumer that fails (connection lost, session
+    /// expired, its own crash verdict, an expired ack lease).
+    pub fn open(
+        group: &Group,
+        name: &str,
+        options: &RemoteOptions,
+        on_crash: Option<CrashHandler>,
+    ) -> Result<Self> {
+        if !valid_chunk(name) {
+            return Err(Error::InvalidArgument(format!(
+                "remote group name {name:?}: non-empty, without / * $ ? # or a leading @"
+            )));
+        }
+        let services = Arc::clone(&group.dispatcher.services);
+        if services.is_shut_down() {
+            return Err(Error::ShutDown);
+        }
+        let config = options.zenoh_config()?;
+        let session = on_own_thread("zenoh session", || zenoh::open(config).wait())?
+            .map_err(|e| Error::SpawnFailed(format!("zenoh session: {e}")))?;
+        let (events, event_rx) = crossbeam_channel::unbounded();
+        let (outbox, sender) =
+            match start_sender("liminal-remote-send", session.clone(), ToWorker::encode) {
+                Ok(started) => started,
+                Err(error) => {
+                    let _closed = on_own_thread("zenoh close", || session.close().wait());
+                    return Err(error);
+                }
+            };
+        let inner = Arc::new_cyclic(|myself| HostInner {
+            group: group.clone(),
+            keys: Keys::new(name),
+            session: OwnedSession::new(session),
+            max_lease: options.lease,
+            state: Mutex::new(State {
+                workers: HashMap::new(),
+                dead: VecDeque::new(),
+            }),
+            events,
+            outbox: Mutex::new(Some(outbox)),
+            crash_handler: on_crash.map(|h| Arc::new(Mutex::new(h))),
+            closed: AtomicBool::new(false),
+            stale_answers: AtomicU64::new(0),
+            threads: Mutex::new(Vec::new()),
+            declared: Mutex::new(Vec::new()),
+            myself: myself.clone(),
+        });
+        inner.threads.lock().push(sender);
+        if let Err(error) = inner.start(event_rx, &services) {
+            inner.close();
+            return Err(error);
+        }
+        services.attach(Arc::downgrade(&inner) as Weak<dyn crate::base::Extension>);
+        Ok(Self { inner })
+    }
+
+    /// Remote consumers joined now.
+    #[must_use]
+    pub fn workers(&self) -> usize {
+        self.inner.state.lock().workers.len()
+    }
+
+    /// Answers that arrived for deliveries no longer held by their sender:
+    /// already re-routed, expired or answered, or from an incarnation
+    /// declared dead. They are ignored; this counts them.
+    #[must_use]
+    pub fn stale_answers(&self) -> u64 {
+        self.inner.stale_answers.load(Ordering::Relaxed)
+    }
+
+    /// Close: workers are told (`bye`), remote consumers leave (what they
+    /// held is re-routed), the session closes, the threads are joined.
+    pub fn close(&self) {
+        self.inner.close();
+    }
+}
+
+impl Drop for RemoteHost {
+    fn drop(&mut self) {
+        self.inner.close();
+    }
+}
+
+impl std::fmt::Debug for RemoteHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteHost")
+            .field("workers", &self.workers())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HostInner {
+    fn start(self: &Arc<Self>, event_rx: Receiver<Event>, services: &Arc<Services>) -> Result<()> {
+        on_own_thread("zenoh declarations", || self.declare())??;
+        let me = Arc::clone(self);
+        let services = Arc::clone(services);
+        let handler = std::thread::Builder::new()
+            .name("liminal-remote-events".into())
+            .spawn(move || {
+                for event in event_rx {
+                    if matches!(event, Event::Stop) {
+                        break;
+                    }
+                    me.handle(event, &services);
+                }
+            })
+            .map_err(|e| Error::SpawnFailed(format!("remote events: {e}")))?;
+        self.threads.lock().push(handler);
+        Ok(())
+    }
+
+    /// The host's token, and its subscribers to answers and to workers'
+    /// tokens.
+    fn declare(&self) -> Result<()> {
+        let zenoh_error = |what: &str, e: zenoh::Error| Error::SpawnFailed(format!("{what}: {e}"));
+        let token = self
+            .session
+            .liveliness()
+            .declare_token(self.keys.host())
+            .wait()
+            .map_err(|e| zenoh_error("host token", e))?;
+        let events = self.events.clone();
+        let from = self
+            .session
+            .declare_subscriber(self.keys.all_worker_to_host())
+            .callback(move |sample| {
+                if let Some(worker) = Keys::worker_of(sample.key_expr().as_str()) {
+                    let bytes = sample.payload().to_bytes().into_owned();
+                    let _sent = events.send(Event::From(worker, bytes));
+                }
+            })
+            .wait()
+            .map_err(|e| zenoh_error("answers subscriber", e))?;
+        let events = self.events.clone();
+        let alive = self
+            .session
+            .liveliness()
+            .declare_subscriber(self.keys.alive_all())
+            .history(true)
+            .callback(move |sample| {
+                let observed = Instant::now();
+                if let Some(worker) = Keys::worker_of(sample.key_expr().as_str()) {
+                    let event = match sample.kind() {
+                        SampleKind::Put => Event::Alive(worker),
+                        SampleKind::Delete => Event::Gone(worker, observed),
+                    };
+                    let _sent = events.send(event);
+                }
+            })
+            .wait()
+            .map_err(|e| zenoh_error("liveliness subscriber", e))?;
+        {
+            let mut declared = self.declared.lock();
+            declared.push(Box::new(token));
+            declared.push(Box::new(from));
+            declared.push(Box::new(alive));
+        }
+        Ok(())
+    }
+
+    fn send(&self, key: String, message: ToWorker) {
+        if let Some(outbox) = self.outbox.lock().as_ref() {
+            let _sent = outbox.send(Some((key, message)));
+        }
+    }
+
+    fn handle(&self, event: Event, services: &Arc<Services>) {
+        match event {
+            Event::Alive(worker) => self.join(worker, services),
+            Event::Gone(worker, observed) => self.gone(&worker, observed),
+            Event::From(worker, bytes) => self.from(&worker, &bytes),
+            Event::Check(worker) => self.check(worker, services),
+            Event::Stop => {}
+        }
+    }
+
+    fn join(&self, worker: WorkerKey, services: &Arc<Services>) {
+        let (id, incarnation) = (&worker.0, &worker.1);
+        let to = self.keys.host_to_worker(id, incarnation);
+        {
+            let state = self.state.lock();
+            if state.workers.contains_key(&worker) {
+                return;
+            }
+            if state.dead.contains(&worker) {
+                drop(state);
+                self.send(
+                    to,
+                    ToWorker::Refused {
+                        reason: "this incarnation was declared dead".into(),
+                        dead: true,
+                    },
+                );
+                return;
+            }
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let refuse = |reason: String| {
+            self.send(
+                to.clone(),
+                ToWorker::Refused {
+                    reason,
+                    dead: false,
+                },
+            )
+        };
+        if !valid_chunk(id) || !valid_chunk(incarnation) {
+            return refuse("invalid consumer id or incarnation".into());
+        }
+        let info = match self.ask_info(id, incarnation) {
+            Ok(info) => info,
+            Err(reason) => return refuse(reason),
+        };
+        let lease = Duration::from_millis(info.lease_ms);
+        if lease > self.max_lease {
+            return refuse(format!(
+                "lease {} ms is longer than this host accepts ({} ms)",
+                info.lease_ms,
+                self.max_lease.as_millis()
+            ));
+        }
+        let Some(outbox) = self.outbox.lock().clone() else {
+            return;
+        };
+        let link = Arc::new(Link {
+            key: to.clone(),
+            outbox,
+            tokens: Mutex::new(IdMap::default()),
+        });
+        // Joined first: it travels ahead of the first delivery on the same key.
+        self.send(to.clone(), ToWorker::Joined);
+        let host = self.myself.clone();
+        let crashed_worker = worker.clone();
+        let spec = ConsumerSpec::push(
+            id.clone(),
+            RemoteHandler {
+                link: Arc::clone(&link),
+            },
+        )
+        .max_in_flight(info.max_in_flight)
+        .tags(info.tags)
+        .on_crash(move |report: &CrashReport| {
+            if let Some(host) = host.upgrade() {
+                host.consumer_crashed(&crashed_worker, report);
+            }
+        });
+        let consumer = match self.group.register(spec) {
+            Ok(consumer) => consumer,
+            Err(error) => return refuse(format!("not registered: {error}")),
+        };
+        let mut state = self.state.lock();
+        if self.closed.load(Ordering::Acquire) {
+            // Closed while joining: the close did not see this one.
+            drop(state);
+            let _gone = consumer.leave();
+            return;
+        }
+        state.workers.insert(
+            worker.clone(),
+            Joined {
+                consumer,
+                link,
+                lease,
+                last_seen: Instant::now(),
+                beats: 0,
+            },
+        );
+        drop(state);
+        self.arm_check(worker, lease, services);
+    }
+
+    fn ask_info(&self, id: &str, incarnation: &str) -> std::result::Result<WorkerInfo, String> {
+        let replies = self
+            .session
+            .get(self.keys.info(id, incarnation))
+            .timeout(INFO_TIMEOUT)
+            .wait()
+            .map_err(|e| format!("info query: {e}"))?;
+        let reply = replies
+            .recv()
+            .map_err(|_| "the worker did not say what it is".to_owned())?;
+        let sample = reply
+            .result()
+            .map_err(|e| format!("info query failed: {e:?}"))?;
+        WorkerInfo::decode(&sample.payload().to_bytes())
+    }
+
+    fn arm_check(&self, worker: WorkerKey, after: Duration, services: &Arc<Services>) {
+        let events = self.events.clone();
+        let _armed = services.timer.at(Instant::now() + after, move || {
+            let _sent = events.send(Event::Check(worker));
+        });
+    }
+
+    /// A worker's lease passed since it was last heard from (or not).
+    fn check(&self, worker: WorkerKey, services: &Arc<Services>) {
+        let (silent, lease) = {
+            let state = self.state.lock();
+            let Some(joined) = state.workers.get(&worker) else {
+                return;
+            };
+            (joined.last_seen.elapsed(), joined.lease)
+        };
+        if silent >= lease {
+            self.lost(
+                &worker,
+                CrashKind::SessionExpired,
+                format!(
+                    "the worker was silent for {} ms (its lease)",
+                    silent.as_millis()
+                ),
+                Instant::now(),
+            );
+        } else {
+            self.arm_check(worker, lease - silent, services);
+        }
+    }
+
+    /// The worker's token went: its connection closed, or its session expired.
+    fn gone(&self, worker: &WorkerKey, observed: Instant) {
+        let classified = {
+            let state = self.state.lock();
+            state.workers.get(worker).map(|joined| {
+                let silent = joined.last_seen.elapsed();
+                if silent * 4 >= joined.lease * 3 {
+                    (
+                        CrashKind::SessionExpired,
+                        format!(
+                            "session expired: the worker was silent for {} ms",
+                            silent.as_millis()
+                        ),
+                    )
+                } else {
+                    (
+                        CrashKind::ConnectionLost,
+                        "connection lost: the worker's liveliness token went".to_owned(),
+                    )
+                }
+            })
+        };
+        if let Some((kind, reason)) = classified {
+            self.lost(worker, kind, reason, observed);
+        }
+    }
+
+    fn lost(&self, worker: &WorkerKey, kind: CrashKind, reason: String, observed: Instant) {
+        let Some(joined) = self.forget(worker) else {
+            return;
+        };
+        joined.consumer.core.die(
+            Death::Crash {
+                kind,
+                reason,
+                answered: None,
+            },
+            observed,
+        );
+        self.send(
+            joined.link.key.clone(),
+            ToWorker::Refused {
+                reason: "this incarnation was declared dead".into(),
+                dead: true,
+            },
+        );
+    }
+
+    fn forget(&self, worker: &WorkerKey) -> Option<Joined> {
+        let mut state = self.state.lock();
+        let joined = state.workers.remove(worker)?;
+        state.dead.push_back(worker.clone());
+        while state.dead.len() > DEAD_REMEMBERED {
+            state.dead.pop_front();
+        }
+        Some(joined)
+    }
+
+    /// The local consumer of `worker` failed (any reason): tell the worker
+    /// (if it still listens) and the host.
+    fn consumer_crashed(&self, worker: &WorkerKey, report: &CrashReport) {
+        if !report.alive {
+            if let Some(joined) = self.forget(worker) {
+                self.send(
+                    joined.link.key.clone(),
+                    ToWorker::Refused {
+                        reason: format!("declared dead: {}", report.reason),
+                        dead: true,
+                    },
+                );
+            }
+        }
+        if let Some(handler) = &self.crash_handler {
+            let mut handler = handler.lock();
+            (handler)(report);
+        }
+    }
+
+    fn from(&self, worker: &WorkerKey, bytes: &[u8]) {
+        let Ok(message) = FromWorker::decode(bytes) else {
+            return;
+        };
+        let (consumer, token) = {
+            let mut state = self.state.lock();
+            let Some(joined) = state.workers.get_mut(worker) else {
+                // Unknown or dead incarnation: its answers are stale. A dead
+                // one that still beats missed its refusal (it was cut off or
+                // frozen then): tell it again.
+                let dead = state.dead.contains(worker);
+                drop(state);
+                match message {
+                    FromWorker::Answer { .. } => {
+                        self.stale_answers.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // Every leave is answered, so the worker may go.
+                    FromWorker::Leave => {
+                        self.send(
+                            self.keys.host_to_worker(&worker.0, &worker.1),
+                            ToWorker::Bye,
+                        );
+                    }
+                    FromWorker::Beat if dead => self.send(
+                        self.keys.host_to_worker(&worker.0, &worker.1),
+                        ToWorker::Refused {
+                            reason: "this incarnation was declared dead".into(),
+                            dead: true,
+                        },
+                    ),
+                    _ => {}
+                }
+                return;
+            };
+            joined.last_seen = Instant::now();
+            let token = match &message {
+                FromWorker::Answer {
+                    delivery_id,
+                    answer,
+                } => {
+                    let mut tokens = joined.link.tokens.lock();
+                    match answer {
+                        Answer::Extend { .. } => tokens.get(delivery_id).cloned(),
+                        _ => tokens.remove(delivery_id),
+                    }
+                }
+                FromWorker::Beat => {
+                    joined.beats += 1;
+                    if joined.beats % 64 == 0 {
+                        // Deliveries taken back (lease, deadline) are not answered.
+                        joined.link.tokens.lock().retain(|_, token| token.is_held());
+                    }
+                    None
+                }
+                FromWorker::Leave => None,
+            };
+            (joined.consumer.clone(), token)
+        };
+        match message {
+            FromWorker::Beat => {}
+            FromWorker::Leave => {
+                if let Some(joined) = self.forget(worker) {
+                    let _gone = consumer.leave();
+                    // What it held is re-routed: it may undeclare now.
+                    self.send(joined.link.key.clone(), ToWorker::Bye);
+                }
+            }
+            FromWorker::Answer { answer, .. } => {
+                let Some(token) = token else {
+                    self.stale_answers.fetch_add(1, Ordering::Relaxed);
+                    return;
+                };
+                // The consumer fences what it no longer holds.
+                let answered = match answer {
+                    Answer::Ack => token.ack(),
+                    Answer::Crash(reason) => token.crash_as_verdict(&reason),
+                    Answer::Release { delay_ms } => token.release(Duration::from_millis(delay_ms)),
+                    Answer::Extend { lease_ms } => {
+                        token.extend_lease(Duration::from_millis(lease_ms))
+                    }
+                };
+                if answered.is_err() {
+                    self.stale_answers.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let joined: Vec<Joined> = self.state.lock().workers.drain().map(|(_, j)| j).collect();
+        for worker in &joined {
+            self.send(worker.link.key.clone(), ToWorker::Bye);
+        }
+        for worker in joined {
+            let _gone = worker.consumer.leave();
+        }
+        let _stop = self.events.send(Event::Stop);
+        if let Some(outbox) = self.outbox.lock().take() {
+            let _stop = outbox.send(None);
+        }
+        let threads: Vec<JoinHandle<()>> = self.threads.lock().drain(..).collect();
+        for thread in threads {
+            if thread.thread().id() != std::thread::current().id() {
+                let _joined = thread.join();
+            }
+        }
+        let declared = std::mem::take(&mut *self.declared.lock());
+        let _closed = on_own_thread("zenoh close", move || {
+            drop(declared);
+            self.session.close().wait()
+        });
+    }
+}
+
+impl crate::base::Extension for HostInner {
+    fn shut_down(&self) {
+        self.close();
+    }
+}

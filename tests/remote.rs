@@ -1,0 +1,926 @@
+//! Remote consumers over Zenoh (feature `remote`): a worker process that is
+//! killed, frozen or cut off is a crash like any other: what it held is
+//! re-routed, excluding it, exactly once, and whatever it says later is
+//! stale. Workers in this process cover the rest of the contract
+//! (capacity, deadlines, poison counting, leave, shutdown, encoding).
+#![cfg(feature = "remote")]
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::remote::*;
+use common::*;
+use liminal::{
+    CrashKind, Delivery, DeliveryToken, DispatchError, DispatchOptions, FieldValue, GroupOptions,
+    LeasePolicy, Message, Verdict, Worker, WorkerSpec, WorkerStatus,
+};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+/// Not a test: the body of a worker process (see `common::remote`).
+#[test]
+fn worker_process() {
+    worker_main();
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index]
+}
+
+/// A worker process holding 100 deferred deliveries is `kill -9`ed: all 100
+/// are re-routed to the other workers (one remote, one local), none lost,
+/// none twice, the crash reported as connection lost. Five rounds; the
+/// kill → re-route times are printed (the 20-round figures are in
+/// BENCHMARKS.md, from `examples/remote_bench.rs`).
+#[test]
+fn kill_9_of_a_worker_holding_100_reroutes_every_one() {
+    const HELD: usize = 100;
+    let host = Host::open("kill9", GroupOptions::default(), SECOND);
+    let log = Log::default();
+    let mut noticed = Vec::new();
+    let mut rerouted = Vec::new();
+    for round in 0..5 {
+        let holder_id = format!("holder-{round}");
+        let holder = WorkerProcess::spawn(&host.endpoint, "kill9", &holder_id, "hold", SECOND);
+        holder.expect("joined");
+        let (done, results) = completions();
+        let ids = dispatch_n(&host.group, HELD, &done);
+        for _ in 0..HELD {
+            holder.expect("held");
+        }
+        let acker_id = format!("acker-{round}");
+        let acker = WorkerProcess::spawn(&host.endpoint, "kill9", &acker_id, "ack", SECOND);
+        acker.expect("joined");
+        let local = host
+            .group
+            .register(acking(&format!("local-{round}"), &log))
+            .unwrap();
+        let mut holder = holder;
+        let killed = holder.kill_9();
+        let results = collect(&ids, &results);
+        let report = host.crashes.recv_timeout(HANG).expect("crash reported");
+        assert_eq!(report.consumer_id, holder_id, "{report:?}");
+        assert_eq!(report.kind, CrashKind::ConnectionLost, "{report:?}");
+        assert!(!report.alive);
+        let mut last = Duration::ZERO;
+        for (id, result) in results {
+            let outcome = result.unwrap_or_else(|f| panic!("dispatch {id} failed: {f:?}"));
+            assert_ne!(
+                outcome.delivered_to, holder_id,
+                "re-routed away from the dead"
+            );
+            assert!(
+                outcome.delivered_to == acker_id || outcome.delivered_to == local.id(),
+                "delivered to {}",
+                outcome.delivered_to
+            );
+            assert_eq!(outcome.trail.rerouted_from, vec![holder_id.clone()]);
+            assert_eq!(outcome.trail.attempts, 2);
+            let timing = outcome.trail.reroute_timings[0];
+            noticed.push(timing.crash_noticed.saturating_duration_since(killed));
+            last = last.max(timing.reroute_initiated.saturating_duration_since(killed));
+        }
+        rerouted.push(last);
+        assert!(host.crashes.try_recv().is_err(), "one crash per kill");
+        local.leave().unwrap();
+        acker.finish();
+        wait_until(HANG, || host.remote.workers() == 0);
+    }
+    noticed.sort();
+    rerouted.sort();
+    println!(
+        "kill -9 → crash noticed p50 {:?} max {:?}; kill -9 → all 100 re-routed p50 {:?} max {:?}",
+        percentile(&noticed, 0.5),
+        noticed[noticed.len() - 1],
+        percentile(&rerouted, 0.5),
+        rerouted[rerouted.len() - 1],
+    );
+}
+
+/// A frozen worker (`SIGSTOP`) under quarantine: its deliveries are taken
+/// back after the acknowledgement lease (re-routed, the worker reported
+/// alive), then the worker is declared dead after its session lease
+/// (session expired). Resumed, it comes back as a new incarnation.
+#[test]
+fn a_frozen_worker_loses_its_deliveries_after_the_ack_lease_then_expires() {
+    let options = GroupOptions {
+        ack_lease: Some(Duration::from_millis(200)),
+        lease_policy: LeasePolicy::Quarantine,
+        ..GroupOptions::default()
+    };
+    let host = Host::open("frozen", options, SECOND);
+    let mut worker = WorkerProcess::spawn(&host.endpoint, "frozen", "w", "hold", SECOND);
+    let first = worker.expect("joined");
+    let (done, results) = completions();
+    let ids = dispatch_n(&host.group, 10, &done);
+    for _ in 0..10 {
+        worker.expect("held");
+    }
+    let log = Log::default();
+    host.group.register(acking("local", &log)).unwrap();
+    worker.signal("STOP");
+    let stopped = Instant::now();
+    for (id, result) in collect(&ids, &results) {
+        let outcome = result.unwrap_or_else(|f| panic!("dispatch {id} failed: {f:?}"));
+        assert_eq!(outcome.delivered_to, "local");
+        assert_eq!(outcome.trail.lease_expired, 1);
+    }
+    // One report per expired lease (the worker survives them), then its death.
+    let mut quarantined = 0;
+    let expired = loop {
+        let report = host.crashes.recv_timeout(HANG).unwrap();
+        if report.kind != CrashKind::LeaseExpired {
+            break report;
+        }
+        assert!(report.alive);
+        quarantined += 1;
+    };
+    let after = stopped.elapsed();
+    assert_eq!(quarantined, 10);
+    assert_eq!(expired.kind, CrashKind::SessionExpired, "{expired:?}");
+    assert!(!expired.alive);
+    println!("SIGSTOP → session expired at a 1 s lease: {after:?}");
+    assert!(
+        after >= Duration::from_millis(700),
+        "expired early: {after:?}"
+    );
+    worker.signal("CONT");
+    let second = worker.expect("joined");
+    assert_ne!(first, second, "it came back as a new incarnation");
+    worker.command("ack-all");
+    assert_eq!(
+        worker.expect("acked"),
+        "10",
+        "the worker believes it answered"
+    );
+    wait_until(HANG, || host.remote.stale_answers() == 10);
+    assert_eq!(host.group.in_flight(), 0);
+}
+
+/// At a 100 ms session lease a frozen worker is declared dead within
+/// about 100 ms; what it held is re-routed at once; its answers after it
+/// resumes are stale (each dispatch completes exactly once).
+#[test]
+fn a_short_session_lease_expires_a_frozen_worker_fast_and_fences_its_answers() {
+    let lease = Duration::from_millis(100);
+    let host = Host::open("short", GroupOptions::default(), lease);
+    let mut worker = WorkerProcess::spawn(&host.endpoint, "short", "w", "hold", lease);
+    let first = worker.expect("joined");
+    let (done, results) = completions();
+    let ids = dispatch_n(&host.group, 20, &done);
+    for _ in 0..20 {
+        worker.expect("held");
+    }
+    let log = Log::default();
+    host.group.register(acking("local", &log)).unwrap();
+    worker.signal("STOP");
+    let stopped = Instant::now();
+    let report = host.crashes.recv_timeout(HANG).unwrap();
+    let after = stopped.elapsed();
+    assert_eq!(report.kind, CrashKind::SessionExpired, "{report:?}");
+    println!("SIGSTOP → session expired at a 100 ms lease: {after:?}");
+    for (id, result) in collect(&ids, &results) {
+        let outcome = result.unwrap_or_else(|f| panic!("dispatch {id} failed: {f:?}"));
+        assert_eq!(outcome.delivered_to, "local");
+        assert_eq!(outcome.trail.crashed_holding, 1);
+    }
+    worker.signal("CONT");
+    // Answers sent while the worker's session is still down are lost;
+    // once it is back (as a new incarnation) they reach the host, stale.
+    let second = worker.expect("joined");
+    assert_ne!(first, second);
+    worker.command("ack-all");
+    assert_eq!(worker.expect("acked"), "20");
+    wait_until(HANG, || host.remote.stale_answers() == 20);
+    assert_eq!(log.consumers().len(), 20, "each delivered once, locally");
+}
+
+/// A TCP proxy between a worker and the host that can cut every
+/// connection and refuse new ones until healed.
+struct Proxy {
+    endpoint: String,
+    cut: Arc<Mutex<(bool, Vec<std::net::TcpStream>)>>,
+}
+
+impl Proxy {
+    fn start(to: &str) -> Self {
+        let target = to.trim_start_matches("tcp/").to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("tcp/{}", listener.local_addr().unwrap());
+        let cut: Arc<Mutex<(bool, Vec<std::net::TcpStream>)>> = Arc::default();
+        let state = Arc::clone(&cut);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let mut guard = state.lock().unwrap();
+                if guard.0 {
+                    let _closed = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&target) else {
+                    continue;
+                };
+                guard.1.push(client.try_clone().unwrap());
+                guard.1.push(server.try_clone().unwrap());
+                drop(guard);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _copied = std::io::copy(&mut from, &mut to);
+                        let _closed = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Self { endpoint, cut }
+    }
+
+    fn cut(&self) {
+        let mut guard = self.cut.lock().unwrap();
+        guard.0 = true;
+        for stream in guard.1.drain(..) {
+            let _closed = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    fn heal(&self) {
+        self.cut.lock().unwrap().0 = false;
+    }
+}
+
+/// The network between host and worker is cut: the host re-routes what
+/// the worker held; when the network heals, the worker comes back as a
+/// new incarnation and its late answers are fenced.
+#[test]
+fn a_network_cut_reroutes_and_fences_late_answers() {
+    let host = Host::open("cut", GroupOptions::default(), SECOND);
+    let proxy = Proxy::start(&host.endpoint);
+    let mut worker = WorkerProcess::spawn(&proxy.endpoint, "cut", "w", "hold", SECOND);
+    let first = worker.expect("joined");
+    let (done, results) = completions();
+    let ids = dispatch_n(&host.group, 10, &done);
+    for _ in 0..10 {
+        worker.expect("held");
+    }
+    let log = Log::default();
+    host.group.register(acking("local", &log)).unwrap();
+    proxy.cut();
+    let report = host.crashes.recv_timeout(HANG).unwrap();
+    assert!(
+        matches!(
+            report.kind,
+            CrashKind::ConnectionLost | CrashKind::SessionExpired
+        ),
+        "{report:?}"
+    );
+    for (id, result) in collect(&ids, &results) {
+        let outcome = result.unwrap_or_else(|f| panic!("dispatch {id} failed: {f:?}"));
+        assert_eq!(outcome.delivered_to, "local");
+    }
+    proxy.heal();
+    let second = worker.expect("joined");
+    assert_ne!(first, second, "back as a new incarnation");
+    worker.command("ack-all");
+    assert_eq!(worker.expect("acked"), "10");
+    wait_until(HANG, || host.remote.stale_answers() == 10);
+    assert_eq!(log.consumers().len(), 10);
+}
+
+/// An in-process worker.
+fn worker(
+    host: &Host,
+    group: &str,
+    id: &str,
+    max_in_flight: u32,
+    handler: impl FnMut(&Delivery) -> Verdict + Send + 'static,
+) -> Worker {
+    let worker = Worker::connect(
+        WorkerSpec {
+            group: group.into(),
+            id: id.into(),
+            max_in_flight,
+            tags: Vec::new(),
+            handler: Some(Box::new(handler)),
+        },
+        &options(None, Some(&host.endpoint), SECOND),
+    )
+    .expect("worker connects");
+    worker.wait_joined(HANG).expect("joined");
+    worker
+}
+
+/// A handler that holds every delivery and passes its token on.
+fn holding(
+    tokens: &crossbeam_channel::Sender<DeliveryToken>,
+) -> impl FnMut(&Delivery) -> Verdict + Send + 'static {
+    let tokens = tokens.clone();
+    move |d: &Delivery| {
+        tokens.send(d.token()).unwrap();
+        Verdict::Defer
+    }
+}
+
+/// A remote worker is never sent more than its `max_in_flight`; the rest
+/// waits (never fails) and is delivered as it answers.
+#[test]
+fn a_remote_workers_capacity_is_a_reservation_and_the_rest_waits() {
+    let host = Host::open("cap", GroupOptions::default(), SECOND);
+    let (tx, tokens) = crossbeam_channel::unbounded();
+    let _worker = worker(&host, "cap", "w", 2, holding(&tx));
+    let (done, results) = completions();
+    let ids = dispatch_n(&host.group, 10, &done);
+    let mut held = vec![
+        tokens.recv_timeout(HANG).unwrap(),
+        tokens.recv_timeout(HANG).unwrap(),
+    ];
+    wait_until(HANG, || host.group.waiting() == 8);
+    assert!(tokens.try_recv().is_err(), "never more than 2 at once");
+    let mut answered = 0;
+    while let Some(token) = held.pop() {
+        token.ack().unwrap();
+        answered += 1;
+        if answered <= 8 {
+            held.push(tokens.recv_timeout(HANG).unwrap());
+        }
+        assert!(held.len() <= 2);
+    }
+    for (_, result) in collect(&ids, &results) {
+        assert_eq!(result.unwrap().delivered_to, "w");
+    }
+}
+
+/// A message waiting behind a full remote worker fails at its deadline.
+#[test]
+fn deadlines_hold_behind_a_full_remote_worker() {
+    let host = Host::open("deadline", GroupOptions::default(), SECOND);
+    let (tx, tokens) = crossbeam_channel::unbounded();
+    let _worker = worker(&host, "deadline", "w", 1, holding(&tx));
+    let (done, results) = completions();
+    let first = dispatch_n(&host.group, 1, &done);
+    let held = tokens.recv_timeout(HANG).unwrap();
+    let started = Instant::now();
+    let failure = host
+        .group
+        .dispatch_with(
+            msg(1),
+            &DispatchOptions {
+                deadline: Some(Duration::from_millis(100)),
+                ..DispatchOptions::default()
+            },
+        )
+        .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(100));
+    match failure {
+        liminal::Error::Dispatch(f) => assert!(matches!(f.error, DispatchError::Expired), "{f:?}"),
+        other => panic!("{other:?}"),
+    }
+    held.ack().unwrap();
+    let results = collect(&first, &results);
+    assert!(results.values().all(Result::is_ok));
+}
+
+/// A worker that answers crash is declared dead and comes back as a new
+/// incarnation; the poison message counts each crash and is dead-lettered
+/// after `max_attempts`.
+#[test]
+fn poison_is_counted_across_incarnations() {
+    let options = GroupOptions {
+        max_attempts: 2,
+        ..GroupOptions::default()
+    };
+    let host = Host::open("poison", options, SECOND);
+    let worker = worker(&host, "poison", "w", 4, |_d: &Delivery| {
+        Verdict::Crash("poison".into())
+    });
+    let first = worker.incarnation();
+    let failure = host.group.dispatch(msg(7)).unwrap_err();
+    match failure {
+        liminal::Error::Dispatch(f) => {
+            assert!(
+                matches!(f.error, DispatchError::AttemptsExhausted(2)),
+                "{f:?}"
+            );
+            assert_eq!(f.trail.crashed_handling, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+    for _ in 0..2 {
+        let report = host.crashes.recv_timeout(HANG).unwrap();
+        assert_eq!(report.kind, CrashKind::Verdict, "{report:?}");
+        assert!(report.reason.contains("poison"), "{report:?}");
+    }
+    worker.wait_joined(HANG).unwrap();
+    assert_ne!(worker.incarnation(), first);
+}
+
+/// A release goes elsewhere and counts; fields and payload arrive intact.
+#[test]
+fn release_reroutes_and_messages_arrive_intact() {
+    let host = Host::open("release", GroupOptions::default(), SECOND);
+    let seen: Arc<Mutex<Vec<Message>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let _worker = worker(&host, "release", "w", 4, move |d: &Delivery| {
+        record.lock().unwrap().push(d.message().clone());
+        Verdict::Release(Duration::ZERO)
+    });
+    let message = Message::new()
+        .with("text", FieldValue::Text("grüße/*$".into()))
+        .with("int", FieldValue::Int(i64::MIN))
+        .with("double", FieldValue::Double(0.1))
+        .with("bool", FieldValue::Bool(true))
+        .with("null", FieldValue::Null)
+        .with_payload(vec![0, 255, 10, 13]);
+    // The release reaches the host before a local consumer exists, so the
+    // message waits for one.
+    let (done, results) = completions();
+    let dispatched = host
+        .group
+        .dispatch_async(
+            message.clone(),
+            Box::new(move |r| {
+                let _sent = done.send((0, r));
+            }),
+        )
+        .unwrap();
+    wait_until(HANG, || !seen.lock().unwrap().is_empty());
+    let log = Log::default();
+    host.group.register(acking("local", &log)).unwrap();
+    let (_, result) = results.recv_timeout(HANG).unwrap();
+    let outcome = result.unwrap();
+    assert_eq!(outcome.trail.dispatch_id, dispatched);
+    assert_eq!(outcome.delivered_to, "local");
+    assert_eq!(outcome.trail.released, 1);
+    assert_eq!(seen.lock().unwrap()[0], message);
+}
+
+/// A worker that leaves gracefully hands back what it held (not a crash);
+/// a host that closes tells its workers; nothing hangs.
+#[test]
+fn leaving_and_closing_are_graceful() {
+    let host = Host::open("leave", GroupOptions::default(), SECOND);
+    let (tx, tokens) = crossbeam_channel::unbounded();
+    let leaving = worker(&host, "leave", "leaving", 8, holding(&tx));
+    let (done, results) = completions();
+    let ids = dispatch_n(&host.group, 5, &done);
+    for _ in 0..5 {
+        tokens.recv_timeout(HANG).unwrap();
+    }
+    let log = Log::default();
+    host.group.register(acking("local", &log)).unwrap();
+    leaving.close();
+    for (_, result) in collect(&ids, &results) {
+        let outcome = result.unwrap();
+        assert_eq!(outcome.delivered_to, "local");
+        assert_eq!(
+            outcome.trail.crashed_holding + outcome.trail.crashed_handling,
+            0
+        );
+    }
+    assert!(host.crashes.try_recv().is_err(), "a leave is not a crash");
+
+    let staying = worker(&host, "leave", "staying", 8, |_d: &Delivery| Verdict::Ack);
+    let Host {
+        remote, runtime, ..
+    } = host;
+    drop(remote);
+    wait_until(HANG, || staying.status() == WorkerStatus::HostGone);
+    runtime.shutdown().unwrap();
+    drop(staying);
+}
+
+/// Runtime shutdown closes its remote hosts (workers told) without a hang.
+#[test]
+fn runtime_shutdown_closes_remote_hosts() {
+    let host = Host::open("shutdown", GroupOptions::default(), SECOND);
+    let staying = worker(&host, "shutdown", "w", 8, |_d: &Delivery| Verdict::Ack);
+    host.runtime.shutdown().unwrap();
+    wait_until(HANG, || staying.status() == WorkerStatus::HostGone);
+    assert_eq!(host.remote.workers(), 0);
+}
+
+/// Two workers may not share an id: the second is refused (not retried).
+#[test]
+fn a_duplicate_worker_id_is_refused() {
+    let host = Host::open("dup", GroupOptions::default(), SECOND);
+    let _first = worker(&host, "dup", "w", 1, |_d: &Delivery| Verdict::Ack);
+    let second = Worker::connect(
+        WorkerSpec {
+            group: "dup".into(),
+            id: "w".into(),
+            max_in_flight: 1,
+            tags: Vec::new(),
+            handler: None,
+        },
+        &options(None, Some(&host.endpoint), SECOND),
+    )
+    .unwrap();
+    match second.wait_joined(HANG) {
+        Err(liminal::Error::UnknownConsumer(reason)) => {
+            assert!(reason.contains("duplicate"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A host refuses a worker whose session lease is longer than it accepts
+/// (it could not notice that worker's death in time).
+#[test]
+fn a_worker_lease_longer_than_the_host_accepts_is_refused() {
+    let host = Host::open("lease", GroupOptions::default(), Duration::from_millis(200));
+    let worker = Worker::connect(
+        WorkerSpec {
+            group: "lease".into(),
+            id: "w".into(),
+            max_in_flight: 1,
+            tags: Vec::new(),
+            handler: None,
+        },
+        &options(None, Some(&host.endpoint), SECOND),
+    )
+    .unwrap();
+    match worker.wait_joined(HANG) {
+        Err(liminal::Error::UnknownConsumer(reason)) => {
+            assert!(reason.contains("lease"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(host.remote.workers(), 0);
+}
+
+/// Pull mode: deliveries wait for `next_delivery` and are answered through
+/// the same token calls.
+#[test]
+fn a_pull_worker_takes_deliveries_itself() {
+    let host = Host::open("pull", GroupOptions::default(), SECOND);
+    let worker = Worker::connect(
+        WorkerSpec {
+            group: "pull".into(),
+            id: "w".into(),
+            max_in_flight: 4,
+            tags: vec!["gpu".into()],
+            handler: None,
+        },
+        &options(None, Some(&host.endpoint), SECOND),
+    )
+    .unwrap();
+    worker.wait_joined(HANG).unwrap();
+    let tags: HashSet<String> = host.group.consumers()[0].tags.iter().cloned().collect();
+    assert!(tags.contains("gpu"));
+    let dispatcher = {
+        let group = host.group.clone();
+        std::thread::spawn(move || group.dispatch(msg(3)))
+    };
+    let delivery = worker.next_delivery(HANG).unwrap();
+    assert_eq!(delivery.message().get("n"), Some(&FieldValue::Int(3)));
+    delivery.token().ack().unwrap();
+    assert_eq!(
+        delivery.token().ack().unwrap_err().to_string(),
+        liminal::Error::StaleDelivery(delivery.delivery_id()).to_string()
+    );
+    assert_eq!(dispatcher.join().unwrap().unwrap().delivered_to, "w");
+}
+
+/// Certificates made with the `openssl` command for one test.
+struct Pki {
+    dir: std::path::PathBuf,
+}
+
+impl Pki {
+    fn new(test: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("liminal-pki-{test}-{}", std::process::id()));
+        let _removed = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("leaf.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    fn openssl(&self, args: &[&str]) {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(&self.dir)
+            .output()
+            .expect("the openssl command (scripts/ensure-tools.sh installs it)");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+
+    /// A self-signed certificate authority `name` (`name.pem`, `name.key`).
+    fn authority(&self, name: &str) -> String {
+        let (key, pem) = (format!("{name}.key"), format!("{name}.pem"));
+        self.openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        self.path(&pem)
+    }
+
+    /// A certificate `name` for localhost / 127.0.0.1 signed by `authority`.
+    fn leaf(&self, name: &str, authority: &str) -> (String, String) {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        self.openssl(&[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=localhost",
+        ]);
+        self.openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &format!("{authority}.pem"),
+            "-CAkey",
+            &format!("{authority}.key"),
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ]);
+        (self.path(&pem), self.path(&key))
+    }
+
+    fn tls(&self, authority: &str, leaf: &(String, String)) -> liminal::TlsFiles {
+        liminal::TlsFiles {
+            ca_certificate: self.path(&format!("{authority}.pem")),
+            certificate: leaf.0.clone(),
+            private_key: leaf.1.clone(),
+        }
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _removed = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A worker that tries to join with `remote`: whether the host accepted it
+/// within two seconds.
+fn joins(host: &Host, group: &str, remote: &liminal::RemoteOptions) -> bool {
+    let worker = Worker::connect(
+        WorkerSpec {
+            group: group.into(),
+            id: "w".into(),
+            max_in_flight: 1,
+            tags: Vec::new(),
+            handler: Some(Box::new(|_d: &Delivery| Verdict::Ack)),
+        },
+        remote,
+    )
+    .expect("the worker's session opens (it connects in the background)");
+    let joined = worker.wait_joined(Duration::from_secs(2));
+    match joined {
+        Ok(()) => true,
+        Err(liminal::Error::TimedOut) => {
+            assert_eq!(host.remote.workers(), 0);
+            false
+        }
+        Err(other) => panic!("{other:?}"),
+    }
+}
+
+/// With mutual TLS, only a worker whose certificate the host's authority
+/// signed becomes a consumer; the same endpoint in the clear is refused.
+#[test]
+fn mutual_tls_keeps_out_a_worker_without_the_right_certificate() {
+    let pki = Pki::new("mtls");
+    pki.authority("ca");
+    pki.authority("rogue-ca");
+    let host_cert = pki.leaf("host", "ca");
+    let good = pki.leaf("good", "ca");
+    let rogue = pki.leaf("rogue", "rogue-ca");
+    let host_tls = pki.tls("ca", &host_cert);
+    let mut port = String::new();
+    let host = Host::open_with("tls", GroupOptions::default(), |endpoint| {
+        port = endpoint.rsplit(':').next().unwrap().to_owned();
+        liminal::RemoteOptions {
+            listen: vec![format!("tls/127.0.0.1:{port}")],
+            tls: Some(host_tls),
+            ..liminal::RemoteOptions::default()
+        }
+    });
+    let connect = vec![format!("tls/127.0.0.1:{port}")];
+    let worker_options = |tls: liminal::TlsFiles| liminal::RemoteOptions {
+        connect: connect.clone(),
+        tls: Some(tls),
+        ..liminal::RemoteOptions::default()
+    };
+    // Trusts the host, but presents a certificate the host does not trust.
+    let mut impostor = pki.tls("ca", &rogue);
+    impostor.ca_certificate = pki.path("ca.pem");
+    assert!(!joins(&host, "tls", &worker_options(impostor)));
+    let plain = liminal::RemoteOptions {
+        connect: vec![format!("tcp/127.0.0.1:{port}")],
+        ..liminal::RemoteOptions::default()
+    };
+    assert!(!joins(&host, "tls", &plain));
+    assert!(joins(&host, "tls", &worker_options(pki.tls("ca", &good))));
+}
+
+/// With a users file on the host, a worker without valid credentials never
+/// becomes a consumer.
+#[test]
+fn credentials_keep_out_a_worker_without_the_password() {
+    let dir = std::env::temp_dir().join(format!("liminal-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "alice:s3cret\n").unwrap();
+    let host = Host::open_with("auth", GroupOptions::default(), |endpoint| {
+        liminal::RemoteOptions {
+            users_file: Some(users.to_string_lossy().into_owned()),
+            ..options(Some(endpoint), None, SECOND)
+        }
+    });
+    let with = |credentials: Option<(&str, &str)>| liminal::RemoteOptions {
+        credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+        ..options(None, Some(&host.endpoint), SECOND)
+    };
+    assert!(!joins(&host, "auth", &with(Some(("alice", "wrong")))));
+    assert!(!joins(&host, "auth", &with(None)));
+    assert!(joins(&host, "auth", &with(Some(("alice", "s3cret")))));
+    let _removed = std::fs::remove_dir_all(&dir);
+}
+
+/// Anything but loopback or a unix socket in the clear needs the opt-in.
+#[test]
+fn listening_in_the_clear_off_loopback_needs_the_opt_in() {
+    let runtime = runtime();
+    let group = group(&runtime, liminal::Builtin::LeastLoaded);
+    let open = liminal::RemoteOptions {
+        listen: vec!["tcp/0.0.0.0:0".into()],
+        ..liminal::RemoteOptions::default()
+    };
+    match liminal::RemoteHost::open(&group, "open", &open, None) {
+        Err(liminal::Error::InvalidArgument(reason)) => assert!(reason.contains("TLS"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The Python interpreter with the `eclipse-zenoh` package
+/// (`LIMINAL_PYTHON`, default `python3`); scripts/test.sh makes one.
+fn python_with_zenoh() -> String {
+    let python = std::env::var("LIMINAL_PYTHON").unwrap_or_else(|_| "python3".into());
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import zenoh"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "{python} cannot import zenoh: `pip install eclipse-zenoh==1.10.2` \
+         (or set LIMINAL_PYTHON to an interpreter that can)"
+    );
+    python
+}
+
+fn python_worker(endpoint: &str, group: &str, id: &str, mode: &str) -> WorkerProcess {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/remote_worker.py");
+    let mut command = std::process::Command::new(python_with_zenoh());
+    command.args([script, endpoint, group, id, mode]);
+    WorkerProcess::start(command)
+}
+
+/// A worker written in Python with `eclipse-zenoh` from docs/PROTOCOL.md
+/// alone, as a separate process: it receives fields and payload intact,
+/// its crash answers count against a poison message (it comes back as a
+/// new incarnation each time), and its `kill -9` re-routes what it held.
+#[test]
+fn a_python_worker_written_from_the_protocol_alone() {
+    let options = GroupOptions {
+        max_attempts: 2,
+        ..GroupOptions::default()
+    };
+    let host = Host::open("py", options, SECOND);
+    let worker = python_worker(&host.endpoint, "py", "py", "ack");
+    let first = worker.expect("joined");
+    let message = Message::new()
+        .with("text", FieldValue::Text("héllo".into()))
+        .with("int", FieldValue::Int(-42))
+        .with("double", FieldValue::Double(2.5))
+        .with("bool", FieldValue::Bool(false))
+        .with("null", FieldValue::Null)
+        .with_payload(vec![0xde, 0xad, 0x00, 0xff]);
+    let outcome = host.group.dispatch(message).unwrap();
+    assert_eq!(outcome.delivered_to, "py");
+    let got = worker.expect("got");
+    let expected = format!(
+        "{} {} deadbeef",
+        outcome.trail.dispatch_id,
+        r#"{"bool": ["bool", false], "double": ["double", 2.5], "int": ["int", -42], "null": ["null", null], "text": ["text", "h\u00e9llo"]}"#
+    )
+    .replace("deadbeef", "dead00ff");
+    assert_eq!(got, expected);
+
+    let poison = Message::new().with("poison", FieldValue::Bool(true));
+    match host.group.dispatch(poison).unwrap_err() {
+        liminal::Error::Dispatch(f) => {
+            assert!(
+                matches!(f.error, DispatchError::AttemptsExhausted(2)),
+                "{f:?}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    for _ in 0..2 {
+        let report = host.crashes.recv_timeout(HANG).unwrap();
+        assert_eq!(report.kind, CrashKind::Verdict);
+        assert!(
+            report.reason.contains("python worker: poison"),
+            "{report:?}"
+        );
+    }
+    let again = worker.expect("joined");
+    assert_ne!(first, again, "a new incarnation after its crash");
+    worker.finish();
+    wait_until(HANG, || host.remote.workers() == 0);
+    if let Ok(report) = host.crashes.try_recv() {
+        panic!("leaving is not a crash: {report:?}");
+    }
+
+    let holder = python_worker(&host.endpoint, "py", "py-holds", "hold");
+    holder.expect("joined");
+    let (done, results) = completions();
+    let ids = dispatch_n(&host.group, 10, &done);
+    for _ in 0..10 {
+        holder.expect("held");
+    }
+    let log = Log::default();
+    host.group.register(acking("local", &log)).unwrap();
+    let mut holder = holder;
+    holder.kill_9();
+    for (id, result) in collect(&ids, &results) {
+        let outcome = result.unwrap_or_else(|f| panic!("dispatch {id} failed: {f:?}"));
+        assert_eq!(outcome.delivered_to, "local");
+        assert_eq!(outcome.trail.rerouted_from, vec!["py-holds".to_owned()]);
+    }
+    let report = host.crashes.recv_timeout(HANG).unwrap();
+    assert_eq!(report.kind, CrashKind::ConnectionLost, "{report:?}");
+}
+
+/// Zenoh panics when called from a tokio current-thread runtime; the
+/// library calls it only from threads of its own, so a host and a worker
+/// driven from inside one work.
+#[test]
+fn hosts_and_workers_work_from_inside_a_tokio_current_thread_runtime() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let host = Host::open("tokio", GroupOptions::default(), SECOND);
+        let worker = worker(&host, "tokio", "w", 4, |_d: &Delivery| Verdict::Ack);
+        let outcome = host.group.dispatch(msg(1)).unwrap();
+        assert_eq!(outcome.delivered_to, "w");
+        worker.close();
+        host.remote.close();
+    });
+}
