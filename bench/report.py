@@ -348,6 +348,46 @@ if w10:
         targets.append((f"W10 every kind: RSS within 10 % after warm-up (worst: {worst['kind']}, {worst['run']})",
                         ratio(worst["rss_end_mib"], worst["rss_warm_mib"]), lambda r: r <= 1.10))
 
+w("## Remote consumers (over Zenoh)\n")
+remote_rows = [r for r in rows if r["system"] in ("zenoh", "liminal-remote")]
+if remote_rows:
+    w("`examples/remote_bench.rs`, worker processes on loopback TCP (Zenoh 1.10.2, peer mode). The baseline is "
+      "a bare Zenoh query (64 bytes each way) to a queryable in another process, in the same run. R1: one "
+      "dispatch at a time, host → worker process → ack → outcome. R2: 1024 in flight. R3: a worker process "
+      "holding 100 deferred deliveries is `kill -9`ed while another worker process is joined; times from just "
+      "before the kill: the crash noticed (per message), the last of the 100 re-routes initiated, and the last "
+      "acknowledged by the other worker (per round). *Busy*: with the one-thread CPU hog of W8 running.\n")
+    w("| measure | quiet p50 | quiet p99 | busy p50 | busy p99 |")
+    w("|---|---|---|---|---|")
+    for label, system, workload in (
+        ("bare Zenoh query round trip", "zenoh", "query-rtt"),
+        ("R1 remote dispatch → ack", "liminal-remote", "r1"),
+        ("R3 kill -9 → crash noticed", "liminal-remote", "r3-noticed"),
+        ("R3 kill -9 → all 100 re-routed", "liminal-remote", "r3-rerouted"),
+        ("R3 kill -9 → all 100 acked elsewhere", "liminal-remote", "r3-acked"),
+        ("SIGSTOP → session expired, 1 s lease", "liminal-remote", "stop-expired-1000ms"),
+        ("SIGSTOP → session expired, 100 ms lease", "liminal-remote", "stop-expired-100ms"),
+    ):
+        w(f"| {label} | {spread(values(system, workload, 'p50_ns'), us)} | "
+          f"{spread(values(system, workload, 'p99_ns'), us)} | "
+          f"{spread(values(system, 'busy-' + workload, 'p50_ns'), us)} | "
+          f"{spread(values(system, 'busy-' + workload, 'p99_ns'), us)} |")
+    w(f"| R2 throughput, 1024 in flight | {spread(values('liminal-remote', 'r2', 'rate', window=1024), rate)} | | "
+      f"{spread(values('liminal-remote', 'busy-r2', 'rate', window=1024), rate)} | |")
+    w("")
+    targets.append(("Remote R3: kill -9 → all 100 re-routed, p99 ≤ 5 ms",
+                    below_1ms(max(values("liminal-remote", "r3-rerouted", "p99_ns"), default=None)),
+                    lambda r: r <= 5.0, lambda r: f"{r:.2f} ms"))
+    targets.append(("Remote SIGSTOP → declared dead ≤ 1 s at the default 1 s lease (p99)",
+                    below_1ms(max(values("liminal-remote", "stop-expired-1000ms", "p99_ns"), default=None)),
+                    lambda r: r <= 1000.0, lambda r: f"{r:.0f} ms"))
+    targets.append(("Remote SIGSTOP → declared dead ≤ 150 ms at a 100 ms lease (p99)",
+                    below_1ms(max(values("liminal-remote", "stop-expired-100ms", "p99_ns"), default=None)),
+                    lambda r: r <= 150.0, lambda r: f"{r:.0f} ms"))
+    targets.append(("Remote R1 p50 ≤ 2 × a bare Zenoh query round trip",
+                    ratio(med("liminal-remote", "r1", "p50_ns"), med("zenoh", "query-rtt", "p50_ns")),
+                    lambda r: r <= 2.0))
+
 w("## Targets\n")
 w("| target | measured | met |")
 w("|---|---|---|")

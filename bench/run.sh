@@ -144,6 +144,20 @@ else
     churn "all kinds" 20000
 fi
 
+# Remote consumers (feature remote): a bare Zenoh query round trip beside
+# remote W1/W2/W3 with worker processes (examples/remote_bench.rs).
+remote() {
+    cargo run --release --features remote --quiet --example remote_bench -- bench "$@"
+}
+if [ "$MODE" = smoke ]; then
+    remote 500 5000 2 >> "$RESULTS"
+else
+    for rep in $(seq 1 "$REPEAT"); do remote 20000 200000 20 >> "$RESULTS"; done
+    start_hog
+    remote 20000 200000 20 | sed -E 's/"workload":"(r[0-9a-z-]*|query-rtt)"/"workload":"busy-\1"/' >> "$RESULTS"
+    stop_hog
+fi
+
 if [ "$MODE" = smoke ]; then
     python3 bench/report.py "$RESULTS" --check-only
     python3 bench/report.py "$RESULTS" --command "bench/run.sh --smoke" > "$OUT/smoke-report.md"

@@ -43,7 +43,7 @@ pub enum CrashKind {
     /// A remote worker's connection closed (its process died, or the link
     /// was cut).
     ConnectionLost,
-    /// A remote worker fell silent for its whole session lease (frozen,
+    /// A remote worker fell silent for (7/8 of) its session lease (frozen,
     /// or its host stopped answering).
     SessionExpired,
 }

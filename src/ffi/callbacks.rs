@@ -137,7 +137,7 @@ pub enum liminal_crash_kind {
     /// A remote worker's connection closed: its process died (`kill -9`
     /// included), or the link was cut.
     LIMINAL_CRASH_CONNECTION_LOST = 7,
-    /// A remote worker fell silent for its whole session lease (frozen, or
+    /// A remote worker fell silent for 7/8 of its session lease (frozen, or
     /// its host stopped answering).
     LIMINAL_CRASH_SESSION_EXPIRED = 8,
 }

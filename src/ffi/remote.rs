@@ -225,8 +225,8 @@ pub extern "C" fn liminal_remote_options_set_users_file(
 }
 
 /// The session lease in milliseconds (default 1000, at least 50). On a
-/// host: the longest lease a worker may advertise (a worker silent for its
-/// lease is declared gone: `LIMINAL_CRASH_SESSION_EXPIRED`). On a worker:
+/// host: the longest lease a worker may advertise (a worker silent for 7/8
+/// of its lease is declared gone: `LIMINAL_CRASH_SESSION_EXPIRED`). On a worker:
 /// its lease (it sends a beat four times per lease).
 #[no_mangle]
 pub extern "C" fn liminal_remote_options_set_lease_ms(

@@ -34,7 +34,7 @@ pub struct RemoteOptions {
     /// one of them never connects.
     pub users_file: Option<String>,
     /// On a host: the longest session lease a worker may advertise (it is
-    /// refused otherwise; a worker silent for its lease is declared gone).
+    /// refused otherwise; a worker silent for 7/8 of its lease is declared gone).
     /// On a worker: its session lease (it sends a beat four times per
     /// lease). Default 1 s, at least 50 ms.
     pub lease: Duration,
@@ -112,9 +112,11 @@ impl RemoteOptions {
         Ok(())
     }
 
-    /// The Zenoh configuration (peer mode, no multicast scouting: only the
-    /// endpoints given).
-    pub(crate) fn zenoh_config(&self) -> Result<zenoh::Config> {
+    /// The Zenoh configuration these options make (peer mode, no
+    /// scouting: only the endpoints given; the lease; TLS; credentials),
+    /// for a program that talks to the same peers with `zenoh` directly.
+    /// Errors: `InvalidArgument` (the options are refused).
+    pub fn zenoh_config(&self) -> Result<zenoh::Config> {
         self.validate()?;
         let mut config = zenoh::Config::default();
         let text = |value: &str| serde_json::Value::from(value).to_string();

@@ -43,6 +43,11 @@ use crate::remote::protocol::{
 /// resuming) is told to start over as a new one.
 const DEAD_REMEMBERED: usize = 4096;
 
+/// How long a worker of `lease` may be silent before it is declared dead.
+fn silence_limit(lease: Duration) -> Duration {
+    lease * 7 / 8
+}
+
 /// How long the host waits for a joining worker's info.
 const INFO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -398,7 +403,7 @@ impl HostInner {
             },
         );
         drop(state);
-        self.arm_check(worker, lease, services);
+        self.arm_check(worker, silence_limit(lease), services);
     }
 
     fn ask_info(&self, id: &str, incarnation: &str) -> std::result::Result<WorkerInfo, String> {
@@ -424,27 +429,30 @@ impl HostInner {
         });
     }
 
-    /// A worker's lease passed since it was last heard from (or not).
+    /// Is the worker still heard from? Declared dead after 7/8 of its
+    /// lease without a packet (three and a half beat intervals missed): so
+    /// a frozen worker is declared dead within its lease of freezing, timer
+    /// and scheduling delays included.
     fn check(&self, worker: WorkerKey, services: &Arc<Services>) {
-        let (silent, lease) = {
+        let (silent, limit) = {
             let state = self.state.lock();
             let Some(joined) = state.workers.get(&worker) else {
                 return;
             };
-            (joined.last_seen.elapsed(), joined.lease)
+            (joined.last_seen.elapsed(), silence_limit(joined.lease))
         };
-        if silent >= lease {
+        if silent >= limit {
             self.lost(
                 &worker,
                 CrashKind::SessionExpired,
                 format!(
-                    "the worker was silent for {} ms (its lease)",
+                    "session expired: the worker was silent for {} ms",
                     silent.as_millis()
                 ),
                 Instant::now(),
             );
         } else {
-            self.arm_check(worker, lease - silent, services);
+            self.arm_check(worker, limit - silent, services);
         }
     }
 

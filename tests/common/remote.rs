@@ -267,6 +267,9 @@ pub fn worker_main() {
         panic!("bad {WORKER_ENV}: {spec}");
     };
     let lease = Duration::from_millis(lease_ms.parse().expect("lease"));
+    if mode == "echo" {
+        return echo_main(endpoint, id);
+    }
     let held: Arc<Mutex<Vec<DeliveryToken>>> = Arc::default();
     let hold = mode == "hold";
     let holding = Arc::clone(&held);
@@ -316,5 +319,32 @@ pub fn worker_main() {
         }
     }
     worker.close();
+    std::process::exit(0);
+}
+
+/// A bare Zenoh queryable, listening on `endpoint`, that answers every
+/// query on `bench/echo/<id>` with its payload: the baseline for a remote
+/// delivery's round trip. (Peers do not forward for each other: the
+/// asking session connects to this one directly.)
+fn echo_main(endpoint: &str, id: &str) {
+    use zenoh::Wait;
+    let config = options(Some(endpoint), None, Duration::from_secs(1))
+        .zenoh_config()
+        .expect("config");
+    let session = zenoh::open(config).wait().expect("session");
+    let key = format!("bench/echo/{id}");
+    let _queryable = session
+        .declare_queryable(&key)
+        .callback(move |query| {
+            let payload = query
+                .payload()
+                .map(|p| p.to_bytes().into_owned())
+                .unwrap_or_default();
+            let _replied = query.reply(query.key_expr().clone(), payload).wait();
+        })
+        .wait()
+        .expect("queryable");
+    println!("joined echo");
+    for _line in std::io::stdin().lines() {}
     std::process::exit(0);
 }
