@@ -153,7 +153,7 @@ w("|---|---|---|---|")
 for system in ("liminal", "erlang"):
     w(f"| {system} | {us(med(system, 'w3', 'p50_ns'))} | {us(med(system, 'w3', 'p99_ns'))} | "
       f"{us(med(system, 'w3', 'p999_ns'))} |")
-w(f"\nInside liminal, EXIT observed → re-route initiated: p50 "
+w(f"\nInside liminal, crash noticed → re-route initiated: p50 "
   f"{us(med('liminal', 'w3', 'exit_to_reroute_p50_ns'))}, p99 {us(med('liminal', 'w3', 'exit_to_reroute_p99_ns'))}.\n")
 targets.append(("W3 p99 ≤ Erlang", ratio(med("liminal", "w3", "p99_ns"), med("erlang", "w3", "p99_ns")),
                 lambda r: r <= 1.0))

@@ -78,7 +78,9 @@ typedef struct worker_process {
 } worker_process;
 
 /* The worker program: built next to this one (REMOTE_WORKER_PATH), or given
- * by the environment (LIMINAL_REMOTE_WORKER). */
+ * by the environment (LIMINAL_REMOTE_WORKER), e.g. the Python worker
+ * tests/python/remote_worker.py: any program taking ENDPOINT GROUP ID
+ * ack|defer and printing "joined", a line per delivery, and "left". */
 static const char *worker_path(void) {
     const char *path = getenv("LIMINAL_REMOTE_WORKER");
 #ifdef REMOTE_WORKER_PATH
@@ -114,11 +116,13 @@ static worker_process start_worker(const char *endpoint, const char *id, const c
     return w;
 }
 
-/* Read the worker's lines until one starts with `prefix`. */
+/* Read the worker's lines until one starts with `prefix` (or, for
+ * "delivery", with "held": the Python worker's word for a kept delivery). */
 static void expect_line(worker_process *w, const char *id, const char *prefix) {
-    char line[256];
+    char line[512];
     while (fgets(line, sizeof line, w->out)) {
         if (strncmp(line, prefix, strlen(prefix)) == 0) return;
+        if (strcmp(prefix, "delivery") == 0 && strncmp(line, "held", 4) == 0) return;
     }
     fprintf(stderr, "worker %s ended before saying \"%s\"\n", id, prefix);
     exit(1);

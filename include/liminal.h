@@ -70,7 +70,7 @@ typedef enum liminal_crash_kind {
    */
   LIMINAL_CRASH_CONNECTION_LOST = 7,
   /**
-   * A remote worker fell silent for its whole session lease (frozen, or
+   * A remote worker fell silent for 7/8 of its session lease (frozen, or
    * its host stopped answering).
    */
   LIMINAL_CRASH_SESSION_EXPIRED = 8,
@@ -1846,8 +1846,8 @@ enum liminal_status liminal_remote_options_set_users_file(struct liminal_remote_
 
 /**
  * The session lease in milliseconds (default 1000, at least 50). On a
- * host: the longest lease a worker may advertise (a worker silent for its
- * lease is declared gone: `LIMINAL_CRASH_SESSION_EXPIRED`). On a worker:
+ * host: the longest lease a worker may advertise (a worker silent for 7/8
+ * of its lease is declared gone: `LIMINAL_CRASH_SESSION_EXPIRED`). On a worker:
  * its lease (it sends a beat four times per lease).
  */
 LIMINAL_EXPORT
@@ -1872,10 +1872,12 @@ enum liminal_status liminal_remote_options_set_allow_insecure(struct liminal_rem
  * re-routed and `on_crash` (owned by the library from this call on) is told
  * (`LIMINAL_CRASH_CONNECTION_LOST`, `LIMINAL_CRASH_SESSION_EXPIRED`, or the
  * worker's own crash verdict `LIMINAL_CRASH_VERDICT`). The crash callback
- * runs on the library's remote-events thread (or, for an expired ack
- * lease, the timer thread), never overlapping itself; non-blocking calls
- * only. Starts two threads plus Zenoh's own. `*out` owns the handle; free
- * it to close (workers are told). Errors: `LIMINAL_INVALID_ARGUMENT`,
+ * runs on the thread that noticed: the library's remote-events thread
+ * (connection lost, session expired, a crash answer) or the timer thread
+ * (an expired ack lease); never two at once. It may make non-blocking
+ * calls, not free this handle. Starts two threads (events, sender) plus
+ * Zenoh's own pools (see the README). `*out` owns the handle; free it to
+ * close (workers are told). Errors: `LIMINAL_INVALID_ARGUMENT`,
  * `LIMINAL_SPAWN_FAILED` (the session or a thread), `LIMINAL_SHUT_DOWN`,
  * `LIMINAL_UNSUPPORTED`.
  */
@@ -1911,12 +1913,22 @@ LIMINAL_EXPORT void liminal_remote_free(struct liminal_remote *remote);
  *
  * `on_delivery` (owned from this call on): push mode, or NULL for pull
  * mode (`liminal_worker_next_delivery`). Here the delivery callback runs
- * on the worker's own delivery thread, one delivery at a time; it may
- * block (later deliveries wait behind it) and may call anything but
- * `liminal_worker_free` on its own worker. Its verdict answers the
- * delivery; `LIMINAL_VERDICT_DEFER` keeps it to answer later through a
- * kept copy (`liminal_delivery_keep`, `_ack`, `_crash`, `_release`,
- * `_extend_lease`), from any thread. Starts two threads plus Zenoh's own.
+ * on the worker's own delivery thread, one delivery at a time, inside the
+ * callback scope like every callback (library calls that would block —
+ * `liminal_worker_wait_joined`, `_next_delivery` with a timeout, a
+ * blocking dispatch — return `LIMINAL_WOULD_DEADLOCK`); it may block
+ * itself (later deliveries wait behind it), and must not free its own
+ * worker. Its verdict answers the delivery; `LIMINAL_VERDICT_DEFER` keeps
+ * it to answer later through a kept copy (`liminal_delivery_keep`,
+ * `_ack`, `_crash`, `_release`, `_extend_lease`), from any thread. On a
+ * worker an answer returns `LIMINAL_OK` once sent, and
+ * `LIMINAL_STALE_DELIVERY` when the worker already knows the delivery was
+ * taken back (the host declared this incarnation dead, or closed); the
+ * host ignores any answer it no longer expects, so an `LIMINAL_OK` here
+ * does not mean the host counted it. Returns once the session is open
+ * (about half a second when the host is not reachable yet: the worker
+ * keeps trying to connect). Starts three threads (deliveries,
+ * beats, sender) plus Zenoh's own pools (see the README).
  * Errors: `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_SPAWN_FAILED`,
  * `LIMINAL_UNSUPPORTED`.
  */
@@ -1963,7 +1975,9 @@ enum liminal_status liminal_worker_incarnation(const struct liminal_worker *work
 
 /**
  * Leave and free (NULL is accepted): the host re-routes what this worker
- * still holds (not as a crash), the session closes, the threads are
+ * still holds (not as a crash) and answers with a bye, which this waits
+ * for (up to the worker's lease when the host does not answer; not at all
+ * when no host is reachable); then the session closes and the threads are
  * joined. Not from this worker's own delivery callback.
  */
 LIMINAL_EXPORT void liminal_worker_free(struct liminal_worker *worker);

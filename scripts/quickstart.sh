@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-tools.sh quickstart
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLIMINAL_REMOTE="${LIMINAL_REMOTE:-ON}" >/dev/null
 cmake --build build --target quickstart -j"$(nproc 2>/dev/null || echo 2)"
 exec ./build/examples-c/quickstart

@@ -51,6 +51,9 @@ PYENV="$TARGET_DIR/py-remote"
 "$PYENV/bin/python" -c 'import zenoh' 2>/dev/null ||
     "$PYENV/bin/pip" install --quiet --disable-pip-version-check eclipse-zenoh==1.10.2
 LIMINAL_PYTHON="$PYENV/bin/python" cargo test --release --features remote --test remote
+# The C host of the remote quickstart with Python worker processes.
+PATH="$PYENV/bin:$PATH" LIMINAL_REMOTE_WORKER="$ROOT/tests/python/remote_worker.py" \
+    ./build/examples-c/remote_quickstart > /dev/null
 ok
 
 step "C tests and examples under AddressSanitizer + UndefinedBehaviorSanitizer"

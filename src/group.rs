@@ -28,8 +28,9 @@ impl Group {
         Ok(())
     }
 
-    /// Register a consumer: spawns its process, linked to the runtime's exit
-    /// watcher, and adds it to the group. Errors: `InvalidArgument`,
+    /// Register a consumer: gives it a process (an idle one reused, or a
+    /// new one monitored by the runtime's exit watcher) and adds it to the
+    /// group. Errors: `InvalidArgument`,
     /// `DuplicateConsumer`, `ShutDown`, `SpawnFailed`.
     pub fn register(&self, spec: ConsumerSpec) -> Result<Consumer> {
         spec.validate()?;
@@ -179,6 +180,12 @@ impl Group {
     /// whose callback is running finishes, and its answer counts).
     pub fn close(&self) {
         self.dispatcher.close();
+    }
+
+    /// Whether the group was closed (or its runtime shut down).
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.dispatcher.services.is_shut_down() || self.dispatcher.is_closed()
     }
 }
 

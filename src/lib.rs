@@ -1,17 +1,22 @@
 //! liminal: fault-aware message dispatch on the beamr runtime.
 //!
 //! Dependencies run one way, top to bottom:
-//! `ffi` → `runtime` → `group` → `dispatch` → `consumer` → `routing` →
-//! `base` → `metrics` → `error` → `outcome`, `message`; nothing imports upward.
+//! `ffi` → `remote` → `runtime` → `group` → `dispatch` → `consumer` →
+//! `routing` → `base` → `metrics` → `error` → `outcome`, `message`; nothing
+//! imports upward.
 //!
 //! A [`Runtime`] owns one beamr scheduler. A [`Group`] holds consumers, a
 //! routing function and a waiting room. Each dispatched [`Message`] gets its
 //! own conversation: it waits until the routing function, over the live
 //! state of the group, chooses a consumer and that consumer's capacity is
 //! reserved in the same step; it is forwarded to the consumer's process
-//! (linked to the runtime's exit watcher from birth), and the dispatch
+//! (monitored by the runtime's exit watcher from birth), and the dispatch
 //! completes when the consumer acknowledges. If the consumer dies first, the
 //! message is re-routed at once, never back to the consumer that crashed.
+//!
+//! With the `remote` feature, a group can be opened to workers in other
+//! processes or on other hosts over Zenoh (`RemoteHost`, `Worker`; the
+//! wire protocol is `docs/PROTOCOL.md`).
 //!
 //! ```
 //! use liminal::{Builtin, ConsumerSpec, GroupOptions, Message, FieldValue,

@@ -294,7 +294,7 @@ impl Runtime {
         let Some(scheduler) = self.scheduler.lock().take() else {
             return;
         };
-        self.services.stop_extensions();
+        self.services.extensions.stop();
         self.services.begin_shutdown();
         let groups = self.live_groups();
         let spare: Vec<u64> = groups.iter().flat_map(|g| g.handling()).collect();

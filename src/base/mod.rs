@@ -36,13 +36,36 @@ pub(crate) struct Services {
     shut_down: AtomicBool,
     /// Parts that must stop with the runtime (remote hosts: workers told,
     /// sessions closed), first thing at shutdown.
-    extensions: parking_lot::Mutex<Vec<std::sync::Weak<dyn Extension>>>,
+    pub(crate) extensions: Extensions,
 }
 
-/// Something attached to a runtime that stops with it.
+/// Something attached to a runtime or a group that stops with it.
 pub(crate) trait Extension: Send + Sync {
-    /// The runtime is shutting down.
+    /// The runtime is shutting down, or the group closing.
     fn shut_down(&self);
+}
+
+/// What is attached to one owner (held weakly: dropping an extension
+/// detaches it).
+#[derive(Default)]
+pub(crate) struct Extensions(parking_lot::Mutex<Vec<std::sync::Weak<dyn Extension>>>);
+
+impl Extensions {
+    /// Attach `extension`: stopped by [`Extensions::stop`].
+    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
+    pub(crate) fn attach(&self, extension: std::sync::Weak<dyn Extension>) {
+        let mut attached = self.0.lock();
+        attached.retain(|e| e.strong_count() > 0);
+        attached.push(extension);
+    }
+
+    /// Stop what is attached (on the calling thread, outside the lock).
+    pub(crate) fn stop(&self) {
+        let attached: Vec<_> = self.0.lock().drain(..).collect();
+        for extension in attached.iter().filter_map(std::sync::Weak::upgrade) {
+            extension.shut_down();
+        }
+    }
 }
 
 impl Services {
@@ -64,7 +87,7 @@ impl Services {
             activity: Activity::new(spin, linger),
             ids: AtomicU64::new(1),
             shut_down: AtomicBool::new(false),
-            extensions: parking_lot::Mutex::new(Vec::new()),
+            extensions: Extensions::default(),
         }))
     }
 
@@ -75,22 +98,6 @@ impl Services {
 
     pub(crate) fn is_shut_down(&self) -> bool {
         self.shut_down.load(Ordering::Acquire)
-    }
-
-    /// Attach something that stops with the runtime.
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
-    pub(crate) fn attach(&self, extension: std::sync::Weak<dyn Extension>) {
-        let mut extensions = self.extensions.lock();
-        extensions.retain(|e| e.strong_count() > 0);
-        extensions.push(extension);
-    }
-
-    /// Stop what was attached (on the thread shutting down).
-    pub(crate) fn stop_extensions(&self) {
-        let attached: Vec<_> = self.extensions.lock().drain(..).collect();
-        for extension in attached.iter().filter_map(std::sync::Weak::upgrade) {
-            extension.shut_down();
-        }
     }
 
     /// Mark shut down (and end every linger); true for the first caller.

@@ -65,6 +65,8 @@ pub(crate) struct Dispatcher {
     dead_letter: RwLock<Option<DeadLetterHandler>>,
     rejected: AtomicU64,
     dropped: AtomicU64,
+    /// Parts that close with the group (remote hosts: workers told).
+    pub(crate) extensions: crate::base::Extensions,
 }
 
 impl Dispatcher {
@@ -92,6 +94,7 @@ impl Dispatcher {
             dead_letter: RwLock::new(None),
             rejected: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            extensions: crate::base::Extensions::default(),
         })
     }
 
@@ -122,6 +125,11 @@ impl Dispatcher {
     }
 
     // ---- accepting ---------------------------------------------------------
+
+    /// Whether the group was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.accepting.load(Ordering::Acquire) == CLOSED
+    }
 
     fn check_accepting(&self) -> Result<()> {
         if self.services.is_shut_down() {
@@ -278,6 +286,7 @@ impl Dispatcher {
     /// callback is running finishes, and its answer counts.
     pub(crate) fn close(&self) {
         self.accepting.store(CLOSED, Ordering::Release);
+        self.extensions.stop();
         self.placement.wake_blocked();
         for conv in self.placement.take_waiting() {
             conv.fail(DispatchError::NoConsumerAvailable);

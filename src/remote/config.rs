@@ -83,6 +83,26 @@ fn endpoint_is_private(endpoint: &str, tls: bool) -> bool {
     }
 }
 
+/// An IP endpoint (`tcp/`, `tls/`, `udp/`, `quic/`) must end in a port
+/// that fits 16 bits (Zenoh only notices when the session opens).
+fn check_port(endpoint: &str) -> Result<()> {
+    let bare = endpoint.split(['?', '#']).next().unwrap_or(endpoint);
+    let Some((proto, address)) = bare.split_once('/') else {
+        return Err(Error::InvalidArgument(format!(
+            "remote endpoint {endpoint}: expected <protocol>/<address>"
+        )));
+    };
+    if matches!(proto, "tcp" | "tls" | "udp" | "quic") {
+        let port = address.rsplit_once(':').map(|(_host, port)| port);
+        if port.and_then(|p| p.parse::<u16>().ok()).is_none() {
+            return Err(Error::InvalidArgument(format!(
+                "remote endpoint {endpoint}: needs <host>:<port> with a port from 0 to 65535"
+            )));
+        }
+    }
+    Ok(())
+}
+
 impl RemoteOptions {
     pub(crate) fn validate(&self) -> Result<()> {
         if self.listen.is_empty() && self.connect.is_empty() {
@@ -97,6 +117,7 @@ impl RemoteOptions {
         }
         let tls = self.tls.is_some();
         for endpoint in self.listen.iter().chain(&self.connect) {
+            check_port(endpoint)?;
             if endpoint.starts_with("tls/") && !tls {
                 return Err(Error::InvalidArgument(format!(
                     "remote endpoint {endpoint}: tls/ needs TLS files"
@@ -193,5 +214,9 @@ mod tests {
         };
         assert!(opted_in.validate().is_ok());
         assert!(opted_in.zenoh_config().is_ok());
+        assert!(check_port("tcp/127.0.0.1:7447").is_ok());
+        assert!(check_port("unixsock-stream//tmp/x.sock").is_ok());
+        assert!(check_port("tcp/127.0.0.1:99999").is_err());
+        assert!(check_port("tcp/127.0.0.1").is_err());
     }
 }

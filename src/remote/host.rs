@@ -56,7 +56,9 @@ type WorkerKey = (String, String);
 enum Event {
     Alive(WorkerKey),
     Gone(WorkerKey, Instant),
-    From(WorkerKey, Vec<u8>),
+    /// A message from a worker, stamped when it arrived (the events thread
+    /// may run late on a busy machine: silence is measured from arrival).
+    From(WorkerKey, Vec<u8>, Instant),
     Check(WorkerKey),
     Stop,
 }
@@ -185,7 +187,10 @@ impl RemoteHost {
             inner.close();
             return Err(error);
         }
-        services.attach(Arc::downgrade(&inner) as Weak<dyn crate::base::Extension>);
+        // Closes with the runtime and with the group.
+        let weak = Arc::downgrade(&inner) as Weak<dyn crate::base::Extension>;
+        services.extensions.attach(weak.clone());
+        group.dispatcher.extensions.attach(weak);
         Ok(Self { inner })
     }
 
@@ -261,7 +266,7 @@ impl HostInner {
             .callback(move |sample| {
                 if let Some(worker) = Keys::worker_of(sample.key_expr().as_str()) {
                     let bytes = sample.payload().to_bytes().into_owned();
-                    let _sent = events.send(Event::From(worker, bytes));
+                    let _sent = events.send(Event::From(worker, bytes, Instant::now()));
                 }
             })
             .wait()
@@ -303,7 +308,7 @@ impl HostInner {
         match event {
             Event::Alive(worker) => self.join(worker, services),
             Event::Gone(worker, observed) => self.gone(&worker, observed),
-            Event::From(worker, bytes) => self.from(&worker, &bytes),
+            Event::From(worker, bytes, arrived) => self.from(&worker, &bytes, arrived),
             Event::Check(worker) => self.check(worker, services),
             Event::Stop => {}
         }
@@ -364,7 +369,16 @@ impl HostInner {
             outbox,
             tokens: Mutex::new(IdMap::default()),
         });
-        // Joined first: it travels ahead of the first delivery on the same key.
+        // Refused now rather than after `joined`: an id in use, a closed group.
+        if self.group.consumer(id).is_some() {
+            return refuse(format!("duplicate consumer: {id} is in the group"));
+        }
+        if self.group.is_closed() {
+            return refuse("the group is closed".into());
+        }
+        // Joined first: it travels ahead of the first delivery on the same
+        // key. (A registration that still fails, in a race with a local one,
+        // is refused right after it: the worker sees the refusal.)
         self.send(to.clone(), ToWorker::Joined);
         let host = self.myself.clone();
         let crashed_worker = worker.clone();
@@ -534,7 +548,7 @@ impl HostInner {
         }
     }
 
-    fn from(&self, worker: &WorkerKey, bytes: &[u8]) {
+    fn from(&self, worker: &WorkerKey, bytes: &[u8], arrived: Instant) {
         let Ok(message) = FromWorker::decode(bytes) else {
             return;
         };
@@ -568,7 +582,7 @@ impl HostInner {
                 }
                 return;
             };
-            joined.last_seen = Instant::now();
+            joined.last_seen = joined.last_seen.max(arrived);
             let token = match &message {
                 FromWorker::Answer {
                     delivery_id,

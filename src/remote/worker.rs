@@ -429,8 +429,12 @@ impl WorkerInner {
                 }
                 let incarnation = Arc::clone(&worker.incarnation.lock());
                 worker.send(&incarnation, FromWorker::Beat);
-                // Until the next beat (a close wakes it early).
+                // Until the next beat. A close sets the status to Closed
+                // under this lock, so checking it here loses no wake-up.
                 let mut status = worker.status.lock();
+                if *status == WorkerStatus::Closed {
+                    return;
+                }
                 let _woken = worker.status_changed.wait_for(&mut status, beat);
             })
             .map_err(|e| Error::SpawnFailed(format!("worker beat thread: {e}")))?;
@@ -458,7 +462,11 @@ impl WorkerInner {
             };
             match message {
                 ToWorker::Joined => self.set_status(WorkerStatus::Joined),
-                ToWorker::Bye => self.set_status(WorkerStatus::HostGone),
+                ToWorker::Bye => {
+                    // What it held was re-routed: answers to it are stale.
+                    incarnation.outstanding.lock().clear();
+                    self.set_status(WorkerStatus::HostGone);
+                }
                 ToWorker::Refused {
                     reason,
                     dead: false,
@@ -466,6 +474,8 @@ impl WorkerInner {
                     self.set_status(WorkerStatus::Refused(reason));
                 }
                 ToWorker::Refused { reason, dead: true } => {
+                    // Declared dead: what it held was re-routed.
+                    incarnation.outstanding.lock().clear();
                     self.set_status(WorkerStatus::Reincarnating(reason));
                     self.reincarnate();
                 }
@@ -521,7 +531,13 @@ impl WorkerInner {
             // The host answers a leave with a bye once what this worker held
             // is re-routed. Undeclaring the token before that could let its
             // disappearance overtake the leave and read as a crash.
-            let deadline = Instant::now() + self.lease;
+            // Nobody to answer when the session reaches no peer at all (the
+            // host is unreachable): no wait then.
+            let reachable = on_own_thread("zenoh peers", || {
+                self.session.info().peers_zid().wait().next().is_some()
+            })
+            .unwrap_or(false);
+            let deadline = Instant::now() + if reachable { self.lease } else { Duration::ZERO };
             let mut status = self.status.lock();
             while matches!(
                 *status,

@@ -5,7 +5,7 @@ from docs/PROTOCOL.md (no liminal code, no ctypes).
     remote_worker.py ENDPOINT GROUP ID MODE [LEASE_MS]
 
 MODE: ``ack`` answers ack to every delivery (and ``crash`` to one whose
-field ``poison`` is true); ``hold`` answers nothing. Prints one line per
+field ``poison`` is true); ``hold`` (or ``defer``) answers nothing. Prints one line per
 event on stdout: ``joined <incarnation>``, ``got <dispatch_id> <fields as
 JSON> <payload as hex>``, ``held <dispatch_id>``, ``crashed <dispatch_id>``,
 ``left``. Reads commands on stdin: ``ack-all`` acknowledges every held
@@ -169,6 +169,7 @@ class Worker:
 
 def main():
     endpoint, group, consumer_id, mode = sys.argv[1:5]
+    mode = "hold" if mode == "defer" else mode
     lease_ms = int(sys.argv[5]) if len(sys.argv) > 5 else 1000
     worker = Worker(endpoint, group, consumer_id, mode, lease_ms)
     for line in sys.stdin:
