@@ -873,8 +873,10 @@ enum liminal_status liminal_runtime_options_set_routing_timeout_ms(struct limina
  * How long, in microseconds, a thread waiting for the library spins
  * before it sleeps: a blocking dispatch waiting for its outcome, a worker
  * lingering for work (default 20; 0: sleep at once; at most 1,000,000).
- * The spin yields the core every few rounds, so on a busy machine it does
- * not hold up the thread it waits for. Errors: `LIMINAL_INVALID_ARGUMENT`.
+ * The spin yields the core every few rounds, so it does not hold up the
+ * thread it waits for; a spin that finds itself descheduled (a busy
+ * machine) stops, and waits skip spinning for a while (10 ms, doubling up
+ * to a second while it recurs). Errors: `LIMINAL_INVALID_ARGUMENT`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_runtime_options_set_spin_us(struct liminal_runtime_options *options,

@@ -60,9 +60,14 @@ impl Activity {
         }
     }
 
-    /// How long a waiter spins before it sleeps.
+    /// How long a waiter spins before it sleeps: not at all while the
+    /// machine is crowded (see [`super::crowding`]).
     pub(crate) fn spin(&self) -> Duration {
-        self.spin
+        if self.spin.is_zero() || super::crowding::crowded() {
+            Duration::ZERO
+        } else {
+            self.spin
+        }
     }
 
     /// The current epoch: read it before looking for work, then linger from it.
@@ -112,14 +117,14 @@ impl Activity {
             return Woke::Idle;
         }
         let start = Instant::now();
-        let spin_until = start + self.spin.min(self.linger);
-        let mut rounds = 0u32;
-        while Instant::now() < spin_until {
+        let mut rounds = super::crowding::Rounds::new(self.spin().min(self.linger));
+        let mut round = 0u32;
+        while rounds.next() {
             if self.moved(since) {
                 return self.woke();
             }
-            rounds = rounds.wrapping_add(1);
-            if rounds % 8 == 0 {
+            round = round.wrapping_add(1);
+            if round % 8 == 0 {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();

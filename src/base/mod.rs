@@ -4,6 +4,7 @@
 //! a group or a conversation is.
 
 pub(crate) mod beam;
+pub(crate) mod crowding;
 pub(crate) mod exits;
 pub(crate) mod idle;
 pub(crate) mod ids;

@@ -64,11 +64,12 @@ impl<T> Receiver<T> {
     /// at `deadline`.
     pub(crate) fn recv(&self, spin: Duration, deadline: Option<Instant>) -> Result<T, RecvError> {
         if !spin.is_zero() {
-            let until = Instant::now() + spin;
-            let mut rounds = 0u32;
-            while !self.0.ready.load(Ordering::Acquire) && Instant::now() < until {
-                rounds += 1;
-                if rounds % 16 == 0 {
+            // Stops early when the thread was descheduled (see `crowding`).
+            let mut rounds = super::crowding::Rounds::new(spin);
+            let mut round = 0u32;
+            while !self.0.ready.load(Ordering::Acquire) && rounds.next() {
+                round += 1;
+                if round % 16 == 0 {
                     std::thread::yield_now();
                 } else {
                     std::hint::spin_loop();

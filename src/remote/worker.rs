@@ -537,7 +537,12 @@ impl WorkerInner {
                 self.session.info().peers_zid().wait().next().is_some()
             })
             .unwrap_or(false);
-            let deadline = Instant::now() + if reachable { self.lease } else { Duration::ZERO };
+            let deadline = Instant::now()
+                + if reachable {
+                    self.lease
+                } else {
+                    Duration::ZERO
+                };
             let mut status = self.status.lock();
             while matches!(
                 *status,
