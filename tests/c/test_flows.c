@@ -605,6 +605,112 @@ static void test_hot_deploy(void) {
     ctx_destroy(&b);
 }
 
+/* A routing callback sees the group as it is at each evaluation: joins,
+ * leaves, a consumer replaced under the same id, new tags and new numbers
+ * (the library reuses its C strings between evaluations while membership
+ * and tags are unchanged). */
+typedef struct seen_ctx {
+    size_t count;
+    char ids[128];
+    uint32_t max_in_flight[8];
+    uint32_t buffer_depth[8];
+    char tags[8][64];
+} seen_ctx;
+
+static liminal_route_result route_record(void *user, const liminal_message *message,
+                                         const liminal_consumer_view *views, size_t count,
+                                         const char **selected) {
+    seen_ctx *seen = user;
+    (void)message;
+    memset(seen, 0, sizeof *seen);
+    seen->count = count;
+    for (size_t i = 0; i < count && i < 8; i++) {
+        strncat(seen->ids, views[i].id, sizeof seen->ids - strlen(seen->ids) - 2);
+        strcat(seen->ids, ",");
+        seen->max_in_flight[i] = views[i].max_in_flight;
+        seen->buffer_depth[i] = views[i].buffer_depth;
+        for (size_t t = 0; t < views[i].tag_count; t++) {
+            strncat(seen->tags[i], views[i].tags[t], sizeof seen->tags[i] - strlen(seen->tags[i]) - 2);
+            strcat(seen->tags[i], ",");
+        }
+    }
+    if (count == 0) return LIMINAL_ROUTE_NONE;
+    *selected = views[count - 1].id;
+    return LIMINAL_ROUTE_SELECTED;
+}
+
+static void dispatch_once(liminal_group *group) {
+    liminal_message *message = new_message(0);
+    liminal_outcome *outcome = NULL;
+    CHECK_OK(liminal_group_dispatch(group, message, NULL, &outcome));
+    liminal_outcome_free(outcome);
+    liminal_message_free(message);
+}
+
+static void test_routing_views_follow_the_group(void) {
+    liminal_runtime *runtime = new_runtime();
+    seen_ctx seen;
+    memset(&seen, 0, sizeof seen);
+    liminal_route_callback callback = {route_record, &seen, NULL};
+    liminal_routing *routing = NULL;
+    CHECK_OK(liminal_routing_new(runtime, callback, (const uint8_t *)"record", 6, NULL, &routing));
+    liminal_group *group = NULL;
+    CHECK_OK(liminal_group_new(runtime, routing, NULL, &group));
+    consumer_ctx a, b, c, a2;
+    ctx_init(&a, "a", LIMINAL_VERDICT_ACK);
+    ctx_init(&b, "b", LIMINAL_VERDICT_ACK);
+    ctx_init(&c, "c", LIMINAL_VERDICT_ACK);
+    ctx_init(&a2, "a", LIMINAL_VERDICT_ACK);
+    liminal_consumer *ca = add_with(group, &a, 4);
+    liminal_consumer *cb = add_with(group, &b, 2);
+
+    dispatch_once(group);
+    CHECK(seen.count == 2 && strcmp(seen.ids, "a,b,") == 0);
+    CHECK(seen.max_in_flight[0] == 4 && seen.max_in_flight[1] == 2);
+    CHECK(seen.tags[0][0] == '\0' && seen.tags[1][0] == '\0');
+    dispatch_once(group); /* same membership: the same answer */
+    CHECK(seen.count == 2 && strcmp(seen.ids, "a,b,") == 0 && seen.max_in_flight[0] == 4);
+
+    /* New numbers, then new tags. */
+    CHECK_OK(liminal_consumer_set_max_in_flight(cb, 7));
+    CHECK_OK(liminal_consumer_set_buffer_depth(cb, 3));
+    dispatch_once(group);
+    CHECK(seen.max_in_flight[1] == 7 && seen.buffer_depth[1] == 3);
+    const char *tags[] = {"eu", "gpu"};
+    CHECK_OK(liminal_consumer_set_tags(cb, tags, 2));
+    dispatch_once(group);
+    CHECK(strcmp(seen.tags[1], "eu,gpu,") == 0 && seen.tags[0][0] == '\0');
+    const char *fewer[] = {"us"};
+    CHECK_OK(liminal_consumer_set_tags(cb, fewer, 1));
+    dispatch_once(group);
+    CHECK(strcmp(seen.tags[1], "us,") == 0);
+
+    /* A join, a leave, and a consumer replaced under the same id. */
+    liminal_consumer *cc = add_with(group, &c, 1);
+    dispatch_once(group);
+    CHECK(seen.count == 3 && strcmp(seen.ids, "a,b,c,") == 0);
+    CHECK_OK(liminal_consumer_leave(ca));
+    dispatch_once(group);
+    CHECK(seen.count == 2 && strcmp(seen.ids, "b,c,") == 0);
+    liminal_consumer *ca2 = add_with(group, &a2, 9);
+    dispatch_once(group);
+    CHECK(seen.count == 3 && strcmp(seen.ids, "a,b,c,") == 0 && seen.max_in_flight[0] == 9);
+    CHECK(latch_count(&c.delivered) == 3 && latch_count(&b.delivered) == 5);
+    CHECK(latch_count(&a.delivered) == 0 && latch_count(&a2.delivered) == 0);
+
+    liminal_consumer_free(ca);
+    liminal_consumer_free(cb);
+    liminal_consumer_free(cc);
+    liminal_consumer_free(ca2);
+    liminal_group_free(group);
+    liminal_routing_free(routing);
+    CHECK_OK(liminal_runtime_free(runtime));
+    ctx_destroy(&a);
+    ctx_destroy(&b);
+    ctx_destroy(&c);
+    ctx_destroy(&a2);
+}
+
 /* Re-entrancy: a callback that leaves and frees its own consumer, and
  * blocking calls made from inside a callback. */
 static liminal_verdict reentrant_delivery(void *user, liminal_delivery *delivery) {
@@ -763,6 +869,7 @@ int main(void) {
     test_pull_mode();
     test_dead_letters();
     test_hot_deploy();
+    test_routing_views_follow_the_group();
     test_callback_frees_its_consumer();
     test_shutdown_in_flight();
     test_in_flight_after_completion();
