@@ -66,7 +66,9 @@ pub const LIMINAL_BUILTIN_STICKY_KEY: liminal_builtin = 3;
 /// string of every id and tag each time cost ≈0.3 µs per consumer. So a
 /// table remembers which consumers (and which tag lists) it was made from
 /// and, while an evaluation sees the same ones in the same order, refreshes
-/// only the numbers ([`ViewTable::refresh`]).
+/// only the numbers ([`ViewTable::refresh`]). The table keeps the ids and tag
+/// lists of the last evaluation alive until the next one; a function shared
+/// by several groups makes its table afresh whenever the group changes.
 pub(crate) struct ViewTable {
     made_from: Vec<(Arc<str>, Arc<[String]>)>,
     _ids: Vec<CString>,
