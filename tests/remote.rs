@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use common::remote::*;
 use common::*;
 use liminal::{
-    CrashKind, Delivery, DeliveryToken, DispatchError, DispatchOptions, FieldValue, GroupOptions,
-    LeasePolicy, Message, Verdict, Worker, WorkerSpec, WorkerStatus,
+    CrashKind, Delivery, DeliveryHandler, DeliveryToken, DispatchError, DispatchOptions,
+    FieldValue, GroupOptions, LeasePolicy, Message, Verdict, Worker, WorkerSpec, WorkerStatus,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -287,7 +287,30 @@ fn a_network_cut_reroutes_and_the_worker_starts_over() {
     assert_eq!(log.consumers().len(), 10);
 }
 
-/// An in-process worker.
+/// An in-process worker of `host`'s group, connected, not yet joined; with
+/// no handler it takes its deliveries itself (pull mode).
+fn connect(
+    host: &Host,
+    group: &str,
+    id: &str,
+    max_in_flight: u32,
+    tags: Vec<String>,
+    handler: Option<Box<dyn DeliveryHandler>>,
+) -> Worker {
+    Worker::connect(
+        WorkerSpec {
+            group: group.into(),
+            id: id.into(),
+            max_in_flight,
+            tags,
+            handler,
+        },
+        &options(None, Some(&host.endpoint), SECOND),
+    )
+    .expect("worker connects")
+}
+
+/// An in-process worker, joined.
 fn worker(
     host: &Host,
     group: &str,
@@ -295,19 +318,24 @@ fn worker(
     max_in_flight: u32,
     handler: impl FnMut(&Delivery) -> Verdict + Send + 'static,
 ) -> Worker {
-    let worker = Worker::connect(
-        WorkerSpec {
-            group: group.into(),
-            id: id.into(),
-            max_in_flight,
-            tags: Vec::new(),
-            handler: Some(Box::new(handler)),
-        },
-        &options(None, Some(&host.endpoint), SECOND),
-    )
-    .expect("worker connects");
+    let worker = connect(
+        host,
+        group,
+        id,
+        max_in_flight,
+        Vec::new(),
+        Some(Box::new(handler)),
+    );
     worker.wait_joined(HANG).expect("joined");
     worker
+}
+
+/// Why the host refused `worker` (it must refuse it).
+fn refusal(worker: &Worker) -> String {
+    match worker.wait_joined(HANG) {
+        Err(liminal::Error::UnknownConsumer(reason)) => reason,
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A handler that holds every delivery and passes its token on.
@@ -504,23 +532,9 @@ fn runtime_shutdown_closes_remote_hosts() {
 fn a_duplicate_worker_id_is_refused() {
     let host = Host::open("dup", GroupOptions::default(), SECOND);
     let _first = worker(&host, "dup", "w", 1, |_d: &Delivery| Verdict::Ack);
-    let second = Worker::connect(
-        WorkerSpec {
-            group: "dup".into(),
-            id: "w".into(),
-            max_in_flight: 1,
-            tags: Vec::new(),
-            handler: None,
-        },
-        &options(None, Some(&host.endpoint), SECOND),
-    )
-    .unwrap();
-    match second.wait_joined(HANG) {
-        Err(liminal::Error::UnknownConsumer(reason)) => {
-            assert!(reason.contains("duplicate"), "{reason}")
-        }
-        other => panic!("{other:?}"),
-    }
+    let second = connect(&host, "dup", "w", 1, Vec::new(), None);
+    let reason = refusal(&second);
+    assert!(reason.contains("duplicate"), "{reason}");
 }
 
 /// A host refuses a worker whose session lease is longer than it accepts
@@ -528,23 +542,9 @@ fn a_duplicate_worker_id_is_refused() {
 #[test]
 fn a_worker_lease_longer_than_the_host_accepts_is_refused() {
     let host = Host::open("lease", GroupOptions::default(), Duration::from_millis(200));
-    let worker = Worker::connect(
-        WorkerSpec {
-            group: "lease".into(),
-            id: "w".into(),
-            max_in_flight: 1,
-            tags: Vec::new(),
-            handler: None,
-        },
-        &options(None, Some(&host.endpoint), SECOND),
-    )
-    .unwrap();
-    match worker.wait_joined(HANG) {
-        Err(liminal::Error::UnknownConsumer(reason)) => {
-            assert!(reason.contains("lease"), "{reason}")
-        }
-        other => panic!("{other:?}"),
-    }
+    let worker = connect(&host, "lease", "w", 1, Vec::new(), None);
+    let reason = refusal(&worker);
+    assert!(reason.contains("lease"), "{reason}");
     assert_eq!(host.remote.workers(), 0);
 }
 
@@ -553,17 +553,7 @@ fn a_worker_lease_longer_than_the_host_accepts_is_refused() {
 #[test]
 fn a_pull_worker_takes_deliveries_itself() {
     let host = Host::open("pull", GroupOptions::default(), SECOND);
-    let worker = Worker::connect(
-        WorkerSpec {
-            group: "pull".into(),
-            id: "w".into(),
-            max_in_flight: 4,
-            tags: vec!["gpu".into()],
-            handler: None,
-        },
-        &options(None, Some(&host.endpoint), SECOND),
-    )
-    .unwrap();
+    let worker = connect(&host, "pull", "w", 4, vec!["gpu".into()], None);
     worker.wait_joined(HANG).unwrap();
     let tags: HashSet<String> = host.group.consumers()[0].tags.iter().cloned().collect();
     assert!(tags.contains("gpu"));

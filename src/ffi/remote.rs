@@ -93,6 +93,21 @@ fn set_remote_option(
     })
 }
 
+/// An endpoint argument: UTF-8 `protocol/address`.
+///
+/// # Safety
+/// `endpoint` is NULL or NUL-terminated.
+unsafe fn endpoint_arg(endpoint: *const c_char) -> Result<String, Failure> {
+    // SAFETY: as this function's own contract.
+    let endpoint = unsafe { utf8(endpoint, "endpoint") }?;
+    if !endpoint.contains('/') {
+        return Err(boundary::invalid(
+            "endpoint: protocol/address, e.g. tcp/127.0.0.1:7447",
+        ));
+    }
+    Ok(endpoint.to_owned())
+}
+
 /// Add an endpoint to listen on (UTF-8, e.g. `tcp/127.0.0.1:7447`,
 /// `tls/0.0.0.0:7447`, `unixsock-stream//tmp/liminal.sock`). Anything but
 /// loopback or a unix socket needs TLS, or `allow_insecure`.
@@ -104,14 +119,9 @@ pub extern "C" fn liminal_remote_options_add_listen(
 ) -> liminal_status {
     set_remote_option(options, |o| {
         // SAFETY: NUL-terminated per the contract.
-        let endpoint = unsafe { utf8(endpoint, "endpoint") }?;
-        if !endpoint.contains('/') {
-            return Err(boundary::invalid(
-                "endpoint: protocol/address, e.g. tcp/127.0.0.1:7447",
-            ));
-        }
+        let endpoint = unsafe { endpoint_arg(endpoint) }?;
         #[cfg(feature = "remote")]
-        o.listen.push(endpoint.to_owned());
+        o.listen.push(endpoint);
         Ok(())
     })
 }
@@ -124,14 +134,9 @@ pub extern "C" fn liminal_remote_options_add_connect(
 ) -> liminal_status {
     set_remote_option(options, |o| {
         // SAFETY: NUL-terminated per the contract.
-        let endpoint = unsafe { utf8(endpoint, "endpoint") }?;
-        if !endpoint.contains('/') {
-            return Err(boundary::invalid(
-                "endpoint: protocol/address, e.g. tcp/127.0.0.1:7447",
-            ));
-        }
+        let endpoint = unsafe { endpoint_arg(endpoint) }?;
         #[cfg(feature = "remote")]
-        o.connect.push(endpoint.to_owned());
+        o.connect.push(endpoint);
         Ok(())
     })
 }

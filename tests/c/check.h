@@ -11,6 +11,8 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,6 +257,69 @@ static inline void settle(liminal_runtime *runtime) {
     liminal_message_free(message);
     liminal_consumer_free(consumer);
     liminal_group_free(group);
+}
+
+/* Keeps every delivery it gets (the test answers them, or not) and frees
+ * them all at the end. In ack mode it acknowledges in the callback instead. */
+#define KEEPER_CAPACITY 256
+typedef struct keeper {
+    latch kept_latch;
+    pthread_mutex_t mutex;
+    liminal_delivery *all[KEEPER_CAPACITY];
+    int count;
+    atomic_int ack_mode;
+    atomic_int acked_in_callback;
+} keeper;
+
+static inline void keeper_init(keeper *k) {
+    memset(k, 0, sizeof *k);
+    latch_init(&k->kept_latch);
+    pthread_mutex_init(&k->mutex, NULL);
+}
+
+static inline void keeper_destroy(keeper *k) {
+    for (int i = 0; i < k->count; i++) liminal_delivery_free(k->all[i]);
+    latch_destroy(&k->kept_latch);
+    pthread_mutex_destroy(&k->mutex);
+}
+
+/* The i-th delivery kept. */
+static inline liminal_delivery *keeper_get(keeper *k, int i) {
+    pthread_mutex_lock(&k->mutex);
+    CHECK(i >= 0 && i < k->count);
+    liminal_delivery *d = k->all[i];
+    pthread_mutex_unlock(&k->mutex);
+    return d;
+}
+
+/* The last delivery kept. */
+static inline liminal_delivery *keeper_last(keeper *k) {
+    pthread_mutex_lock(&k->mutex);
+    CHECK(k->count > 0);
+    liminal_delivery *d = k->all[k->count - 1];
+    pthread_mutex_unlock(&k->mutex);
+    return d;
+}
+
+static inline liminal_verdict keep(void *user, liminal_delivery *delivery) {
+    keeper *k = user;
+    if (atomic_load(&k->ack_mode)) {
+        atomic_fetch_add(&k->acked_in_callback, 1);
+        return LIMINAL_VERDICT_ACK;
+    }
+    liminal_delivery *kept = NULL;
+    CHECK_OK(liminal_delivery_keep(delivery, &kept));
+    pthread_mutex_lock(&k->mutex);
+    CHECK(k->count < KEEPER_CAPACITY);
+    k->all[k->count++] = kept;
+    pthread_mutex_unlock(&k->mutex);
+    latch_add(&k->kept_latch);
+    return LIMINAL_VERDICT_DEFER;
+}
+
+static inline liminal_delivery_callback keeping(keeper *k) {
+    liminal_delivery_callback cb = {keep, k, NULL};
+    return cb;
 }
 
 #endif

@@ -396,48 +396,6 @@ static void test_a_c_router_waits(void) {
 
 /* ---- b. callback scope on host threads -------------------------------- */
 
-/* Keeps every delivery it gets (answered later by the test); frees them all
- * at the end. */
-typedef struct b_keeper {
-    latch kept_latch;
-    pthread_mutex_t mutex;
-    liminal_delivery *all[256];
-    int count;
-} b_keeper;
-
-static void keeper_init(b_keeper *k) {
-    memset(k, 0, sizeof *k);
-    latch_init(&k->kept_latch);
-    pthread_mutex_init(&k->mutex, NULL);
-}
-
-static void keeper_destroy(b_keeper *k) {
-    for (int i = 0; i < k->count; i++) liminal_delivery_free(k->all[i]);
-    latch_destroy(&k->kept_latch);
-    pthread_mutex_destroy(&k->mutex);
-}
-
-/* The last delivery kept. */
-static liminal_delivery *keeper_last(b_keeper *k) {
-    pthread_mutex_lock(&k->mutex);
-    CHECK(k->count > 0);
-    liminal_delivery *d = k->all[k->count - 1];
-    pthread_mutex_unlock(&k->mutex);
-    return d;
-}
-
-static liminal_verdict b_keep(void *user, liminal_delivery *delivery) {
-    b_keeper *k = user;
-    liminal_delivery *kept = NULL;
-    CHECK_OK(liminal_delivery_keep(delivery, &kept));
-    pthread_mutex_lock(&k->mutex);
-    CHECK(k->count < 256);
-    k->all[k->count++] = kept;
-    pthread_mutex_unlock(&k->mutex);
-    latch_add(&k->kept_latch);
-    return LIMINAL_VERDICT_DEFER;
-}
-
 typedef struct b_free_in_completion {
     liminal_runtime *runtime;
     pthread_t main_thread;
@@ -466,9 +424,9 @@ static void b_completion_frees_runtime(void *user, liminal_status status,
 static void test_b_free_inside_shutdown_completion(void) {
     liminal_runtime *runtime = new_runtime();
     liminal_group *group = new_group_with(runtime, LIMINAL_BUILTIN_LEAST_LOADED, NULL);
-    b_keeper keeper;
-    keeper_init(&keeper);
-    liminal_delivery_callback d = {b_keep, &keeper, NULL};
+    keeper held;
+    keeper_init(&held);
+    liminal_delivery_callback d = keeping(&held);
     liminal_consumer *consumer = register_consumer(group, "holder", 1, d, no_crash());
     b_free_in_completion b;
     memset(&b, 0, sizeof b);
@@ -479,7 +437,7 @@ static void test_b_free_inside_shutdown_completion(void) {
     /* One held by the consumer, one waiting. */
     CHECK_OK(liminal_group_dispatch_async(group, message, NULL, cb, NULL));
     CHECK_OK(liminal_group_dispatch_async(group, message, NULL, cb, NULL));
-    latch_wait(&keeper.kept_latch, 1); /* its callback has returned */
+    latch_wait(&held.kept_latch, 1); /* its callback has returned */
     CHECK_OK(liminal_runtime_free(runtime));
     CHECK(atomic_load(&b.calls) == 2 && atomic_load(&b.other_status) == 0);
     CHECK(atomic_load(&b.on_main) >= 1); /* completed on the thread that freed */
@@ -490,7 +448,7 @@ static void test_b_free_inside_shutdown_completion(void) {
     liminal_message_free(message);
     liminal_consumer_free(consumer);
     liminal_group_free(group);
-    keeper_destroy(&keeper);
+    keeper_destroy(&held);
 }
 
 typedef struct b_dead_letter {
@@ -616,9 +574,9 @@ static void b_crash_dispatches(void *user, const char *id, liminal_crash_kind ki
 static void test_b_blocking_dispatch_from_host_thread_callbacks(void) {
     liminal_runtime *runtime = new_runtime();
     liminal_group *group = new_group_with(runtime, LIMINAL_BUILTIN_FIRST_WITH_CAPACITY, NULL);
-    b_keeper keeper;
-    keeper_init(&keeper);
-    liminal_delivery_callback d = {b_keep, &keeper, NULL};
+    keeper held;
+    keeper_init(&held);
+    liminal_delivery_callback d = keeping(&held);
     b_inner on_crash;
     memset(&on_crash, 0, sizeof on_crash);
     liminal_crash_callback c = {b_crash_dispatches, &on_crash, NULL};
@@ -639,8 +597,8 @@ static void test_b_blocking_dispatch_from_host_thread_callbacks(void) {
     on_done.main_thread = pthread_self();
     liminal_completion_callback cb = {b_completion_dispatches, &on_done, NULL};
     CHECK_OK(liminal_group_dispatch_async(group, message, NULL, cb, NULL));
-    latch_wait(&keeper.kept_latch, 1);
-    CHECK_OK(liminal_delivery_ack(keeper_last(&keeper)));
+    latch_wait(&held.kept_latch, 1);
+    CHECK_OK(liminal_delivery_ack(keeper_last(&held)));
     CHECK(on_done.calls == 1); /* completed on this thread, before the ack returned */
     CHECK(on_done.on_main && on_done.status == LIMINAL_OK);
     /* BUG check */
@@ -665,7 +623,7 @@ static void test_b_blocking_dispatch_from_host_thread_callbacks(void) {
     liminal_consumer_free(consumer);
     liminal_group_free(group);
     CHECK_OK(liminal_runtime_free(runtime));
-    keeper_destroy(&keeper);
+    keeper_destroy(&held);
 }
 
 /* ---- c. routing calls never overlap ----------------------------------- */
@@ -932,16 +890,16 @@ static void test_e_handles_after_runtime_free(void) {
     CHECK_OK(liminal_routing_builtin(LIMINAL_BUILTIN_FIRST_WITH_CAPACITY, NULL, &routing));
     liminal_group *group = NULL;
     CHECK_OK(liminal_group_new(runtime, routing, NULL, &group));
-    b_keeper keeper;
-    keeper_init(&keeper);
-    liminal_delivery_callback d = {b_keep, &keeper, NULL};
+    keeper held;
+    keeper_init(&held);
+    liminal_delivery_callback d = keeping(&held);
     liminal_consumer *pusher = register_consumer(group, "a-push", 8, d, no_crash());
     liminal_consumer *puller = register_consumer(group, "b-pull", 8, no_delivery(), no_crash());
     liminal_message *message = new_message(1);
     status_box box;
     box_init(&box);
     CHECK_OK(liminal_group_dispatch_async(group, message, NULL, to_box(&box), NULL));
-    latch_wait(&keeper.kept_latch, 1);
+    latch_wait(&held.kept_latch, 1);
 
     CHECK_OK(liminal_runtime_free(runtime));
     CHECK(latch_count(&box.done) == 1 && box.last == LIMINAL_SHUT_DOWN);
@@ -978,7 +936,7 @@ static void test_e_handles_after_runtime_free(void) {
     liminal_dead_letter_callback dl = {e_never_dl, NULL, e_free};
     E_SHUT_DOWN(liminal_group_set_dead_letter(group, dl));
     CHECK(e_frees == 2);
-    liminal_delivery *kept = keeper_last(&keeper);
+    liminal_delivery *kept = keeper_last(&held);
     E_SHUT_DOWN(liminal_delivery_ack(kept));
     E_SHUT_DOWN(liminal_delivery_crash(kept, "late"));
     E_SHUT_DOWN(liminal_delivery_release(kept, 0));
@@ -986,7 +944,7 @@ static void test_e_handles_after_runtime_free(void) {
     CHECK(snapshot == NULL && found == NULL && delivery == NULL && outcome == NULL);
     CHECK(e_never_called == 0);
     /* Freeing them still works. */
-    keeper_destroy(&keeper);
+    keeper_destroy(&held);
     liminal_message_free(message);
     liminal_consumer_free(pusher);
     liminal_consumer_free(puller);
@@ -1014,8 +972,8 @@ static void test_f_crash_callback_on_calling_thread(void) {
     liminal_runtime *runtime = new_runtime();
     liminal_group *group = new_group_with(runtime, LIMINAL_BUILTIN_FIRST_WITH_CAPACITY, NULL);
     liminal_consumer *backup = register_consumer(group, "zz-backup", 1000, acking(), no_crash());
-    b_keeper keeper;
-    keeper_init(&keeper);
+    keeper held;
+    keeper_init(&held);
     liminal_message *message = new_message(1);
     status_box box;
     box_init(&box);
@@ -1026,14 +984,14 @@ static void test_f_crash_callback_on_calling_thread(void) {
         latch_init(&r.crash.crashed);
         char id[16];
         snprintf(id, sizeof id, "c%03d", i);
-        liminal_delivery_callback d = {b_keep, &keeper, NULL};
+        liminal_delivery_callback d = keeping(&held);
         liminal_crash_callback c = {crash_record, &r.crash, NULL};
         r.consumer = register_consumer(group, id, 8, d, c);
         /* Half the rounds the consumer holds a delivery when it dies. */
         bool holding = (i % 2) == 0;
         if (holding) {
             CHECK_OK(liminal_group_dispatch_async(group, message, NULL, to_box(&box), NULL));
-            latch_wait(&keeper.kept_latch, i / 2 + 1);
+            latch_wait(&held.kept_latch, i / 2 + 1);
         }
         pthread_t caller;
         if ((i / 2) % 2 == 0) {
@@ -1054,7 +1012,7 @@ static void test_f_crash_callback_on_calling_thread(void) {
         if (holding) {
             /* Its delivery went to the backup; its late ack is fenced off. */
             latch_wait(&box.done, i / 2 + 1);
-            CHECK_STATUS(liminal_delivery_ack(keeper_last(&keeper)), LIMINAL_STALE_DELIVERY);
+            CHECK_STATUS(liminal_delivery_ack(keeper_last(&held)), LIMINAL_STALE_DELIVERY);
         }
         liminal_consumer_free(r.consumer);
         latch_destroy(&r.crash.crashed);
@@ -1065,7 +1023,7 @@ static void test_f_crash_callback_on_calling_thread(void) {
     liminal_consumer_free(backup);
     liminal_group_free(group);
     CHECK_OK(liminal_runtime_free(runtime));
-    keeper_destroy(&keeper);
+    keeper_destroy(&held);
     box_destroy(&box);
 }
 
@@ -1166,9 +1124,9 @@ static void *g_shutdown_thread(void *arg) {
 static void test_g_shutdown_waits_for_running_callback(void) {
     liminal_runtime *runtime = new_runtime();
     liminal_group *group = new_group_with(runtime, LIMINAL_BUILTIN_FIRST_WITH_CAPACITY, NULL);
-    b_keeper keeper;
-    keeper_init(&keeper);
-    liminal_delivery_callback dk = {b_keep, &keeper, NULL};
+    keeper held;
+    keeper_init(&held);
+    liminal_delivery_callback dk = keeping(&held);
     liminal_consumer *holder = register_consumer(group, "a-holder", 1, dk, no_crash());
     g_blocker blocker;
     latch_init(&blocker.entered);
@@ -1182,7 +1140,7 @@ static void test_g_shutdown_waits_for_running_callback(void) {
     latch_init(&held_box.done);
     latch_init(&running_box.done);
     CHECK_OK(liminal_group_dispatch_async(group, message, NULL, to_outcome_box(&held_box), NULL));
-    latch_wait(&keeper.kept_latch, 1);
+    latch_wait(&held.kept_latch, 1);
     CHECK_OK(liminal_group_dispatch_async(group, message, NULL, to_outcome_box(&running_box), NULL));
     latch_wait(&blocker.entered, 1);
 
@@ -1201,13 +1159,13 @@ static void test_g_shutdown_waits_for_running_callback(void) {
     BUG_IF(running_box.status != LIMINAL_OK || strcmp(running_box.delivered_to, "b-running") != 0,
            "a callback the shutdown waited for returned ACK, its dispatch completed %s",
            liminal_status_name(running_box.status));
-    CHECK_STATUS(liminal_delivery_ack(keeper_last(&keeper)), LIMINAL_SHUT_DOWN);
+    CHECK_STATUS(liminal_delivery_ack(keeper_last(&held)), LIMINAL_SHUT_DOWN);
     liminal_message_free(message);
     liminal_consumer_free(holder);
     liminal_consumer_free(running);
     liminal_group_free(group);
     CHECK_OK(liminal_runtime_free(runtime));
-    keeper_destroy(&keeper);
+    keeper_destroy(&held);
     latch_destroy(&blocker.entered);
     gate_destroy(&blocker.release);
     latch_destroy(&held_box.done);
@@ -1325,9 +1283,9 @@ static void test_g_holding_crash_is_not_poison(void) {
     CHECK_OK(liminal_group_options_set_max_attempts(options, 1));
     liminal_group *group = new_group_with(runtime, LIMINAL_BUILTIN_FIRST_WITH_CAPACITY, options);
     liminal_group_options_free(options);
-    b_keeper keeper;
-    keeper_init(&keeper);
-    liminal_delivery_callback dk = {b_keep, &keeper, NULL};
+    keeper held;
+    keeper_init(&held);
+    liminal_delivery_callback dk = keeping(&held);
     liminal_consumer *holder = register_consumer(group, "a-holder", 8, dk, no_crash());
     liminal_consumer *healthy = register_consumer(group, "b-healthy", 8, acking(), no_crash());
     liminal_message *message = new_message(1);
@@ -1335,7 +1293,7 @@ static void test_g_holding_crash_is_not_poison(void) {
     memset(&box, 0, sizeof box);
     latch_init(&box.done);
     CHECK_OK(liminal_group_dispatch_async(group, message, NULL, to_outcome_box(&box), NULL));
-    latch_wait(&keeper.kept_latch, 1);
+    latch_wait(&held.kept_latch, 1);
     settle(runtime); /* its callback returned: it merely holds the message */
     CHECK_OK(liminal_consumer_crash(holder, "killed from outside"));
     latch_wait(&box.done, 1);
@@ -1351,7 +1309,7 @@ static void test_g_holding_crash_is_not_poison(void) {
                box.crashed_handling);
         CHECK(box.rerouted == 1 && strcmp(box.rerouted_from[0], "a-holder") == 0);
     }
-    CHECK_STATUS(liminal_delivery_ack(keeper_last(&keeper)), LIMINAL_STALE_DELIVERY);
+    CHECK_STATUS(liminal_delivery_ack(keeper_last(&held)), LIMINAL_STALE_DELIVERY);
 
     /* A CRASH verdict does count: max_attempts 1 exhausted at once. */
     liminal_consumer_free(healthy);
@@ -1384,7 +1342,7 @@ static void test_g_holding_crash_is_not_poison(void) {
     liminal_group_free(group);
     liminal_group_free(verdict_group);
     CHECK_OK(liminal_runtime_free(runtime));
-    keeper_destroy(&keeper);
+    keeper_destroy(&held);
     latch_destroy(&box.done);
     latch_destroy(&verdict_box.done);
     latch_destroy(&untouched.delivered);

@@ -102,58 +102,6 @@ static liminal_verdict silent(void *user, liminal_delivery *delivery) {
     return LIMINAL_VERDICT_DEFER;
 }
 
-/* Keeps every delivery; the test answers (or not) and frees them at the end.
- * In ack mode it acknowledges in the callback instead. */
-typedef struct keeper {
-    latch kept_latch;
-    pthread_mutex_t mutex;
-    liminal_delivery *all[64];
-    int count;
-    atomic_int ack_mode;
-    atomic_int acked_in_callback;
-} keeper;
-
-static void keeper_init(keeper *k) {
-    memset(k, 0, sizeof *k);
-    latch_init(&k->kept_latch);
-    pthread_mutex_init(&k->mutex, NULL);
-}
-
-static void keeper_destroy(keeper *k) {
-    for (int i = 0; i < k->count; i++) liminal_delivery_free(k->all[i]);
-    latch_destroy(&k->kept_latch);
-    pthread_mutex_destroy(&k->mutex);
-}
-
-static liminal_delivery *keeper_get(keeper *k, int i) {
-    pthread_mutex_lock(&k->mutex);
-    CHECK(i < k->count);
-    liminal_delivery *d = k->all[i];
-    pthread_mutex_unlock(&k->mutex);
-    return d;
-}
-
-static liminal_verdict keep(void *user, liminal_delivery *delivery) {
-    keeper *k = user;
-    if (atomic_load(&k->ack_mode)) {
-        atomic_fetch_add(&k->acked_in_callback, 1);
-        return LIMINAL_VERDICT_ACK;
-    }
-    liminal_delivery *kept = NULL;
-    CHECK_OK(liminal_delivery_keep(delivery, &kept));
-    pthread_mutex_lock(&k->mutex);
-    CHECK(k->count < 64);
-    k->all[k->count++] = kept;
-    pthread_mutex_unlock(&k->mutex);
-    latch_add(&k->kept_latch);
-    return LIMINAL_VERDICT_DEFER;
-}
-
-static liminal_delivery_callback keeping(keeper *k) {
-    liminal_delivery_callback cb = {keep, k, NULL};
-    return cb;
-}
-
 typedef struct crash_log {
     latch reports;
     pthread_mutex_t mutex;
