@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use common::remote::*;
 use common::*;
 use liminal::{
-    CrashKind, Delivery, DeliveryHandler, DeliveryToken, DispatchError, DispatchOptions,
-    FieldValue, GroupOptions, LeasePolicy, Message, Verdict, Worker, WorkerSpec, WorkerStatus,
+    CrashKind, CrashReport, Delivery, DeliveryHandler, DeliveryToken, DispatchError,
+    DispatchOptions, FieldValue, GroupOptions, LeasePolicy, Message, Verdict, Worker, WorkerSpec,
+    WorkerStatus,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -525,6 +526,67 @@ fn runtime_shutdown_closes_remote_hosts() {
     host.runtime.shutdown().unwrap();
     wait_until(HANG, || staying.status() == WorkerStatus::HostGone);
     assert_eq!(host.remote.workers(), 0);
+}
+
+/// A host's crash handler may declare another of its workers crashed (a
+/// call the header allows in a crash callback): the second report is
+/// delivered after the first, on the same thread, not a deadlock. Closing
+/// the runtime releases the handler while the host handle still lives.
+#[test]
+fn a_crash_handler_may_declare_another_worker_crashed() {
+    struct Released(crossbeam_channel::Sender<()>);
+    impl Drop for Released {
+        fn drop(&mut self) {
+            let _sent = self.0.send(());
+        }
+    }
+    let (released_tx, released) = crossbeam_channel::unbounded();
+    let host = Host::open_reporting(
+        "nested",
+        GroupOptions::default(),
+        |endpoint| options(Some(endpoint), None, SECOND),
+        |group, crashes| {
+            let group = group.clone();
+            let released = Released(released_tx);
+            Box::new(move |report: &CrashReport| {
+                let _held = &released;
+                if report.consumer_id == "w1" {
+                    let other = group.consumer("w2").expect("w2 is a member");
+                    other
+                        .crash("declared by the crash handler")
+                        .expect("declared");
+                }
+                let _sent = crashes.send(report.clone());
+            })
+        },
+    );
+    let _w1 = worker(&host, "nested", "w1", 1, |_d: &Delivery| Verdict::Ack);
+    let _w2 = worker(&host, "nested", "w2", 1, |_d: &Delivery| Verdict::Ack);
+    let first = host.group.consumer("w1").expect("w1 is a member");
+    let declaring = std::thread::spawn(move || first.crash("declared by the test"));
+    let mut seen: Vec<String> = (0..2)
+        .map(|_| {
+            host.crashes
+                .recv_timeout(HANG)
+                .expect("both reports, no deadlock")
+        })
+        .map(|report| {
+            assert_eq!(report.kind, CrashKind::Declared);
+            report.consumer_id
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["w1", "w2"]);
+    declaring.join().unwrap().expect("w1 declared");
+    assert!(
+        released.try_recv().is_err(),
+        "the handler lives while the host is open"
+    );
+    host.runtime.shutdown().expect("shut down");
+    released
+        .recv_timeout(HANG)
+        .expect("closing the runtime released the handler");
+    drop(host);
 }
 
 /// Two workers may not share an id: the second is refused (not retried).

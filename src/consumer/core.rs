@@ -20,6 +20,7 @@ use crate::base::timer::TimerKey;
 use crate::base::Services;
 use crate::consumer::attempt::{Attempt, ConsumerHome, GiveBack};
 use crate::consumer::delivery::{Answer, Delivery, Verdict};
+use crate::consumer::reporter::Reporter;
 use crate::consumer::{CrashHandler, CrashKind, CrashReport, LeasePolicy};
 use crate::error::{Error, Result};
 use crate::routing::view::{Candidate, ConsumerState};
@@ -799,73 +800,6 @@ impl ConsumerCore {
             .held
             .get(&id)
             .map(|held| held.attempt.owner.dispatch_id())
-    }
-}
-
-/// Delivers crash reports to the host's handler one at a time, in order: a
-/// report raised while another is being delivered is delivered right after
-/// it, by the thread delivering the first. Closing drops the handler once
-/// the last report is out.
-struct Reporter {
-    state: Mutex<ReporterState>,
-}
-
-struct ReporterState {
-    handler: Option<CrashHandler>,
-    queue: VecDeque<CrashReport>,
-    busy: bool,
-    closed: bool,
-}
-
-impl Reporter {
-    fn new(handler: Option<CrashHandler>) -> Self {
-        Self {
-            state: Mutex::new(ReporterState {
-                handler,
-                queue: VecDeque::new(),
-                busy: false,
-                closed: false,
-            }),
-        }
-    }
-
-    fn report(&self, report: CrashReport, last: bool) {
-        let mut state = self.state.lock();
-        if state.closed {
-            return;
-        }
-        state.queue.push_back(report);
-        state.closed |= last;
-        if state.busy {
-            return;
-        }
-        state.busy = true;
-        loop {
-            let Some(next) = state.queue.pop_front() else {
-                state.busy = false;
-                let finished = state.closed.then(|| state.handler.take());
-                drop(state);
-                drop(finished);
-                return;
-            };
-            let mut handler = state.handler.take();
-            drop(state);
-            if let Some(handler) = handler.as_mut() {
-                let _ignored = crate::base::scope::call_host(|| handler(&next));
-            }
-            state = self.state.lock();
-            state.handler = handler;
-        }
-    }
-
-    fn close(&self) {
-        let mut state = self.state.lock();
-        state.closed = true;
-        if !state.busy {
-            let handler = state.handler.take();
-            drop(state);
-            drop(handler);
-        }
     }
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod attempt;
 pub(crate) mod core;
 pub(crate) mod delivery;
 pub(crate) mod process;
+pub(crate) mod reporter;
 
 use std::sync::Arc;
 use std::time::Duration;

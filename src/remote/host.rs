@@ -27,6 +27,7 @@ use zenoh::Wait;
 use crate::base::ids::IdMap;
 use crate::base::Services;
 use crate::consumer::core::Death;
+use crate::consumer::reporter::Reporter;
 use crate::consumer::{
     Consumer, ConsumerSpec, CrashHandler, CrashKind, CrashReport, Delivery, DeliveryHandler,
     DeliveryToken, Verdict,
@@ -119,7 +120,7 @@ pub(crate) struct HostInner {
     state: Mutex<State>,
     events: Sender<Event>,
     outbox: Mutex<Option<Outbox<ToWorker>>>,
-    crash_handler: Option<Arc<Mutex<CrashHandler>>>,
+    crash_reports: Reporter,
     closed: AtomicBool,
     stale_answers: AtomicU64,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -175,7 +176,7 @@ impl RemoteHost {
             }),
             events,
             outbox: Mutex::new(Some(outbox)),
-            crash_handler: on_crash.map(|h| Arc::new(Mutex::new(h))),
+            crash_reports: Reporter::new(on_crash),
             closed: AtomicBool::new(false),
             stale_answers: AtomicU64::new(0),
             threads: Mutex::new(Vec::new()),
@@ -542,10 +543,7 @@ impl HostInner {
                 );
             }
         }
-        if let Some(handler) = &self.crash_handler {
-            let mut handler = handler.lock();
-            (handler)(report);
-        }
+        self.crash_reports.report(report.clone(), false);
     }
 
     fn from(&self, worker: &WorkerKey, bytes: &[u8], arrived: Instant) {
@@ -657,6 +655,9 @@ impl HostInner {
                 let _joined = thread.join();
             }
         }
+        // Reports still being delivered finish first; then the handler goes
+        // (a C handler's `free_user` runs here, before the runtime is freed).
+        self.crash_reports.close();
         let declared = std::mem::take(&mut *self.declared.lock());
         let _closed = on_own_thread("zenoh close", move || {
             drop(declared);

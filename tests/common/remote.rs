@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use liminal::{
-    Builtin, CrashReport, Delivery, DeliveryToken, DispatchResult, Group, GroupOptions, RemoteHost,
-    RemoteOptions, RoutingFunction, Runtime, Verdict, Worker, WorkerSpec, WorkerStatus,
+    Builtin, CrashHandler, CrashReport, Delivery, DeliveryToken, DispatchResult, Group,
+    GroupOptions, RemoteHost, RemoteOptions, RoutingFunction, Runtime, Verdict, Worker, WorkerSpec,
+    WorkerStatus,
 };
 
 use super::HANG;
@@ -64,6 +65,21 @@ impl Host {
         group_options: GroupOptions,
         make: impl FnOnce(&str) -> RemoteOptions,
     ) -> Self {
+        Self::open_reporting(name, group_options, make, |_group, crash_tx| {
+            Box::new(move |report: &CrashReport| {
+                let _sent = crash_tx.send(report.clone());
+            })
+        })
+    }
+
+    /// A host whose crash handler is made by `handler` from its group and
+    /// the sender of [`Host::crashes`].
+    pub fn open_reporting(
+        name: &str,
+        group_options: GroupOptions,
+        make: impl FnOnce(&str) -> RemoteOptions,
+        handler: impl FnOnce(&Group, Sender<CrashReport>) -> CrashHandler,
+    ) -> Self {
         let runtime = super::runtime();
         let group = runtime
             .group(
@@ -77,9 +93,7 @@ impl Host {
             &group,
             name,
             &make(&endpoint),
-            Some(Box::new(move |report: &CrashReport| {
-                let _sent = crash_tx.send(report.clone());
-            })),
+            Some(handler(&group, crash_tx)),
         )
         .expect("remote host opens");
         Self {
