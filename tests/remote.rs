@@ -589,6 +589,73 @@ fn a_crash_handler_may_declare_another_worker_crashed() {
     drop(host);
 }
 
+/// A joining worker that never answers the host's info query holds the
+/// host's events thread for the query's timeout (5 s); the beats a healthy
+/// worker sent meanwhile still count when they are read: it is not
+/// declared dead for the host's own delay.
+#[test]
+fn a_stalled_join_does_not_expire_a_healthy_worker() {
+    use zenoh::Wait;
+    let lease = Duration::from_millis(200);
+    let host = Host::open("stall", GroupOptions::default(), lease);
+    let healthy = Worker::connect(
+        WorkerSpec {
+            group: "stall".into(),
+            id: "healthy".into(),
+            max_in_flight: 1,
+            tags: Vec::new(),
+            handler: Some(Box::new(|_d: &Delivery| Verdict::Ack)),
+        },
+        &options(None, Some(&host.endpoint), lease),
+    )
+    .expect("worker connects");
+    healthy.wait_joined(HANG).expect("joined");
+
+    // A mute joiner, in plain Zenoh: it holds every info query unanswered.
+    let config = options(None, Some(&host.endpoint), lease)
+        .zenoh_config()
+        .expect("config");
+    let session = zenoh::open(config).wait().expect("session");
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let (asked_tx, asked) = crossbeam_channel::unbounded();
+    let keep = Arc::clone(&held);
+    let _info = session
+        .declare_queryable("liminal/v1/stall/info/mute/inc1")
+        .callback(move |query| {
+            keep.lock().unwrap().push(query);
+            let _sent = asked_tx.send(());
+        })
+        .wait()
+        .expect("queryable");
+    let (told_tx, told) = crossbeam_channel::unbounded();
+    let _to = session
+        .declare_subscriber("liminal/v1/stall/to/mute/inc1")
+        .callback(move |_sample| {
+            let _sent = told_tx.send(());
+        })
+        .wait()
+        .expect("subscriber");
+    let _token = session
+        .liveliness()
+        .declare_token("liminal/v1/stall/alive/mute/inc1")
+        .wait()
+        .expect("token");
+    asked
+        .recv_timeout(HANG)
+        .expect("the host asks the mute joiner");
+    told.recv_timeout(HANG)
+        .expect("the host gives up on it (its refusal)");
+
+    assert!(
+        host.crashes.try_recv().is_err(),
+        "the healthy worker was declared dead"
+    );
+    assert_eq!(healthy.status(), WorkerStatus::Joined);
+    let outcome = host.group.dispatch(msg(1)).expect("delivered");
+    assert_eq!(outcome.delivered_to, "healthy");
+    drop(held);
+}
+
 /// Two workers may not share an id: the second is refused (not retried).
 #[test]
 fn a_duplicate_worker_id_is_refused() {

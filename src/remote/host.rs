@@ -60,7 +60,10 @@ enum Event {
     /// A message from a worker, stamped when it arrived (the events thread
     /// may run late on a busy machine: silence is measured from arrival).
     From(WorkerKey, Vec<u8>, Instant),
-    Check(WorkerKey),
+    /// Time to judge a worker's silence, stamped when the timer fired: the
+    /// messages that arrived before it are ahead of it in the queue, so
+    /// silence is measured up to the stamp, however late the thread runs.
+    Check(WorkerKey, Instant),
     Stop,
 }
 
@@ -310,7 +313,7 @@ impl HostInner {
             Event::Alive(worker) => self.join(worker, services),
             Event::Gone(worker, observed) => self.gone(&worker, observed),
             Event::From(worker, bytes, arrived) => self.from(&worker, &bytes, arrived),
-            Event::Check(worker) => self.check(worker, services),
+            Event::Check(worker, due) => self.check(worker, due, services),
             Event::Stop => {}
         }
     }
@@ -440,7 +443,7 @@ impl HostInner {
     fn arm_check(&self, worker: WorkerKey, after: Duration, services: &Arc<Services>) {
         let events = self.events.clone();
         let _armed = services.timer.at(Instant::now() + after, move || {
-            let _sent = events.send(Event::Check(worker));
+            let _sent = events.send(Event::Check(worker, Instant::now()));
         });
     }
 
@@ -448,13 +451,16 @@ impl HostInner {
     /// lease without a packet (three and a half beat intervals missed): so
     /// a frozen worker is declared dead within its lease of freezing, timer
     /// and scheduling delays included.
-    fn check(&self, worker: WorkerKey, services: &Arc<Services>) {
+    fn check(&self, worker: WorkerKey, due: Instant, services: &Arc<Services>) {
         let (silent, limit) = {
             let state = self.state.lock();
             let Some(joined) = state.workers.get(&worker) else {
                 return;
             };
-            (joined.last_seen.elapsed(), silence_limit(joined.lease))
+            (
+                due.saturating_duration_since(joined.last_seen),
+                silence_limit(joined.lease),
+            )
         };
         if silent >= limit {
             self.lost(
@@ -476,7 +482,7 @@ impl HostInner {
         let classified = {
             let state = self.state.lock();
             state.workers.get(worker).map(|joined| {
-                let silent = joined.last_seen.elapsed();
+                let silent = observed.saturating_duration_since(joined.last_seen);
                 if silent * 4 >= joined.lease * 3 {
                     (
                         CrashKind::SessionExpired,
