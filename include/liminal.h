@@ -65,13 +65,15 @@ typedef enum liminal_crash_kind {
    */
   LIMINAL_CRASH_LEASE_EXPIRED = 6,
   /**
-   * A remote worker's connection closed: its process died (`kill -9`
-   * included), or the link was cut.
+   * A remote worker's liveliness token went while it had been heard from
+   * within 3/4 of its session lease: its process died (`kill -9`
+   * included) or its connection was closed.
    */
   LIMINAL_CRASH_CONNECTION_LOST = 7,
   /**
-   * A remote worker fell silent for 7/8 of its session lease (frozen, or
-   * its host stopped answering).
+   * A remote worker fell silent: for 7/8 of its session lease, or for 3/4
+   * of it when its liveliness token went (frozen, or cut off without its
+   * connection closing).
    */
   LIMINAL_CRASH_SESSION_EXPIRED = 8,
 } liminal_crash_kind;
@@ -1785,8 +1787,12 @@ LIMINAL_EXPORT void liminal_outcome_free(struct liminal_outcome *outcome);
 
 /**
  * Whether this library was built with remote consumers (the `remote`
- * feature); without them every `liminal_remote_*` / `liminal_worker_*`
- * call returns `LIMINAL_UNSUPPORTED`.
+ * feature). Without them `liminal_remote_options_new` still makes options
+ * (so one program builds against either library), every option setter,
+ * `liminal_group_open_remote` and `liminal_worker_new` return
+ * `LIMINAL_UNSUPPORTED`, and no remote or worker handle can exist (the
+ * calls that take one return `LIMINAL_NULL_ARGUMENT` for the NULL a refused
+ * open leaves).
  */
 LIMINAL_EXPORT bool liminal_has_remote(void);
 
@@ -1806,7 +1812,8 @@ LIMINAL_EXPORT void liminal_remote_options_free(struct liminal_remote_options *o
  * Add an endpoint to listen on (UTF-8, e.g. `tcp/127.0.0.1:7447`,
  * `tls/0.0.0.0:7447`, `unixsock-stream//tmp/liminal.sock`). Anything but
  * loopback or a unix socket needs TLS, or `allow_insecure`.
- * Errors: `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_UNSUPPORTED`.
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
+ * `LIMINAL_UNSUPPORTED`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_remote_options_add_listen(struct liminal_remote_options *options,
@@ -1823,6 +1830,8 @@ enum liminal_status liminal_remote_options_add_connect(struct liminal_remote_opt
  * Mutual TLS (for `tls/` endpoints): PEM files of the certificate authority
  * both sides trust, and of this side's certificate and private key. A
  * peer without a certificate signed by that CA never connects.
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
+ * `LIMINAL_UNSUPPORTED`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_remote_options_set_tls(struct liminal_remote_options *options,
@@ -1832,6 +1841,8 @@ enum liminal_status liminal_remote_options_set_tls(struct liminal_remote_options
 
 /**
  * The user and password this side presents (UTF-8, non-empty).
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
+ * `LIMINAL_UNSUPPORTED`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_remote_options_set_credentials(struct liminal_remote_options *options,
@@ -1841,6 +1852,8 @@ enum liminal_status liminal_remote_options_set_credentials(struct liminal_remote
 /**
  * A file of accepted `user:password` lines: a peer that cannot present
  * one of them never connects.
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
+ * `LIMINAL_UNSUPPORTED`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_remote_options_set_users_file(struct liminal_remote_options *options,
@@ -1851,6 +1864,8 @@ enum liminal_status liminal_remote_options_set_users_file(struct liminal_remote_
  * host: the longest lease a worker may advertise (a worker silent for 7/8
  * of its lease is declared gone: `LIMINAL_CRASH_SESSION_EXPIRED`). On a worker:
  * its lease (it sends a beat four times per lease).
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
+ * `LIMINAL_UNSUPPORTED`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_remote_options_set_lease_ms(struct liminal_remote_options *options,
@@ -1860,6 +1875,7 @@ enum liminal_status liminal_remote_options_set_lease_ms(struct liminal_remote_op
  * Allow endpoints that are neither loopback, nor a unix socket, nor TLS
  * (default false: in the clear, anyone on the network can read deliveries
  * and pose as a worker).
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_UNSUPPORTED`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_remote_options_set_allow_insecure(struct liminal_remote_options *options,
@@ -1873,15 +1889,24 @@ enum liminal_status liminal_remote_options_set_allow_insecure(struct liminal_rem
  * connection closes) or it falls silent for its lease, its deliveries are
  * re-routed and `on_crash` (owned by the library from this call on) is told
  * (`LIMINAL_CRASH_CONNECTION_LOST`, `LIMINAL_CRASH_SESSION_EXPIRED`, or the
- * worker's own crash verdict `LIMINAL_CRASH_VERDICT`). The crash callback
- * runs on the thread that noticed: the library's remote-events thread
- * (connection lost, session expired, a crash answer) or the timer thread
- * (an expired ack lease); never two at once. It may make non-blocking
- * calls, not free this handle. Starts two threads (events, sender) plus
- * Zenoh's own pools (see the README). `*out` owns the handle; free it to
- * close (workers are told). Errors: `LIMINAL_INVALID_ARGUMENT`,
- * `LIMINAL_SPAWN_FAILED` (the session or a thread), `LIMINAL_SHUT_DOWN`,
- * `LIMINAL_UNSUPPORTED`.
+ * worker's own crash verdict `LIMINAL_CRASH_VERDICT`; also
+ * `LIMINAL_CRASH_LEASE_EXPIRED`, and `LIMINAL_CRASH_DECLARED` /
+ * `LIMINAL_CRASH_INJECTED` when the host declares one crashed). The crash
+ * callback runs inside the callback scope on the thread that noticed: the
+ * library's remote-events thread (connection lost, session expired, a
+ * crash answer), the timer thread (an expired ack lease), the thread that
+ * called `liminal_consumer_crash`, or a scheduler thread
+ * (`liminal_consumer_crash_at_next_delivery`). Never two at once: a report
+ * raised while another is being delivered (on another thread, or by the
+ * callback itself) is delivered right after it, by the thread delivering
+ * the first. It may make non-blocking calls (`liminal_consumer_crash` of
+ * another worker included), not free this handle. Its `free_user` runs
+ * when the handle is freed or the runtime is. Starts two threads (events,
+ * sender) plus Zenoh's own pools (see the README). `*out` owns the handle;
+ * free it to close (workers are told). Errors: `LIMINAL_NULL_ARGUMENT`,
+ * `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_SPAWN_FAILED` (the session or a
+ * thread), `LIMINAL_SHUT_DOWN`, `LIMINAL_WOULD_DEADLOCK` from a callback
+ * (it blocks while the session opens), `LIMINAL_UNSUPPORTED`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_group_open_remote(const struct liminal_group *group,
@@ -1891,7 +1916,7 @@ enum liminal_status liminal_group_open_remote(const struct liminal_group *group,
                                               struct liminal_remote **out);
 
 /**
- * Remote consumers joined now. Errors: `LIMINAL_UNSUPPORTED`.
+ * Remote consumers joined now. Errors: `LIMINAL_NULL_ARGUMENT`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_remote_workers(const struct liminal_remote *remote,
@@ -1900,7 +1925,8 @@ enum liminal_status liminal_remote_workers(const struct liminal_remote *remote,
 /**
  * Close and free (NULL is accepted): workers are told (`bye`), remote
  * consumers leave (what they held is re-routed), the session closes and
- * the threads are joined. Also happens at `liminal_runtime_free`.
+ * the threads are joined. Also happens at `liminal_runtime_free`. Blocks
+ * (the threads are joined): not from a callback.
  */
 LIMINAL_EXPORT void liminal_remote_free(struct liminal_remote *remote);
 
@@ -1918,21 +1944,25 @@ LIMINAL_EXPORT void liminal_remote_free(struct liminal_remote *remote);
  * on the worker's own delivery thread, one delivery at a time, inside the
  * callback scope like every callback (library calls that would block —
  * `liminal_worker_wait_joined`, `_next_delivery` with a timeout, a
- * blocking dispatch — return `LIMINAL_WOULD_DEADLOCK`); it may block
- * itself (later deliveries wait behind it), and must not free its own
- * worker. Its verdict answers the delivery; `LIMINAL_VERDICT_DEFER` keeps
+ * blocking dispatch, `liminal_worker_new`, `liminal_group_open_remote` —
+ * return `LIMINAL_WOULD_DEADLOCK`); it may block itself: later deliveries
+ * wait behind it, and so do the host's other messages to this worker
+ * (joined, bye, a refusal), which the same thread handles. It must not free
+ * its own worker. Its verdict answers the delivery; `LIMINAL_VERDICT_DEFER` keeps
  * it to answer later through a kept copy (`liminal_delivery_keep`,
  * `_ack`, `_crash`, `_release`, `_extend_lease`), from any thread. On a
- * worker an answer returns `LIMINAL_OK` once sent, and
+ * worker an answer returns `LIMINAL_OK` once queued for the sender thread,
  * `LIMINAL_STALE_DELIVERY` when the worker already knows the delivery was
- * taken back (the host declared this incarnation dead, or closed); the
- * host ignores any answer it no longer expects, so an `LIMINAL_OK` here
- * does not mean the host counted it. Returns once the session is open
+ * taken back (the host declared this incarnation dead, or closed), and
+ * `LIMINAL_SHUT_DOWN` once the worker was freed; the host ignores any
+ * answer it no longer expects, so an `LIMINAL_OK` here does not mean the
+ * host counted it. Returns once the session is open
  * (about half a second when the host is not reachable yet: the worker
  * keeps trying to connect). Starts three threads (deliveries,
  * beats, sender) plus Zenoh's own pools (see the README).
- * Errors: `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_SPAWN_FAILED`,
- * `LIMINAL_UNSUPPORTED`.
+ * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
+ * `LIMINAL_SPAWN_FAILED`, `LIMINAL_WOULD_DEADLOCK` from a callback (it
+ * blocks while the session opens), `LIMINAL_UNSUPPORTED`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_worker_new(const char *group_name,
@@ -1946,7 +1976,7 @@ enum liminal_status liminal_worker_new(const char *group_name,
  * Wait up to `timeout_ms` until the host accepted this worker. Errors:
  * `LIMINAL_TIMED_OUT`; `LIMINAL_UNKNOWN_CONSUMER` (refused: the last error
  * says why); `LIMINAL_SHUT_DOWN` (the host closed); `LIMINAL_WOULD_DEADLOCK`
- * from a callback; `LIMINAL_UNSUPPORTED`.
+ * from a callback; `LIMINAL_NULL_ARGUMENT`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_worker_wait_joined(const struct liminal_worker *worker,
@@ -1957,7 +1987,7 @@ enum liminal_status liminal_worker_wait_joined(const struct liminal_worker *work
  * answer it (`liminal_delivery_ack` …), then `liminal_delivery_free`.
  * Errors: `LIMINAL_TIMED_OUT`, `LIMINAL_SHUT_DOWN` (the worker closed),
  * `LIMINAL_INVALID_ARGUMENT` (push mode), `LIMINAL_WOULD_DEADLOCK` from a
- * callback with a timeout above 0, `LIMINAL_UNSUPPORTED`.
+ * callback with a timeout above 0, `LIMINAL_NULL_ARGUMENT`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_worker_next_delivery(const struct liminal_worker *worker,
@@ -1967,7 +1997,7 @@ enum liminal_status liminal_worker_next_delivery(const struct liminal_worker *wo
 /**
  * Copy the current incarnation's id into `buffer`, snprintf-style
  * (`*len_out`, optional, receives its length). Errors:
- * `LIMINAL_BUFFER_TOO_SMALL`, `LIMINAL_UNSUPPORTED`.
+ * `LIMINAL_BUFFER_TOO_SMALL`, `LIMINAL_NULL_ARGUMENT`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_worker_incarnation(const struct liminal_worker *worker,
@@ -1980,7 +2010,8 @@ enum liminal_status liminal_worker_incarnation(const struct liminal_worker *work
  * still holds (not as a crash) and answers with a bye, which this waits
  * for (up to the worker's lease when the host does not answer; not at all
  * when no host is reachable); then the session closes and the threads are
- * joined. Not from this worker's own delivery callback.
+ * joined, which waits for a delivery callback still running. Blocks: not
+ * from a callback.
  */
 LIMINAL_EXPORT void liminal_worker_free(struct liminal_worker *worker);
 

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use common::remote::*;
 use common::*;
 use liminal::{
-    CrashKind, CrashReport, Delivery, DeliveryHandler, DeliveryToken, DispatchError,
-    DispatchOptions, FieldValue, GroupOptions, LeasePolicy, Message, Verdict, Worker, WorkerSpec,
-    WorkerStatus,
+    ConsumerSpec, CrashKind, CrashReport, Delivery, DeliveryHandler, DeliveryToken, DispatchError,
+    DispatchOptions, FieldValue, GroupOptions, LeasePolicy, Message, RemoteHost, Verdict, Worker,
+    WorkerSpec, WorkerStatus,
 };
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -654,6 +654,37 @@ fn a_stalled_join_does_not_expire_a_healthy_worker() {
     let outcome = host.group.dispatch(msg(1)).expect("delivered");
     assert_eq!(outcome.delivered_to, "healthy");
     drop(held);
+}
+
+/// Opening a host and connecting a worker block while their sessions open:
+/// from inside a callback both are refused, not run.
+#[test]
+fn opening_and_connecting_are_refused_inside_a_callback() {
+    let host = Host::open("inside", GroupOptions::default(), SECOND);
+    let (tx, results) = crossbeam_channel::unbounded();
+    let group = host.group.clone();
+    let endpoint = host.endpoint.clone();
+    let spec = ConsumerSpec::push("local", move |_d: &Delivery| {
+        let opened = RemoteHost::open(&group, "other", &options(None, None, SECOND), None);
+        let connected = Worker::connect(
+            WorkerSpec {
+                group: "inside".into(),
+                id: "w".into(),
+                max_in_flight: 1,
+                tags: Vec::new(),
+                handler: None,
+            },
+            &options(None, Some(&endpoint), SECOND),
+        );
+        let _sent = tx.send((opened.err(), connected.err()));
+        Verdict::Ack
+    });
+    let _local = host.group.register(spec).expect("registered");
+    host.group.dispatch(msg(1)).expect("delivered");
+    match results.recv_timeout(HANG).expect("the callback ran") {
+        (Some(liminal::Error::WouldDeadlock(_)), Some(liminal::Error::WouldDeadlock(_))) => {}
+        other => panic!("{other:?}"),
+    }
 }
 
 /// Two workers may not share an id: the second is refused (not retried).

@@ -134,11 +134,13 @@ pub enum liminal_crash_kind {
     /// It did not answer a delivery within the acknowledgement lease
     /// (`alive` tells whether the group's lease policy kept it).
     LIMINAL_CRASH_LEASE_EXPIRED = 6,
-    /// A remote worker's connection closed: its process died (`kill -9`
-    /// included), or the link was cut.
+    /// A remote worker's liveliness token went while it had been heard from
+    /// within 3/4 of its session lease: its process died (`kill -9`
+    /// included) or its connection was closed.
     LIMINAL_CRASH_CONNECTION_LOST = 7,
-    /// A remote worker fell silent for 7/8 of its session lease (frozen, or
-    /// its host stopped answering).
+    /// A remote worker fell silent: for 7/8 of its session lease, or for 3/4
+    /// of it when its liveliness token went (frozen, or cut off without its
+    /// connection closing).
     LIMINAL_CRASH_SESSION_EXPIRED = 8,
 }
 

@@ -25,6 +25,7 @@ use zenoh::sample::SampleKind;
 use zenoh::Wait;
 
 use crate::base::ids::IdMap;
+use crate::base::scope::in_callback;
 use crate::base::Services;
 use crate::consumer::core::Death;
 use crate::consumer::reporter::Reporter;
@@ -140,13 +141,19 @@ impl RemoteHost {
     /// Open `group` to workers of the group name `name` (a key-expression
     /// chunk) on a Zenoh session made from `options`. `on_crash` is told
     /// of every remote consumer that fails (connection lost, session
-    /// expired, its own crash verdict, an expired ack lease).
+    /// expired, its own crash verdict, an expired ack lease). Blocks while
+    /// the session opens: refused inside a callback (`WouldDeadlock`).
     pub fn open(
         group: &Group,
         name: &str,
         options: &RemoteOptions,
         on_crash: Option<CrashHandler>,
     ) -> Result<Self> {
+        if in_callback() {
+            return Err(Error::WouldDeadlock(
+                "opening a remote host blocks: not from inside a callback".into(),
+            ));
+        }
         if !valid_chunk(name) {
             return Err(Error::InvalidArgument(format!(
                 "remote group name {name:?}: non-empty, without / * $ ? # or a leading @"

@@ -21,6 +21,7 @@ use parking_lot::{Condvar, Mutex};
 use zenoh::Wait;
 
 use crate::base::ids::IdMap;
+use crate::base::scope::in_callback;
 use crate::consumer::delivery::Answer as AnswerDelivery;
 use crate::consumer::{Delivery, DeliveryHandler, Verdict};
 use crate::error::{Error, Result};
@@ -106,8 +107,14 @@ fn new_incarnation() -> String {
 
 impl Worker {
     /// Connect and announce. Errors: `InvalidArgument` (names, options),
-    /// `SpawnFailed` (the Zenoh session or a thread could not start).
+    /// `SpawnFailed` (the Zenoh session or a thread could not start),
+    /// `WouldDeadlock` inside a callback (it blocks while the session opens).
     pub fn connect(spec: WorkerSpec, options: &RemoteOptions) -> Result<Self> {
+        if in_callback() {
+            return Err(Error::WouldDeadlock(
+                "connecting a worker blocks: not from inside a callback".into(),
+            ));
+        }
         if !valid_chunk(&spec.group) || !valid_chunk(&spec.id) {
             return Err(Error::InvalidArgument(
                 "group name and consumer id: non-empty, without / * $ ? # or a leading @".into(),
