@@ -107,11 +107,12 @@ impl Group {
         &self.dispatcher.options
     }
 
-    /// Install (or clear) the dead-letter handler.
+    /// Install (or clear) the dead-letter handler. The runtime's shutdown
+    /// releases it (no dead letter comes after); refused with `ShutDown`
+    /// from then on.
     pub fn set_dead_letter_handler(&self, handler: Option<DeadLetterHandler>) -> Result<()> {
         self.check()?;
-        self.dispatcher.set_dead_letter(handler);
-        Ok(())
+        self.dispatcher.set_dead_letter(handler)
     }
 
     /// Dispatch and return at once; `completion` runs exactly once with the

@@ -304,12 +304,32 @@ impl Runtime {
         self.services.timer.stop();
         self.routing.shutdown();
         scheduler.shutdown();
+        self.services.detach_scheduler();
         for group in &groups {
             group.shut_down_rest();
         }
         drop(self.services.exits.clear());
         drop(self.stats_ticker.lock().1.take());
+        // The last reference (see `Services::detach_scheduler`): the
+        // processes, and the host callbacks they hold, go here and now.
         drop(scheduler);
+        self.release_host_routing();
+    }
+
+    /// Release the host callbacks of every routing function loaded here,
+    /// whoever still holds the function (a group, a routing handle): the
+    /// lanes are stopped, nothing calls them again. A call that timed out
+    /// and still runs keeps its callback until it returns.
+    fn release_host_routing(&self) {
+        let functions: Vec<_> = self
+            .functions
+            .lock()
+            .drain()
+            .filter_map(|(_, function)| function.upgrade())
+            .collect();
+        for function in functions {
+            function.release_host();
+        }
     }
 }
 

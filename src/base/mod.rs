@@ -25,9 +25,14 @@ use timer::Timer;
 
 /// The services of one runtime. Holds only a `Weak` to the scheduler:
 /// process handlers keep `Arc<Services>`, and the scheduler must not be kept
-/// alive (or dropped on its own worker) through them.
+/// alive (or dropped on its own worker) through them. The `Weak` is upgraded
+/// only under its read lock and detached at shutdown under the write lock:
+/// so no thread racing the shutdown (a host thread answering a delivery,
+/// say) can end up holding the last `Arc` and drop the scheduler — and with
+/// it the consumer processes and the host callbacks they hold — after the
+/// runtime's free returned.
 pub(crate) struct Services {
-    scheduler: Weak<Scheduler>,
+    scheduler: parking_lot::RwLock<Weak<Scheduler>>,
     pub(crate) timer: Arc<Timer>,
     pub(crate) metrics: Metrics,
     pub(crate) exits: Arc<Exits>,
@@ -81,7 +86,7 @@ impl Services {
         let exits = Arc::new(Exits::default());
         exits.start(scheduler)?;
         Ok(Arc::new(Self {
-            scheduler: Arc::downgrade(scheduler),
+            scheduler: parking_lot::RwLock::new(Arc::downgrade(scheduler)),
             timer,
             metrics: Metrics::new(),
             exits,
@@ -117,17 +122,35 @@ impl Services {
     /// (if the process is parked there) and through the activity epoch (if
     /// a process lingers for work).
     pub(crate) fn wake(&self, pid: u64) -> bool {
-        let Some(scheduler) = self.scheduler.upgrade() else {
-            return false;
-        };
-        let woken = beam::wake(&scheduler, pid);
+        let woken = self
+            .with_scheduler(|scheduler| beam::wake(scheduler, pid))
+            .unwrap_or(false);
         self.activity.touch();
         woken
     }
 
     /// beamr processes alive in the scheduler.
     pub(crate) fn process_count(&self) -> usize {
-        self.scheduler.upgrade().map_or(0, |s| s.process_count())
+        self.with_scheduler(|s| s.process_count()).unwrap_or(0)
+    }
+
+    /// Run `body` on the scheduler unless it was detached (shutdown).
+    fn with_scheduler<R>(&self, body: impl FnOnce(&Arc<Scheduler>) -> R) -> Option<R> {
+        // Recursive: a writer waiting must not deadlock a nested reader.
+        let weak = self.scheduler.read_recursive();
+        let scheduler = weak.upgrade()?;
+        let result = body(&scheduler);
+        // Dropped under the read lock: never the last reference (the
+        // runtime holds one until it has detached the scheduler).
+        drop(scheduler);
+        Some(result)
+    }
+
+    /// Shutdown: no thread reaches the scheduler through these services
+    /// any more. Returns once every thread that was using it has let go, so
+    /// the caller holds the last reference.
+    pub(crate) fn detach_scheduler(&self) {
+        *self.scheduler.write() = Weak::new();
     }
 
     /// Spawn a process watched by the exit watcher, `listener` told of its exit.
@@ -137,10 +160,12 @@ impl Services {
         listener: Arc<dyn ExitListener>,
         on_pid: impl FnOnce(u64),
     ) -> Result<u64, String> {
-        let scheduler = self.scheduler.upgrade().ok_or("runtime shut down")?;
         let spawned = self
-            .exits
-            .spawn_watched(&scheduler, factory, listener, on_pid);
+            .with_scheduler(|scheduler| {
+                self.exits
+                    .spawn_watched(scheduler, factory, listener, on_pid)
+            })
+            .unwrap_or_else(|| Err("runtime shut down".into()));
         // A lingering worker must let the new process run.
         self.activity.touch();
         spawned

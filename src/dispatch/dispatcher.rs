@@ -107,7 +107,9 @@ impl Dispatcher {
         build: impl FnOnce() -> Result<Arc<ConsumerCore>>,
     ) -> Result<Arc<ConsumerCore>> {
         let _registering = self.registration.lock();
-        if self.accepting.load(Ordering::Acquire) == CLOSED {
+        // Under the registration lock, which shutdown takes to let the
+        // members go: a consumer joins before that, or is refused.
+        if self.accepting.load(Ordering::Acquire) == CLOSED || self.services.is_shut_down() {
             return Err(Error::ShutDown);
         }
         if self.placement.find(id).is_some() {
@@ -228,8 +230,22 @@ impl Dispatcher {
         self.convs.lock().accepted.len()
     }
 
-    pub(crate) fn set_dead_letter(&self, handler: Option<DeadLetterHandler>) {
-        *self.dead_letter.write() = handler;
+    /// Install (or clear) the dead-letter handler. Refused once the runtime
+    /// shuts down (checked under the handler's lock, which shutdown takes to
+    /// release it: a handler is never installed after that).
+    pub(crate) fn set_dead_letter(&self, handler: Option<DeadLetterHandler>) -> Result<()> {
+        let mut slot = self.dead_letter.write();
+        if self.services.is_shut_down() {
+            drop(slot);
+            drop(handler);
+            return Err(Error::ShutDown);
+        }
+        let replaced = std::mem::replace(&mut *slot, handler);
+        drop(slot);
+        // The host's `free_user` runs outside the lock (once its last call
+        // returned: a call in progress holds its own reference).
+        drop(replaced);
+        Ok(())
     }
 
     /// Redeploy: the next evaluation uses `function`; waiting messages are
@@ -288,7 +304,7 @@ impl Dispatcher {
         self.accepting.store(CLOSED, Ordering::Release);
         self.extensions.stop();
         self.placement.wake_blocked();
-        for conv in self.placement.take_waiting() {
+        for conv in self.placement.close(DispatchError::NoConsumerAvailable) {
             conv.fail(DispatchError::NoConsumerAvailable);
         }
         let _registering = self.registration.lock();
@@ -318,7 +334,7 @@ impl Dispatcher {
             .filter(|conv| !spare.contains(&conv.id))
             .cloned()
             .collect();
-        drop(self.placement.take_waiting());
+        drop(self.placement.close(DispatchError::ShutDown));
         self.placement.wake_blocked();
         for conv in pending {
             conv.shut_down();
@@ -333,10 +349,18 @@ impl Dispatcher {
         for conv in pending {
             conv.shut_down();
         }
-        for consumer in self.placement.clear_members().iter() {
+        let members = {
+            let _registering = self.registration.lock();
+            self.placement.clear_members()
+        };
+        for consumer in members.iter() {
             consumer.shut_down();
         }
         self.placement.wake_blocked();
+        // No dead letter comes after shutdown: the host's handler goes now,
+        // even if the group's handle lives on.
+        let handler = self.dead_letter.write().take();
+        drop(handler);
     }
 }
 
@@ -350,12 +374,11 @@ impl ConversationHome for Dispatcher {
     }
 
     fn requeue(&self, conv: Arc<Conversation>) {
-        if self.accepting.load(Ordering::Acquire) == CLOSED {
-            conv.fail(DispatchError::NoConsumerAvailable);
-        } else if self.services.is_shut_down() {
-            conv.shut_down();
-        } else {
-            self.placement.requeue(conv);
+        // The room decides under its lock: a check of the group's flags
+        // here could pass just before a close or a shutdown empties the
+        // room, and the message would then wait in it for ever.
+        if let Err((conv, error)) = self.placement.requeue(conv) {
+            conv.fail(error);
         }
     }
 

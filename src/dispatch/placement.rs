@@ -151,14 +151,22 @@ impl Placement {
     }
 
     /// A message given back (or refused by a consumer that just died) waits
-    /// again, in its old place.
-    pub(crate) fn requeue(&self, conv: Arc<Conversation>) {
+    /// again, in its old place. Once the room is closed it is handed back
+    /// with the error to complete it with.
+    pub(crate) fn requeue(
+        &self,
+        conv: Arc<Conversation>,
+    ) -> std::result::Result<(), (Arc<Conversation>, DispatchError)> {
         {
             let mut room = self.room.lock();
+            if let Some(error) = &room.closed {
+                return Err((conv, error.clone()));
+            }
             room.insert(conv);
             self.note_depth(&room);
         }
         self.pump();
+        Ok(())
     }
 
     /// Take a waiting message out of the room (its deadline passed).
@@ -169,9 +177,12 @@ impl Placement {
         }
     }
 
-    /// Empty the room (the group closed, or the runtime shuts down).
-    pub(crate) fn take_waiting(&self) -> Vec<Arc<Conversation>> {
+    /// Close the room for good and empty it (the group closed, or the
+    /// runtime shuts down): a message given back later completes with
+    /// `error` (the first close's) instead of waiting here.
+    pub(crate) fn close(&self, error: DispatchError) -> Vec<Arc<Conversation>> {
         let mut room = self.room.lock();
+        room.closed.get_or_insert(error);
         let waiting = room.queue.drain(..).collect();
         self.note_depth(&room);
         waiting
@@ -427,8 +438,11 @@ impl HostPlacement {
     fn settled(&self, placement: &Placement, back: Option<(Arc<Conversation>, bool)>) {
         let mut room = placement.room.lock();
         room.evaluating = room.evaluating.saturating_sub(1);
+        let mut refused = None;
         if let Some((conv, declined)) = back {
-            if !conv.is_done() {
+            if let Some(error) = &room.closed {
+                refused = Some((conv, error.clone()));
+            } else if !conv.is_done() {
                 if declined {
                     room.cursor = room.cursor.max(conv.id);
                 }
@@ -436,5 +450,11 @@ impl HostPlacement {
             }
         }
         placement.note_depth(&room);
+        drop(room);
+        // Closed while it was evaluated: it completes here (a no-op when the
+        // close already completed it).
+        if let Some((conv, error)) = refused {
+            conv.fail(error);
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::dispatch::conversation::Conversation;
+use crate::error::DispatchError;
 
 #[derive(Default)]
 pub(crate) struct Room {
@@ -21,6 +22,13 @@ pub(crate) struct Room {
     pub(crate) rescan: bool,
     /// The host placement job resumes after this dispatch id.
     pub(crate) cursor: u64,
+    /// Closed for good (the group closed, or the runtime shuts down): what
+    /// a message that would wait here again completes with instead. Set
+    /// under the room's lock when the room is emptied, so no message can
+    /// slip in after it (a conversation left in the room would hold its
+    /// group alive through a reference cycle, and with it the group's host
+    /// callbacks).
+    pub(crate) closed: Option<DispatchError>,
 }
 
 impl Room {

@@ -14,7 +14,27 @@ pub type RouteFn =
 
 pub(crate) enum Kind {
     Builtin(Builtin),
-    Host(Box<RouteFn>),
+    Host(HostCall),
+}
+
+/// A host function's callback, held until the runtime shuts down (or the
+/// last holder lets go, if sooner): whoever still holds the function after
+/// that — a group handle, a routing handle — holds no host state.
+pub(crate) struct HostCall(parking_lot::Mutex<Option<Arc<RouteFn>>>);
+
+impl HostCall {
+    /// The callback, unless released. A caller keeps its clone for the
+    /// call: a call in progress keeps the callback alive until it returns.
+    pub(crate) fn get(&self) -> Option<Arc<RouteFn>> {
+        self.0.lock().clone()
+    }
+
+    /// Drop the callback (its host `free_user` runs here, or when a call
+    /// still in progress returns).
+    fn release(&self) {
+        let released = self.0.lock().take();
+        drop(released);
+    }
 }
 
 pub(crate) struct FunctionInner {
@@ -24,6 +44,15 @@ pub(crate) struct FunctionInner {
     /// A call of this function timed out and has not returned yet: calls
     /// never overlap, so evaluations fail fast until it does.
     pub(crate) abandoned_call: AtomicBool,
+}
+
+impl FunctionInner {
+    /// Release a host function's callback (runtime shutdown).
+    pub(crate) fn release_host(&self) {
+        if let Kind::Host(call) = &self.kind {
+            call.release();
+        }
+    }
 }
 
 /// A loaded routing function. Its identity is the 64-bit content hash of its
@@ -63,7 +92,7 @@ impl RoutingFunction {
             inner: Arc::new(FunctionInner {
                 hash: content_hash(identity),
                 name,
-                kind: Kind::Host(f),
+                kind: Kind::Host(HostCall(parking_lot::Mutex::new(Some(Arc::from(f))))),
                 abandoned_call: AtomicBool::new(false),
             }),
         }

@@ -151,9 +151,16 @@ impl Slice for RouterProcess {
                 continue;
             };
             let function = &evaluation.function;
-            let Kind::Host(call) = &function.inner.kind else {
+            let Kind::Host(host) = &function.inner.kind else {
                 job.finish(Err(RoutingError::SpawnFailed(
                     "built-in routed through the supervisor".into(),
+                )));
+                self.queue.push(job);
+                continue;
+            };
+            let Some(call) = host.get() else {
+                job.finish(Err(RoutingError::SpawnFailed(
+                    "routing function released: the runtime shut down".into(),
                 )));
                 self.queue.push(job);
                 continue;
