@@ -496,7 +496,9 @@ typedef struct liminal_stats_callback {
    */
   void *user;
   /**
-   * Optional destructor for `user`.
+   * Optional destructor for `user`: runs when the callback is replaced
+   * or stopped, or at the runtime's shutdown (after its last call
+   * returned).
    */
   liminal_free_fn free_user;
 } liminal_stats_callback;
@@ -573,7 +575,11 @@ typedef struct liminal_route_callback {
    */
   void *user;
   /**
-   * Optional destructor for `user`.
+   * Optional destructor for `user`: runs when the last holder of the
+   * function lets go (routing handles freed, groups freed or redeployed)
+   * or at the runtime's shutdown, whichever comes first — except for a
+   * call that timed out and still runs: then when that call returns, on
+   * its thread.
    */
   liminal_free_fn free_user;
 } liminal_route_callback;
@@ -615,7 +621,9 @@ typedef struct liminal_dead_letter_callback {
    */
   void *user;
   /**
-   * Optional destructor for `user`.
+   * Optional destructor for `user`: runs when the callback is replaced
+   * or cleared, when the group is freed, or at the runtime's shutdown,
+   * whichever comes first (after its last call returned).
    */
   liminal_free_fn free_user;
 } liminal_dead_letter_callback;
@@ -931,9 +939,13 @@ LIMINAL_EXPORT enum liminal_status liminal_runtime_shutdown(const struct liminal
  * Groups, consumers, routing functions, deliveries and outcomes made from
  * it stay valid to free; every other call on them returns
  * `LIMINAL_SHUT_DOWN`. When it returns, every callback's `free_user` has
- * run, except a routing function's whose call timed out and still runs:
- * that one runs when the call returns, on its thread. From inside a
- * callback it returns `LIMINAL_WOULD_DEADLOCK` and frees nothing.
+ * run — the callbacks of handles not freed yet (groups, consumers,
+ * routing functions, kept deliveries) included, and whatever other host
+ * threads are calling meanwhile — except a routing function's whose call
+ * timed out and still runs: that one runs when the call returns, on its
+ * thread. So a host may free its callback state as soon as this returns.
+ * From inside a callback it returns `LIMINAL_WOULD_DEADLOCK` and frees
+ * nothing.
  */
 LIMINAL_EXPORT enum liminal_status liminal_runtime_free(struct liminal_runtime *runtime);
 
@@ -1150,7 +1162,8 @@ LIMINAL_EXPORT uint64_t liminal_routing_hash(const struct liminal_routing *routi
 
 /**
  * Release a routing handle (NULL is accepted). Groups using the function
- * keep it; its `free_user` runs when the last user lets go.
+ * keep it; its `free_user` runs when the last user lets go, or at the
+ * runtime's shutdown if that comes first.
  */
 LIMINAL_EXPORT void liminal_routing_free(struct liminal_routing *routing);
 
@@ -1344,7 +1357,8 @@ enum liminal_status liminal_group_drain(const struct liminal_group *group,
 /**
  * Install the group's dead-letter callback (a NULL `function` clears it).
  * The library owns `callback` from this call on, even when it fails; a
- * replaced callback's `free_user` runs once its last call returned.
+ * replaced callback's `free_user` runs once its last call returned; the runtime's
+ * shutdown releases the callback (no dead letter comes after it).
  * Errors: `LIMINAL_SHUT_DOWN`.
  */
 LIMINAL_EXPORT

@@ -255,7 +255,9 @@ pub struct liminal_dead_letter_callback {
     pub function: liminal_dead_letter_fn,
     /// Passed to every call; must be usable from any thread.
     pub user: *mut c_void,
-    /// Optional destructor for `user`.
+    /// Optional destructor for `user`: runs when the callback is replaced
+    /// or cleared, when the group is freed, or at the runtime's shutdown,
+    /// whichever comes first (after its last call returned).
     pub free_user: liminal_free_fn,
 }
 
@@ -302,7 +304,11 @@ pub struct liminal_route_callback {
     pub function: liminal_route_fn,
     /// Passed to every call; must be usable from any thread.
     pub user: *mut c_void,
-    /// Optional destructor for `user`.
+    /// Optional destructor for `user`: runs when the last holder of the
+    /// function lets go (routing handles freed, groups freed or redeployed)
+    /// or at the runtime's shutdown, whichever comes first — except for a
+    /// call that timed out and still runs: then when that call returns, on
+    /// its thread.
     pub free_user: liminal_free_fn,
 }
 
@@ -327,7 +333,9 @@ pub struct liminal_stats_callback {
     pub function: liminal_stats_fn,
     /// Passed to every call; must be usable from any thread.
     pub user: *mut c_void,
-    /// Optional destructor for `user`.
+    /// Optional destructor for `user`: runs when the callback is replaced
+    /// or stopped, or at the runtime's shutdown (after its last call
+    /// returned).
     pub free_user: liminal_free_fn,
 }
 

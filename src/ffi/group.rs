@@ -443,7 +443,8 @@ pub extern "C" fn liminal_group_drain(
 
 /// Install the group's dead-letter callback (a NULL `function` clears it).
 /// The library owns `callback` from this call on, even when it fails; a
-/// replaced callback's `free_user` runs once its last call returned.
+/// replaced callback's `free_user` runs once its last call returned; the runtime's
+/// shutdown releases the callback (no dead letter comes after it).
 /// Errors: `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_group_set_dead_letter(

@@ -301,7 +301,8 @@ pub extern "C" fn liminal_routing_hash(routing: *const liminal_routing) -> u64 {
 }
 
 /// Release a routing handle (NULL is accepted). Groups using the function
-/// keep it; its `free_user` runs when the last user lets go.
+/// keep it; its `free_user` runs when the last user lets go, or at the
+/// runtime's shutdown if that comes first.
 #[no_mangle]
 pub extern "C" fn liminal_routing_free(routing: *mut liminal_routing) {
     // SAFETY: NULL or a live handle given up by the caller.

@@ -202,9 +202,13 @@ pub extern "C" fn liminal_runtime_shutdown(runtime: *const liminal_runtime) -> l
 /// Groups, consumers, routing functions, deliveries and outcomes made from
 /// it stay valid to free; every other call on them returns
 /// `LIMINAL_SHUT_DOWN`. When it returns, every callback's `free_user` has
-/// run, except a routing function's whose call timed out and still runs:
-/// that one runs when the call returns, on its thread. From inside a
-/// callback it returns `LIMINAL_WOULD_DEADLOCK` and frees nothing.
+/// run — the callbacks of handles not freed yet (groups, consumers,
+/// routing functions, kept deliveries) included, and whatever other host
+/// threads are calling meanwhile — except a routing function's whose call
+/// timed out and still runs: that one runs when the call returns, on its
+/// thread. So a host may free its callback state as soon as this returns.
+/// From inside a callback it returns `LIMINAL_WOULD_DEADLOCK` and frees
+/// nothing.
 #[no_mangle]
 pub extern "C" fn liminal_runtime_free(runtime: *mut liminal_runtime) -> liminal_status {
     guard(|| {
