@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
 # Builds the library (cargo, through CMake) and runs the C quickstart.
 # Installs a C compiler and CMake first if the machine lacks them.
+#
+#   scripts/quickstart.sh            the local bus: three consumers, one crashes
+#   scripts/quickstart.sh --remote   remote consumers over Zenoh: a host and two
+#                                    worker processes, one kill -9ed mid-stream
 set -euo pipefail
 cd "$(dirname "$0")/.."
+case "${1:-}" in
+    "") remote=OFF target=quickstart ;;
+    --remote) remote=ON target=remote_quickstart ;;
+    *) echo "usage: $0 [--remote]" >&2; exit 2 ;;
+esac
 scripts/ensure-tools.sh quickstart
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLIMINAL_REMOTE="${LIMINAL_REMOTE:-ON}" >/dev/null
-cmake --build build --target quickstart -j"$(nproc 2>/dev/null || echo 2)"
-exec ./build/examples-c/quickstart
+# LIMINAL_REMOTE only ever turns on here: a build tree configured with the
+# remote feature keeps it for the local quickstart too.
+if [ "$remote" = ON ]; then
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLIMINAL_REMOTE=ON >/dev/null
+else
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build build --target "$target" -j"$(nproc 2>/dev/null || echo 2)"
+exec "./build/examples-c/$target"

@@ -25,8 +25,12 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --features remote -- -D warnings
 ok
 
-step "cargo test"
-cargo test
+step "CMake build (library via cargo, with the remote feature; C tests, examples) + ctest"
+# Release with the remote feature, like the Rust tests below: cargo builds
+# the library once for both.
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLIMINAL_REMOTE=ON
+cmake --build build -j"$JOBS"
+ctest --test-dir build --output-on-failure
 ok
 
 step "generated header is up to date (include/liminal.h)"
@@ -36,28 +40,22 @@ if ! git diff --exit-code -- include/; then
 fi
 ok
 
-step "CMake build (library via cargo, C tests, examples) + ctest"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build build -j"$JOBS"
-ctest --test-dir build --output-on-failure
-ok
-
-step "remote consumers over Zenoh: worker processes killed, frozen, cut off; TLS; the Python worker"
-# Release, with the features the CMake build just used: nothing rebuilds
-# but the test binary. The Python worker speaks the protocol with
+step "cargo test --release --features remote: every Rust test, with the remote consumers over Zenoh (worker processes killed, frozen, cut off; TLS; the Python worker)"
+# Release, with the features the CMake build just used: the dependencies
+# are not built again. The Python worker speaks the protocol with
 # eclipse-zenoh alone, from a venv of its own.
 PYENV="$TARGET_DIR/py-remote"
 [ -x "$PYENV/bin/python" ] || python3 -m venv "$PYENV"
 "$PYENV/bin/python" -c 'import zenoh' 2>/dev/null ||
     "$PYENV/bin/pip" install --quiet --disable-pip-version-check eclipse-zenoh==1.10.2
-LIMINAL_PYTHON="$PYENV/bin/python" cargo test --release --features remote --test remote
+LIMINAL_PYTHON="$PYENV/bin/python" cargo test --release --features remote
 # The C host of the remote quickstart with Python worker processes.
 PATH="$PYENV/bin:$PATH" LIMINAL_REMOTE_WORKER="$ROOT/tests/python/remote_worker.py" \
     ./build/examples-c/remote_quickstart > /dev/null
 ok
 
 step "C tests and examples under AddressSanitizer + UndefinedBehaviorSanitizer"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLIMINAL_SANITIZE=ON
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLIMINAL_SANITIZE=ON -DLIMINAL_REMOTE=ON
 cmake --build build-asan -j"$JOBS"
 ctest --test-dir build-asan --output-on-failure
 ok
@@ -79,6 +77,14 @@ PREFIX=$(mktemp -d)
 trap 'rm -rf "$PREFIX"' EXIT
 cmake --install build --prefix "$PREFIX"
 test -L "$PREFIX/lib/libliminal.so" -a -L "$PREFIX/lib/libliminal.so.0"
+# Stripped (at most 15 MB with the remote feature), its debug information
+# installed apart under lib/debug/.build-id, found again by the build id.
+INSTALLED=$(readlink -f "$PREFIX/lib/libliminal.so")
+SIZE=$(stat -c %s "$INSTALLED")
+echo "installed $(basename "$INSTALLED"): $SIZE bytes"
+test "$SIZE" -le $((15 * 1024 * 1024))
+BUILD_ID=$(readelf -n "$INSTALLED" | awk '/Build ID/ { print $3 }')
+test -s "$PREFIX/lib/debug/.build-id/${BUILD_ID:0:2}/${BUILD_ID:2}.debug"
 cmake -S examples-c -B build-installed -DCMAKE_PREFIX_PATH="$PREFIX"
 cmake --build build-installed -j"$JOBS"
 LD_LIBRARY_PATH="$PREFIX/lib" ./build-installed/quickstart >/dev/null

