@@ -43,11 +43,21 @@ using std::chrono::microseconds;
 using std::chrono::milliseconds;
 
 /// A failed call: the status and the library's detail message.
+///
+/// The wrapper throws it for every non-OK status it gets from the C library
+/// (and with LIMINAL_INVALID_ARGUMENT for a negative duration, before any
+/// call). Exceptions: Consumer::next_delivery (LIMINAL_TIMED_OUT) and
+/// Group::consumer (LIMINAL_UNKNOWN_CONSUMER) return std::nullopt for that
+/// one status; MessageView's field getters return std::nullopt for any
+/// failure.
 class Error : public std::runtime_error {
 public:
+    /// An error for `status`; what() is its enumerator name, ": ", then
+    /// `detail` (the wrapper passes liminal_last_error()).
     Error(liminal_status status, const std::string &detail)
         : std::runtime_error(std::string(liminal_status_name(status)) + ": " + detail),
           status_(status) {}
+    /// The status that failed.
     liminal_status status() const noexcept { return status_; }
     /// Trying again later may succeed (liminal_status_is_retriable).
     bool retriable() const noexcept { return liminal_status_is_retriable(status_); }
@@ -60,7 +70,8 @@ private:
     liminal_status status_;
 };
 
-/// Throws liminal::Error unless `status` is LIMINAL_OK.
+/// Throws liminal::Error unless `status` is LIMINAL_OK, with the calling
+/// thread's liminal_last_error() as its detail.
 inline void check(liminal_status status) {
     if (status != LIMINAL_OK) throw Error(status, liminal_last_error());
 }
@@ -227,7 +238,9 @@ public:
     GroupOptions &auto_ack(milliseconds window) { auto_ack_ms_ = detail::count(window, "auto_ack"); return *this; }
     /// How many messages may wait for a consumer at once (default 65,536).
     GroupOptions &waiting_room(size_t capacity) { waiting_room_ = capacity; return *this; }
-    /// The overflow policy; `block_timeout` for Overflow::Block.
+    /// The overflow policy; `block_timeout` (at least 1 ms) for
+    /// Overflow::Block, ignored otherwise. Overflow::Block with the default
+    /// 0 makes the Group constructor throw LIMINAL_INVALID_ARGUMENT.
     GroupOptions &overflow(Overflow policy, milliseconds block_timeout = milliseconds(0)) {
         overflow_ = std::make_pair(policy, detail::count(block_timeout, "block_timeout"));
         return *this;
@@ -334,31 +347,48 @@ private:
 // --------------------------------------------------------------- messages
 
 /// Read-only access to a message (borrowed or owned).
+///
+/// It does not own the message and is valid only while that message is: a
+/// Message's until it is destroyed, a delivery's while the delivery is, a
+/// callback's during the call. Every getter returns a copy.
 class MessageView {
 public:
+    /// View `m` (borrowed: never freed through the view).
     explicit MessageView(const liminal_message *m) : m_(m) {}
+    /// The type of field `name`, or std::nullopt when there is no such field
+    /// (any failure reads as std::nullopt).
     std::optional<liminal_field_type> field_type(const char *name) const {
         liminal_field_type t = LIMINAL_FIELD_NULL;
         return liminal_message_field_type(m_, name, &t) == LIMINAL_OK ? std::optional<liminal_field_type>(t)
                                                                       : std::nullopt;
     }
+    /// Number of fields. Throws liminal::Error on failure.
     size_t field_count() const {
         size_t n = 0;
         check(liminal_message_field_count(m_, &n));
         return n;
     }
+    /// Integer field `name`, or std::nullopt when there is none or it is of
+    /// another type (any failure reads as std::nullopt).
     std::optional<int64_t> get_int(const char *name) const {
         int64_t v = 0;
         return liminal_message_get_int(m_, name, &v) == LIMINAL_OK ? std::optional<int64_t>(v) : std::nullopt;
     }
+    /// Double field `name`, or std::nullopt when there is none or it is of
+    /// another type (any failure reads as std::nullopt).
     std::optional<double> get_double(const char *name) const {
         double v = 0;
         return liminal_message_get_double(m_, name, &v) == LIMINAL_OK ? std::optional<double>(v) : std::nullopt;
     }
+    /// Boolean field `name`, or std::nullopt when there is none or it is of
+    /// another type (any failure reads as std::nullopt).
     std::optional<bool> get_bool(const char *name) const {
         bool v = false;
         return liminal_message_get_bool(m_, name, &v) == LIMINAL_OK ? std::optional<bool>(v) : std::nullopt;
     }
+    /// A copy of text field `name` (UTF-8), or std::nullopt when there is
+    /// none or it is of another type (any failure of the first read reads as
+    /// std::nullopt; of the copy, throws liminal::Error).
     std::optional<std::string> get_text(const char *name) const {
         size_t len = 0;
         liminal_status s = liminal_message_get_text(m_, name, nullptr, 0, &len);
@@ -368,17 +398,22 @@ public:
         out.resize(len);
         return out;
     }
+    /// A copy of the payload bytes (empty when there is none). Throws
+    /// liminal::Error on failure.
     std::string payload() const {
         const uint8_t *data = nullptr;
         size_t len = 0;
         check(liminal_message_payload(m_, &data, &len));
         return data ? std::string(reinterpret_cast<const char *>(data), len) : std::string();
     }
+    /// The fields as one JSON object (non-finite doubles as null). Throws
+    /// liminal::Error on failure.
     std::string fields_json() const {
         return detail::text([&](char *buf, size_t cap, size_t *len) {
             return liminal_message_fields_json(m_, buf, cap, len);
         });
     }
+    /// The viewed C message (borrowed).
     const liminal_message *get() const noexcept { return m_; }
 
 private:
@@ -386,25 +421,44 @@ private:
 };
 
 /// An owned message with typed routing fields and a payload.
+///
+/// Movable, not copyable; not safe to modify from two threads at once.
+/// Dispatching takes a snapshot, so the message may be changed or destroyed
+/// as soon as the dispatch call returns. Each setter replaces any field of
+/// that name and throws liminal::Error when the library refuses it (a NULL
+/// name or text: LIMINAL_NULL_ARGUMENT; an empty name, or a name or text
+/// that is not UTF-8: LIMINAL_INVALID_ARGUMENT).
 class Message {
 public:
+    /// An empty message. Throws liminal::Error on failure.
     Message() {
         liminal_message *m = nullptr;
         check(liminal_message_new(&m));
         m_.reset(m);
     }
+    /// Set integer field `name`.
     Message &set(const char *name, int64_t v) { check(liminal_message_set_int(m_.get(), name, v)); return *this; }
+    /// Set integer field `name` (an `int` is stored as a 64-bit integer).
     Message &set(const char *name, int v) { return set(name, static_cast<int64_t>(v)); }
+    /// Set double field `name` (non-finite values allowed; JSON shows them as null).
     Message &set(const char *name, double v) { check(liminal_message_set_double(m_.get(), name, v)); return *this; }
+    /// Set boolean field `name`.
     Message &set(const char *name, bool v) { check(liminal_message_set_bool(m_.get(), name, v)); return *this; }
+    /// Set text field `name` (UTF-8; the text ends at its first NUL byte).
     Message &set(const char *name, const std::string &v) { check(liminal_message_set_text(m_.get(), name, v.c_str())); return *this; }
+    /// Set text field `name` to the NUL-terminated UTF-8 text `v`.
     Message &set(const char *name, const char *v) { check(liminal_message_set_text(m_.get(), name, v)); return *this; }
+    /// Set field `name` to null.
     Message &set(const char *name, std::nullptr_t) { check(liminal_message_set_null(m_.get(), name)); return *this; }
+    /// Set the payload to a copy of `bytes` (any bytes; empty sets an empty
+    /// payload). Throws liminal::Error on failure.
     Message &payload(const std::string &bytes) {
         check(liminal_message_set_payload(m_.get(), reinterpret_cast<const uint8_t *>(bytes.data()), bytes.size()));
         return *this;
     }
+    /// A read-only view of this message (valid while this Message lives).
     MessageView view() const { return MessageView(m_.get()); }
+    /// The C handle, still owned by this Message.
     const liminal_message *get() const noexcept { return m_.get(); }
 
 private:
@@ -413,20 +467,25 @@ private:
 
 /// How a dispatch ended, and its trail (a value copy of liminal_outcome).
 struct Outcome {
-    liminal_status status = LIMINAL_OK;
-    uint64_t dispatch_id = 0;
+    liminal_status status = LIMINAL_OK;      ///< LIMINAL_OK if delivered, otherwise why not
+    uint64_t dispatch_id = 0;                ///< the dispatch id (the same across attempts)
     uint32_t attempts = 0;                   ///< forwards made, the successful one included
     std::string delivered_to;                ///< empty if not delivered
     std::vector<std::string> rerouted_from;  ///< consumers that failed holding it
-    std::vector<uint64_t> reroute_ns;        ///< failure noticed -> re-route initiated
+    /// Nanoseconds from each failure noticed to its re-route initiated, in
+    /// the order of rerouted_from; it may be one shorter when the message
+    /// used up its attempts (the last failure then has no timing).
+    std::vector<uint64_t> reroute_ns;
     uint32_t crashed_handling = 0;           ///< consumers that died handling it
     uint32_t crashed_holding = 0;            ///< consumers that died merely holding it
     uint32_t released = 0;                   ///< times a consumer released it
     uint32_t lease_expired = 0;              ///< times its lease expired
     uint64_t waited_ns = 0;                  ///< time in the waiting room
 
+    /// Whether it was delivered (status is LIMINAL_OK).
     bool delivered() const noexcept { return status == LIMINAL_OK; }
 
+    /// Copy a C outcome (borrowed, not NULL) into a value.
     static Outcome from(const liminal_outcome *o) {
         Outcome out;
         out.status = liminal_outcome_status(o);
@@ -449,9 +508,9 @@ struct Outcome {
 
 /// What a consumer's crash callback is told.
 struct CrashReport {
-    std::string consumer_id;
-    liminal_crash_kind kind;
-    std::string reason;
+    std::string consumer_id;  ///< the consumer's id
+    liminal_crash_kind kind;  ///< why; a delivery callback that threw gives LIMINAL_CRASH_DECLARED
+    std::string reason;       ///< human-readable; for a thrown exception "exception: " and its what()
     bool alive;  ///< survived (a lease expiry under LeasePolicy::Quarantine)
 };
 
@@ -461,19 +520,32 @@ namespace detail {
 /// The accessors and answers shared by borrowed and kept deliveries.
 template <class Self> class DeliveryOps {
 public:
+    /// The message (valid while the delivery is).
     MessageView message() const { return MessageView(liminal_delivery_message(d())); }
+    /// The dispatch id (the same across attempts).
     uint64_t dispatch_id() const { return liminal_delivery_dispatch_id(d()); }
+    /// This attempt's id, unique per runtime.
     uint64_t delivery_id() const { return liminal_delivery_id(d()); }
+    /// The attempt number: 1 for the first forward.
     uint32_t attempt() const { return liminal_delivery_attempt(d()); }
+    /// An earlier attempt may have been processed: be idempotent.
     bool redelivered() const { return liminal_delivery_redelivered(d()); }
+    /// Earlier attempts whose consumer died handling this message.
     uint32_t crashed_handling() const { return liminal_delivery_crashed_handling(d()); }
+    /// Earlier attempts whose consumer died merely holding it.
     uint32_t crashed_holding() const { return liminal_delivery_crashed_holding(d()); }
+    /// The receiving consumer's id.
     std::string consumer_id() const { return liminal_delivery_consumer_id(d()); }
-    /// Hand it back without dying, to another consumer, after `delay`.
+    /// Hand it back without dying, to another consumer (never this one
+    /// again), no sooner than `delay` from now. Counts as a failed attempt,
+    /// not a crash. Throws liminal::Error: LIMINAL_STALE_DELIVERY (already
+    /// answered, re-routed or withdrawn), LIMINAL_SHUT_DOWN.
     void release(milliseconds delay = milliseconds(0)) const {
         check(liminal_delivery_release(d(), count(delay, "delay")));
     }
-    /// Keep it `lease` more from now (when a lease applies).
+    /// Keep it `lease` (at least 1 ms) more from now, when an acknowledgement
+    /// lease applies. Throws liminal::Error: LIMINAL_INVALID_ARGUMENT,
+    /// LIMINAL_STALE_DELIVERY (the lease already expired), LIMINAL_SHUT_DOWN.
     void extend_lease(milliseconds lease) const { check(liminal_delivery_extend_lease(d(), count(lease, "lease"))); }
 
 private:
@@ -482,11 +554,30 @@ private:
 }  // namespace detail
 
 /// A delivery answered later, from any thread.
+///
+/// Owns its liminal_delivery (from Delivery::keep() or
+/// Consumer::next_delivery()); movable, not copyable, thread-safe. Besides
+/// ack() and crash() it has the accessors and answers of Delivery:
+/// message(), dispatch_id(), delivery_id(), attempt(), redelivered(),
+/// crashed_handling(), crashed_holding(), consumer_id(), release(delay) and
+/// extend_lease(lease). Answer it once; an answer to an attempt already
+/// answered, re-routed or withdrawn is fenced off and throws liminal::Error
+/// (LIMINAL_STALE_DELIVERY). Destroying it unanswered leaves the attempt
+/// held until its consumer crashes or leaves, or its lease or deadline ends.
 class KeptDelivery : public detail::DeliveryOps<KeptDelivery> {
 public:
+    /// Take ownership of an owned delivery (as liminal_delivery_keep or
+    /// liminal_consumer_next_delivery return it), freed by the destructor.
     explicit KeptDelivery(liminal_delivery *d) : d_(d) {}
+    /// Acknowledge: the dispatch completes as delivered to this consumer.
+    /// Throws liminal::Error: LIMINAL_STALE_DELIVERY, LIMINAL_SHUT_DOWN.
     void ack() const { check(liminal_delivery_ack(d_.get())); }
+    /// Declare the consumer holding it crashed, with `reason`: it dies,
+    /// everything it holds is re-routed, and this delivery counts against
+    /// the message. Throws liminal::Error: LIMINAL_STALE_DELIVERY,
+    /// LIMINAL_SHUT_DOWN.
     void crash(const std::string &reason) const { check(liminal_delivery_crash(d_.get(), reason.c_str())); }
+    /// The C handle, still owned by this KeptDelivery.
     liminal_delivery *get() const noexcept { return d_.get(); }
 
 private:
@@ -495,15 +586,27 @@ private:
 
 /// The delivery a consumer callback receives (valid during the call). After
 /// release() or an answer through keep(), return Verdict::Defer.
+///
+/// Borrowed, not owned. Its accessors: message(), dispatch_id(),
+/// delivery_id() (this attempt), attempt() (1 for the first forward),
+/// redelivered() (an earlier attempt may have been processed: be
+/// idempotent), crashed_handling(), crashed_holding(), consumer_id(); its
+/// answers besides the callback's Verdict: release(delay) (hand it back to
+/// another consumer, after a delay) and extend_lease(lease). Both throw
+/// liminal::Error (LIMINAL_STALE_DELIVERY, LIMINAL_SHUT_DOWN, and for
+/// extend_lease LIMINAL_INVALID_ARGUMENT).
 class Delivery : public detail::DeliveryOps<Delivery> {
 public:
+    /// Wrap the borrowed delivery a delivery callback received (never freed).
     explicit Delivery(liminal_delivery *d) : d_(d) {}
     /// Keep it to answer later, from any thread (return Verdict::Defer).
+    /// Throws liminal::Error on failure.
     KeptDelivery keep() const {
         liminal_delivery *kept = nullptr;
         check(liminal_delivery_keep(d_, &kept));
         return KeptDelivery(kept);
     }
+    /// The borrowed C delivery (never free it).
     liminal_delivery *get() const noexcept { return d_; }
 
 private:
@@ -518,12 +621,15 @@ enum class Verdict : int32_t {
     Release = LIMINAL_VERDICT_RELEASE, ///< hand it back at once, without dying
 };
 
-/// A consumer as routing functions and snapshots see it.
+/// A consumer as routing functions and snapshots see it (a value copy).
 struct ConsumerView {
-    std::string id;
-    uint32_t in_flight, max_in_flight, buffer_depth;
-    std::vector<std::string> tags;
+    std::string id;                 ///< the consumer id
+    uint32_t in_flight,             ///< deliveries reserved for or held by it (not yet answered)
+        max_in_flight,              ///< the most it may hold
+        buffer_depth;               ///< its reported buffer depth (Consumer::set_buffer_depth)
+    std::vector<std::string> tags;  ///< its affinity tags
 
+    /// Copy a C view (whose pointers are borrowed) into a value.
     static ConsumerView from(const liminal_consumer_view &v) {
         ConsumerView out{v.id, v.in_flight, v.max_in_flight, v.buffer_depth, {}};
         for (size_t t = 0; t < v.tag_count; t++) out.tags.emplace_back(v.tags[t]);
@@ -533,45 +639,86 @@ struct ConsumerView {
 
 // ---------------------------------------------------------------- runtime
 
+/// A runtime: one scheduler and everything in it (owns a liminal_runtime).
+/// Thread-safe; movable, not copyable.
+///
+/// The destructor shuts it down and frees it (liminal_runtime_free): every
+/// dispatch not completed yet completes with LIMINAL_SHUT_DOWN, and when it
+/// returns every callback handed to the library through it (delivery, crash,
+/// completion, dead-letter, stats, routing functions) has been destroyed,
+/// except a routing function whose call timed out and still runs: it goes
+/// when that call returns. Groups, consumers, routings and deliveries made
+/// from it may outlive it: they stay safe to destroy, and their calls that
+/// return a status fail with LIMINAL_SHUT_DOWN. Do not destroy a Runtime
+/// inside a callback: liminal_runtime_free refuses there
+/// (LIMINAL_WOULD_DEADLOCK), the destructor ignores that, and the runtime is
+/// never freed.
 class Runtime {
 public:
+    /// Receives the statistics as JSON (as stats_json()); `json` is valid
+    /// only during the call. Runs on the runtime's timer thread, calls never
+    /// overlap; must not block (deadlines and leases wait behind it):
+    /// blocking calls made from it throw liminal::Error
+    /// (LIMINAL_WOULD_DEADLOCK). An exception it throws goes to the callback
+    /// error handler ("stats").
     using OnStats = std::function<void(std::string_view json)>;
 
+    /// Start a runtime with `options` (unset ones keep the defaults). Throws
+    /// liminal::Error: LIMINAL_INVALID_ARGUMENT for an invalid option,
+    /// LIMINAL_SPAWN_FAILED.
     explicit Runtime(const RuntimeOptions &options = RuntimeOptions()) {
         auto o = options.to_c();
         liminal_runtime *r = nullptr;
         check(liminal_runtime_new(o.get(), &r));
         r_.reset(r);
     }
+    /// Counters and latency percentiles (nanoseconds). Works after shutdown
+    /// too (the last figures). Throws liminal::Error on failure.
     liminal_metrics metrics() const {
         liminal_metrics m{};
         check(liminal_runtime_metrics(r_.get(), &m));
         return m;
     }
-    /// Statistics as one JSON object.
+    /// Statistics as one JSON object: runtime counters and percentiles, then
+    /// per group its waiting room and per-consumer figures. Throws
+    /// liminal::Error on failure.
     std::string stats_json() const {
         return detail::text([&](char *b, size_t c, size_t *l) { return liminal_runtime_stats_json(r_.get(), b, c, l); });
     }
-    /// Statistics in the Prometheus text format.
+    /// The same statistics in the Prometheus text format. Throws
+    /// liminal::Error on failure.
     std::string stats_prometheus() const {
         return detail::text(
             [&](char *b, size_t c, size_t *l) { return liminal_runtime_stats_prometheus(r_.get(), b, c, l); });
     }
-    /// The statistics as JSON to `fn` every `interval` (timer thread;
-    /// replaces an earlier one).
+    /// The statistics as JSON to `fn` every `interval` (at least 10 ms), on
+    /// the timer thread (see OnStats); replaces an earlier one, which is
+    /// destroyed once its last call returned. Throws liminal::Error:
+    /// LIMINAL_INVALID_ARGUMENT, LIMINAL_SHUT_DOWN.
     void on_stats(milliseconds interval, OnStats fn) {
         liminal_stats_callback cb{&Runtime::stats, new OnStats(std::move(fn)), &detail::delete_fn<OnStats>};
         check(liminal_runtime_set_stats_callback(r_.get(), detail::count(interval, "interval"), cb));
     }
+    /// Stop the periodic statistics (the function is destroyed once its last
+    /// call returned). Throws liminal::Error (LIMINAL_SHUT_DOWN).
     void stop_stats() { check(liminal_runtime_set_stats_callback(r_.get(), 0, {nullptr, nullptr, nullptr})); }
-    /// Stop accepting dispatches on every group; wait up to `timeout` for
-    /// the accepted ones. Returns how many had not completed.
+    /// Stop accepting dispatches on every group (new ones fail with
+    /// LIMINAL_DRAINING); wait up to `timeout` for the accepted ones (waiting
+    /// messages still fail by their deadlines). Returns how many had not
+    /// completed. Throws liminal::Error: LIMINAL_SHUT_DOWN;
+    /// LIMINAL_WOULD_DEADLOCK from a callback.
     size_t drain(milliseconds timeout) {
         size_t left = 0;
         check(liminal_runtime_drain(r_.get(), detail::count(timeout, "timeout"), &left));
         return left;
     }
+    /// Shut down without freeing: every accepted dispatch not completed yet
+    /// completes with LIMINAL_SHUT_DOWN, exactly once, on this thread, except
+    /// one whose delivery callback is running (the shutdown waits for that
+    /// callback, and its answer counts); worker threads are joined. Idempotent. Throws liminal::Error
+    /// (LIMINAL_WOULD_DEADLOCK) from a callback, and does nothing then.
     void shutdown() { check(liminal_runtime_shutdown(r_.get())); }
+    /// The C handle, still owned by this Runtime.
     liminal_runtime *get() const noexcept { return r_.get(); }
 
 private:
@@ -586,10 +733,34 @@ private:
 };
 
 /// A routing function: a built-in, or a C++ function hot-deployable by identity.
+///
+/// Owns a liminal_routing; movable, not copyable, thread-safe. A group keeps
+/// its own reference to the function it uses, so a Routing may be destroyed
+/// once its groups are made or it is deployed.
 class Routing {
 public:
+    /// A C++ routing function: given the message and the eligible consumers
+    /// (id order, figures taken just before the call; both valid only during
+    /// the call), return the chosen consumer's id, or std::nullopt to leave
+    /// the message waiting for the next change (an answer, a join, a tag or
+    /// capacity change) or its deadline. An id that is no eligible consumer
+    /// fails the dispatch (LIMINAL_UNKNOWN_CONSUMER_SELECTED); a consumer at
+    /// its max_in_flight leaves the message waiting. Runs on the runtime's
+    /// routing thread, calls never overlap; it may block up to the routing
+    /// timeout (past it the dispatch fails with LIMINAL_ROUTING_TIMED_OUT);
+    /// blocking calls made from it throw liminal::Error
+    /// (LIMINAL_WOULD_DEADLOCK). An exception it throws fails the dispatch
+    /// with LIMINAL_ROUTING_CRASHED and goes to the callback error handler
+    /// ("routing").
     using Function = std::function<std::optional<std::string>(const MessageView &, const std::vector<ConsumerView> &)>;
 
+    /// A built-in router: `kind` is one of LIMINAL_BUILTIN_FIRST_WITH_CAPACITY,
+    /// LIMINAL_BUILTIN_LEAST_LOADED, LIMINAL_BUILTIN_AFFINITY (the tag is in
+    /// text field `field`) or LIMINAL_BUILTIN_STICKY_KEY (consistent hashing
+    /// on text, integer or boolean field `field`). `field` is required for
+    /// the last two, ignored otherwise. Throws liminal::Error:
+    /// LIMINAL_INVALID_ARGUMENT (unknown kind, empty field),
+    /// LIMINAL_NULL_ARGUMENT (field missing).
     static Routing builtin(liminal_builtin kind, const char *field = nullptr) {
         liminal_routing *r = nullptr;
         check(liminal_routing_builtin(kind, field, &r));
@@ -598,6 +769,13 @@ public:
     /// A function identified by `identity` (content-addressed). It returns
     /// the chosen id, or std::nullopt to let the message wait. An exception
     /// inside it is a routing crash (and goes to the callback error handler).
+    ///
+    /// `identity` must be non-empty and UTF-8 (it is also the function's
+    /// diagnostic name). While a function loaded with the same identity is
+    /// alive, this returns that one and `fn` is destroyed unused. `fn` is
+    /// otherwise destroyed when the last holder lets go or the runtime shuts
+    /// down. Throws liminal::Error: LIMINAL_INVALID_ARGUMENT,
+    /// LIMINAL_SHUT_DOWN.
     static Routing function(Runtime &runtime, const std::string &identity, Function fn) {
         auto *boxed = new Function(std::move(fn));
         liminal_route_callback cb{&Routing::trampoline, boxed, &detail::delete_fn<Function>};
@@ -606,7 +784,9 @@ public:
                                   identity.size(), identity.c_str(), &r));
         return Routing(r);
     }
+    /// The function's 64-bit content hash (compare Group::routing_hash()).
     uint64_t hash() const { return liminal_routing_hash(r_.get()); }
+    /// The C handle, still owned by this Routing.
     const liminal_routing *get() const noexcept { return r_.get(); }
 
 private:
@@ -642,23 +822,53 @@ private:
 
 /// A handle to a registered consumer (the consumer lives until it leaves or
 /// crashes, or its group goes; dropping the handle does not remove it).
+/// Thread-safe; movable, not copyable.
 class Consumer {
 public:
+    /// Take ownership of a consumer handle (as liminal_consumer_register or
+    /// liminal_group_consumer return it); the destructor frees the handle.
     explicit Consumer(liminal_consumer *c) : c_(c) {}
+    /// The consumer's id.
     std::string id() const { return liminal_consumer_id(c_.get()); }
+    /// Registered, not crashed, not left, and the runtime is up.
     bool alive() const { return liminal_consumer_is_alive(c_.get()); }
     /// Quarantined after an expired lease (LeasePolicy::Quarantine).
     bool paused() const { return liminal_consumer_is_paused(c_.get()); }
+    /// Deliveries reserved for or held by it now. Throws liminal::Error
+    /// (LIMINAL_SHUT_DOWN).
     uint32_t in_flight() const {
         uint32_t n = 0;
         check(liminal_consumer_in_flight(c_.get(), &n));
         return n;
     }
+    /// Declare it crashed: it dies now, on this thread (its crash callback
+    /// runs here: LIMINAL_CRASH_DECLARED, `reason`), and every delivery it
+    /// held is re-routed at once (a still-running callback's later answer is
+    /// fenced off). Safe from its own callback. Throws liminal::Error:
+    /// LIMINAL_CONSUMER_GONE if it is already gone, LIMINAL_SHUT_DOWN.
     void crash(const std::string &reason) { check(liminal_consumer_crash(c_.get(), reason.c_str())); }
+    /// Fault injection: it crashes (LIMINAL_CRASH_INJECTED) at its next
+    /// delivery, before its callback sees it; that message is re-routed as if
+    /// never delivered (not redelivered, not counted against it). Throws
+    /// liminal::Error: LIMINAL_CONSUMER_GONE, LIMINAL_SHUT_DOWN.
     void crash_at_next_delivery() { check(liminal_consumer_crash_at_next_delivery(c_.get())); }
+    /// Leave the group now: no new deliveries; what it held is re-routed
+    /// (flagged redelivered if it had seen it, not counted as a crash); a
+    /// running callback finishes and its answer counts. Its crash callback is
+    /// destroyed without being called. Safe from its own callback. Throws
+    /// liminal::Error: LIMINAL_CONSUMER_GONE if already gone, LIMINAL_SHUT_DOWN.
     void leave() { check(liminal_consumer_leave(c_.get())); }
+    /// Update the buffer depth routing functions see. Throws liminal::Error:
+    /// LIMINAL_CONSUMER_GONE, LIMINAL_SHUT_DOWN.
     void set_buffer_depth(uint32_t depth) { check(liminal_consumer_set_buffer_depth(c_.get(), depth)); }
+    /// Change how many deliveries it may hold (at least 1): raising it lets
+    /// waiting messages in at once; lowering it below what it holds takes
+    /// nothing away. Throws liminal::Error: LIMINAL_INVALID_ARGUMENT,
+    /// LIMINAL_CONSUMER_GONE, LIMINAL_SHUT_DOWN.
     void set_max_in_flight(uint32_t max) { check(liminal_consumer_set_max_in_flight(c_.get(), max)); }
+    /// Replace its affinity tags (non-empty UTF-8 strings, copied); waiting
+    /// messages are looked at again. Throws liminal::Error:
+    /// LIMINAL_INVALID_ARGUMENT, LIMINAL_CONSUMER_GONE, LIMINAL_SHUT_DOWN.
     void set_tags(const std::vector<std::string> &tags) {
         std::vector<const char *> ptrs;
         for (const auto &t : tags) ptrs.push_back(t.c_str());
@@ -666,6 +876,9 @@ public:
     }
     /// Pull mode: the next delivery, or std::nullopt on timeout. Throws
     /// liminal::Error (LIMINAL_CONSUMER_GONE) once the consumer is gone.
+    /// Also throws LIMINAL_SHUT_DOWN, LIMINAL_INVALID_ARGUMENT for a
+    /// push-mode consumer, LIMINAL_WOULD_DEADLOCK from a callback with a
+    /// timeout above 0. Answer the delivery (see KeptDelivery).
     std::optional<KeptDelivery> next_delivery(milliseconds timeout) {
         liminal_delivery *d = nullptr;
         liminal_status s = liminal_consumer_next_delivery(c_.get(), detail::count(timeout, "timeout"), &d);
@@ -673,6 +886,7 @@ public:
         check(s);
         return KeptDelivery(d);
     }
+    /// The C handle, still owned by this Consumer.
     const liminal_consumer *get() const noexcept { return c_.get(); }
 
 private:
@@ -681,13 +895,62 @@ private:
 
 // ----------------------------------------------------------------- groups
 
+/// A consumer group: consumers, the routing function that picks one for
+/// each message, and a waiting room for messages none has taken yet (owns a
+/// liminal_group). Thread-safe; movable, not copyable.
+///
+/// The destructor closes the group (liminal_group_free): it accepts nothing
+/// more, every consumer leaves, and messages waiting or held fail with
+/// LIMINAL_NO_CONSUMER_AVAILABLE (a running delivery callback finishes, and
+/// its answer counts). Safe from any callback, its own consumers' included.
+/// Consumer handles stay safe to destroy.
 class Group {
 public:
+    /// A push consumer's delivery callback: answer with a Verdict. Runs on a
+    /// scheduler worker thread, one delivery at a time per consumer
+    /// (different consumers may run at once with more than one scheduler
+    /// thread). Must not block: it holds a worker, and the push consumers on
+    /// that worker wait behind it; defer (Delivery::keep) and finish
+    /// elsewhere, or use pull mode. Blocking calls made from it
+    /// (Group::dispatch, drain, Runtime::shutdown, Consumer::next_delivery
+    /// with a timeout) throw liminal::Error (LIMINAL_WOULD_DEADLOCK). The
+    /// Delivery is valid only during the call. An exception it throws
+    /// crashes the consumer (see add()).
     using OnDelivery = std::function<Verdict(Delivery &)>;
+    /// A consumer's crash callback: called for each lease expiry it survives
+    /// (CrashReport::alive true) and at most once when it dies (alive false);
+    /// never for a graceful leave. Runs on the thread that noticed (the one
+    /// calling Consumer::crash or KeptDelivery::crash, the consumer's worker,
+    /// the timer thread for a lease: see liminal_crash_fn); never overlaps
+    /// for one consumer. Must not block: blocking calls made from it throw
+    /// liminal::Error (LIMINAL_WOULD_DEADLOCK). An exception it throws goes
+    /// to the callback error handler ("crash").
     using OnCrash = std::function<void(const CrashReport &)>;
+    /// An asynchronous dispatch's completion: runs exactly once with the
+    /// Outcome, delivered or not (check Outcome::status). Runs on the thread
+    /// that ended the dispatch (a scheduler worker, a thread answering or
+    /// crashing, the timer or routing thread, the thread shutting the
+    /// runtime down, or the dispatching thread itself before dispatch_async
+    /// returns: see liminal_completion_fn); completions of different
+    /// dispatches may overlap. Must not block: blocking calls made from it
+    /// throw liminal::Error (LIMINAL_WOULD_DEADLOCK). It is destroyed right
+    /// after its call. An exception it throws goes to the callback error
+    /// handler ("completion").
     using OnComplete = std::function<void(const Outcome &)>;
+    /// A dispatch ended without a delivery (attempts used up, deadline
+    /// passed, dropped at overflow, blocking timeout, routing failed, group
+    /// closed; never for shutdown): the message (valid only during the call)
+    /// and its trail, whose status says why. Runs on the thread that ends
+    /// the dispatch, right before its completion; calls may overlap on
+    /// different threads. Must not block: blocking calls made from it throw
+    /// liminal::Error (LIMINAL_WOULD_DEADLOCK). An exception it throws goes
+    /// to the callback error handler ("dead_letter").
     using OnDeadLetter = std::function<void(const MessageView &, const Outcome &)>;
 
+    /// Create a group on `runtime`, routed by `routing` (the group keeps its
+    /// own reference to the function), with `options` (unset ones keep the
+    /// defaults). Throws liminal::Error: LIMINAL_INVALID_ARGUMENT for an
+    /// invalid option, LIMINAL_SHUT_DOWN.
     Group(Runtime &runtime, const Routing &routing, const GroupOptions &options = GroupOptions()) {
         auto o = options.to_c();
         liminal_group *g = nullptr;
@@ -697,6 +960,14 @@ public:
 
     /// Register a push consumer (or, with an empty `on_delivery`, a pull one).
     /// An exception thrown by `on_delivery` crashes the consumer.
+    ///
+    /// The crash is declared (LIMINAL_CRASH_DECLARED, reason "exception: "
+    /// and what()): everything it holds is re-routed, and the delivery counts
+    /// against its message (died handling it). `id` is non-empty UTF-8,
+    /// unique in the group; `on_crash` is optional. The callbacks are destroyed once the
+    /// consumer is gone (crashed, left, group destroyed, runtime shut down),
+    /// or at once if this throws liminal::Error: LIMINAL_INVALID_ARGUMENT,
+    /// LIMINAL_DUPLICATE_CONSUMER, LIMINAL_SHUT_DOWN, LIMINAL_SPAWN_FAILED.
     Consumer add(const std::string &id, OnDelivery on_delivery, const ConsumerOptions &options = ConsumerOptions(),
                  OnCrash on_crash = {}) {
         auto o = options.to_c();
@@ -713,7 +984,8 @@ public:
         return add(id, OnDelivery(), options, std::move(on_crash));
     }
 
-    /// A new handle to the live consumer `id`, or std::nullopt.
+    /// A new handle to the live consumer `id`, or std::nullopt. Throws
+    /// liminal::Error (LIMINAL_SHUT_DOWN).
     std::optional<Consumer> consumer(const std::string &id) const {
         liminal_consumer *c = nullptr;
         liminal_status s = liminal_group_consumer(g_.get(), id.c_str(), &c);
@@ -723,6 +995,15 @@ public:
     }
 
     /// Blocking dispatch; throws liminal::Error when not delivered.
+    ///
+    /// Dispatches a snapshot of `message` and waits for the outcome (returned
+    /// only when delivered). Throws why not: LIMINAL_ATTEMPTS_EXHAUSTED,
+    /// LIMINAL_EXPIRED, LIMINAL_TIMED_OUT (DispatchOptions::timeout: the
+    /// message was withdrawn), LIMINAL_UNKNOWN_CONSUMER_SELECTED,
+    /// LIMINAL_ROUTING_CRASHED, LIMINAL_ROUTING_TIMED_OUT,
+    /// LIMINAL_NO_CONSUMER_AVAILABLE (group closed), LIMINAL_DROPPED, ...; or
+    /// refused, nothing dispatched: LIMINAL_QUEUE_FULL, LIMINAL_DRAINING,
+    /// LIMINAL_SHUT_DOWN, LIMINAL_WOULD_DEADLOCK (from a callback).
     Outcome dispatch(const Message &message, const DispatchOptions &options = DispatchOptions()) {
         auto opts = options.to_c();
         liminal_outcome *o = nullptr;
@@ -733,6 +1014,13 @@ public:
 
     /// Asynchronous dispatch; `done` runs exactly once (see the C contract)
     /// unless this throws (refused). Returns the dispatch id.
+    ///
+    /// Dispatches a snapshot of `message`; `done` may run before this
+    /// returns (see OnComplete). Refused, it throws liminal::Error
+    /// (LIMINAL_QUEUE_FULL, LIMINAL_DRAINING, LIMINAL_SHUT_DOWN, bad
+    /// arguments) and `done` is destroyed without being called. Under
+    /// Overflow::Block it blocks while the waiting room is full (from a
+    /// callback it refuses at once instead).
     uint64_t dispatch_async(const Message &message, OnComplete done,
                             const DispatchOptions &options = DispatchOptions()) {
         auto opts = options.to_c();
@@ -742,31 +1030,48 @@ public:
         return id;
     }
 
+    /// Hot-deploy `routing` (the group keeps its own reference): evaluations
+    /// already running keep the version they started with, the next one uses
+    /// this, and waiting messages are looked at again. Throws liminal::Error
+    /// (LIMINAL_SHUT_DOWN).
     void deploy(const Routing &routing) { check(liminal_group_deploy(g_.get(), routing.get())); }
+    /// The content hash of the routing function in use (see Routing::hash()).
     uint64_t routing_hash() const { return liminal_group_routing_hash(g_.get()); }
 
     /// Install the dead-letter callback (replacing an earlier one).
+    /// The replaced one is destroyed once its last call returned; `fn` goes
+    /// when replaced or cleared, when the group is destroyed, or at the
+    /// runtime's shutdown. Throws liminal::Error (LIMINAL_SHUT_DOWN).
     void on_dead_letter(OnDeadLetter fn) {
         liminal_dead_letter_callback cb{&Group::dead_letter, new OnDeadLetter(std::move(fn)), &detail::delete_fn<OnDeadLetter>};
         check(liminal_group_set_dead_letter(g_.get(), cb));
     }
+    /// Remove the dead-letter callback (destroyed once its last call
+    /// returned). Throws liminal::Error (LIMINAL_SHUT_DOWN).
     void clear_dead_letter() { check(liminal_group_set_dead_letter(g_.get(), {nullptr, nullptr, nullptr})); }
 
     /// Stop accepting dispatches; wait up to `timeout` for the accepted ones.
     /// Returns how many had not completed.
+    /// New dispatches then fail with LIMINAL_DRAINING; waiting messages
+    /// still fail by their deadlines. Throws liminal::Error:
+    /// LIMINAL_SHUT_DOWN; LIMINAL_WOULD_DEADLOCK from a callback.
     size_t drain(milliseconds timeout) {
         size_t left = 0;
         check(liminal_group_drain(g_.get(), detail::count(timeout, "timeout"), &left));
         return left;
     }
 
+    /// Number of live consumers. Throws liminal::Error (LIMINAL_SHUT_DOWN),
+    /// as do waiting() and in_flight().
     size_t size() const { return read_count(liminal_group_consumer_count); }
-    /// Messages waiting for a consumer now.
+    /// Messages waiting for a consumer now (in the waiting room, released
+    /// with a delay, or being routed).
     size_t waiting() const { return read_count(liminal_group_waiting); }
     /// Accepted dispatches not completed yet.
     size_t in_flight() const { return read_count(liminal_group_in_flight); }
 
-    /// The consumers now, in id order.
+    /// The consumers now, in id order. Throws liminal::Error
+    /// (LIMINAL_SHUT_DOWN).
     std::vector<ConsumerView> snapshot() const {
         liminal_snapshot *s = nullptr;
         check(liminal_group_snapshot(g_.get(), &s));
@@ -779,6 +1084,7 @@ public:
         }
         return out;
     }
+    /// The C handle, still owned by this Group.
     const liminal_group *get() const noexcept { return g_.get(); }
 
 private:
