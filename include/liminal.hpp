@@ -147,7 +147,19 @@ template <class T, void (*Free)(T *)> struct Deleter {
     void operator()(T *p) const noexcept { Free(p); }
 };
 template <class T, void (*Free)(T *)> using Owned = std::unique_ptr<T, Deleter<T, Free>>;
-inline void free_runtime(liminal_runtime *r) { (void)liminal_runtime_free(r); }
+/// Frees a runtime from a destructor. liminal_runtime_free refuses inside a
+/// callback (LIMINAL_WOULD_DEADLOCK): a destructor cannot throw, so the
+/// refusal goes to the callback error handler, and the runtime is left
+/// running (destroy the Runtime outside callbacks).
+inline void free_runtime(liminal_runtime *r) {
+    const liminal_status status = liminal_runtime_free(r);
+    if (status == LIMINAL_OK) return;
+    try {
+        throw Error(status, "liminal::Runtime destroyed where liminal_runtime_free refuses; the runtime was not freed");
+    } catch (...) {
+        report_callback_error("Runtime destructor");
+    }
+}
 template <class F> void delete_fn(void *user) { delete static_cast<F *>(user); }
 
 template <class Duration> uint64_t count(Duration d, const char *what) {
@@ -651,8 +663,8 @@ struct ConsumerView {
 /// from it may outlive it: they stay safe to destroy, and their calls that
 /// return a status fail with LIMINAL_SHUT_DOWN. Do not destroy a Runtime
 /// inside a callback: liminal_runtime_free refuses there
-/// (LIMINAL_WOULD_DEADLOCK), the destructor ignores that, and the runtime is
-/// never freed.
+/// (LIMINAL_WOULD_DEADLOCK): the destructor reports that to the callback
+/// error handler ("Runtime destructor"), and the runtime is never freed.
 class Runtime {
 public:
     /// Receives the statistics as JSON (as stats_json()); `json` is valid
@@ -696,8 +708,9 @@ public:
     /// destroyed once its last call returned. Throws liminal::Error:
     /// LIMINAL_INVALID_ARGUMENT, LIMINAL_SHUT_DOWN.
     void on_stats(milliseconds interval, OnStats fn) {
+        const uint64_t ms = detail::count(interval, "interval");  // may throw: before the allocation
         liminal_stats_callback cb{&Runtime::stats, new OnStats(std::move(fn)), &detail::delete_fn<OnStats>};
-        check(liminal_runtime_set_stats_callback(r_.get(), detail::count(interval, "interval"), cb));
+        check(liminal_runtime_set_stats_callback(r_.get(), ms, cb));
     }
     /// Stop the periodic statistics (the function is destroyed once its last
     /// call returned). Throws liminal::Error (LIMINAL_SHUT_DOWN).
