@@ -962,7 +962,8 @@ enum liminal_status liminal_runtime_metrics(const struct liminal_runtime *runtim
  * percentiles, then per group: waiting room and per-consumer figures;
  * names follow the OpenTelemetry messaging conventions where one exists)
  * into `buffer`, snprintf-style: `*len_out` (optional) receives the full
- * length; `LIMINAL_BUFFER_TOO_SMALL` when truncated.
+ * length; `LIMINAL_BUFFER_TOO_SMALL` when truncated (a NULL `buffer` with
+ * `capacity` 0 asks only the length).
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_runtime_stats_json(const struct liminal_runtime *runtime,
@@ -983,7 +984,8 @@ enum liminal_status liminal_runtime_stats_prometheus(const struct liminal_runtim
 /**
  * Deliver the statistics as JSON to `callback` every `interval_ms` (at
  * least 10), replacing any earlier stats callback (whose `free_user` runs
- * once its last call returned). A NULL `function` stops them. The library
+ * once its last call returned). A NULL `function` stops them, and then
+ * `interval_ms` is ignored. The library
  * owns `callback` from this call on, even when it fails.
  * Errors: `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_SHUT_DOWN`.
  */
@@ -1010,6 +1012,8 @@ LIMINAL_EXPORT void liminal_message_free(struct liminal_message *message);
 
 /**
  * Set text field `name` (UTF-8) to `value`, replacing any field of that name.
+ * Like every `liminal_message_set_*`: an empty or non-UTF-8 `name` is
+ * `LIMINAL_INVALID_ARGUMENT`, a NULL one `LIMINAL_NULL_ARGUMENT`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_message_set_text(struct liminal_message *message,
@@ -1066,9 +1070,12 @@ enum liminal_status liminal_message_field_type(const struct liminal_message *mes
 
 /**
  * Copy text field `name` into `buffer` (`capacity` bytes, NUL-terminated).
- * `*len_out` (optional) receives the text's length without the NUL. Errors:
+ * `*len_out` (optional) receives the text's length without the NUL. To ask
+ * the length first, pass a NULL `buffer` with `capacity` 0 (the answer is
+ * `LIMINAL_BUFFER_TOO_SMALL` with `*len_out` set). Errors:
  * `LIMINAL_NOT_FOUND` (no such text field), `LIMINAL_BUFFER_TOO_SMALL` (the
- * truncated text is still written and NUL-terminated).
+ * truncated text is still written and NUL-terminated),
+ * `LIMINAL_NULL_ARGUMENT` (a NULL `buffer` with a non-zero `capacity`).
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_message_get_text(const struct liminal_message *message,
@@ -1149,6 +1156,9 @@ enum liminal_status liminal_routing_new(const struct liminal_runtime *runtime,
  * A built-in router (`LIMINAL_BUILTIN_*`). `field` names the message field
  * for `LIMINAL_BUILTIN_AFFINITY` and `LIMINAL_BUILTIN_STICKY_KEY` (required
  * there, ignored otherwise). `*out` owns the result.
+ * Errors: `LIMINAL_NULL_ARGUMENT` (`out`, or a required `field`),
+ * `LIMINAL_INVALID_ARGUMENT` (an unknown kind, an empty or non-UTF-8
+ * `field`).
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_routing_builtin(liminal_builtin kind,

@@ -93,6 +93,10 @@ PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" cc -std=c11 -o build-installed/quickstar
 LD_LIBRARY_PATH="$PREFIX/lib" ./build-installed/quickstart-pc >/dev/null
 ok
 
+step "API reference builds without a Doxygen warning (scripts/docs.sh)"
+scripts/docs.sh
+ok
+
 step "soak, shortened (scripts/soak.sh runs the full 10M)"
 mkdir -p build-bench
 scripts/soak.sh 300000 build-bench/soak-ci.md 30000 > /dev/null

@@ -77,6 +77,8 @@ fn set_field(
 }
 
 /// Set text field `name` (UTF-8) to `value`, replacing any field of that name.
+/// Like every `liminal_message_set_*`: an empty or non-UTF-8 `name` is
+/// `LIMINAL_INVALID_ARGUMENT`, a NULL one `LIMINAL_NULL_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn liminal_message_set_text(
     message: *mut liminal_message,
@@ -187,9 +189,12 @@ pub extern "C" fn liminal_message_field_type(
 }
 
 /// Copy text field `name` into `buffer` (`capacity` bytes, NUL-terminated).
-/// `*len_out` (optional) receives the text's length without the NUL. Errors:
+/// `*len_out` (optional) receives the text's length without the NUL. To ask
+/// the length first, pass a NULL `buffer` with `capacity` 0 (the answer is
+/// `LIMINAL_BUFFER_TOO_SMALL` with `*len_out` set). Errors:
 /// `LIMINAL_NOT_FOUND` (no such text field), `LIMINAL_BUFFER_TOO_SMALL` (the
-/// truncated text is still written and NUL-terminated).
+/// truncated text is still written and NUL-terminated),
+/// `LIMINAL_NULL_ARGUMENT` (a NULL `buffer` with a non-zero `capacity`).
 #[no_mangle]
 pub extern "C" fn liminal_message_get_text(
     message: *const liminal_message,

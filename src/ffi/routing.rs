@@ -259,6 +259,9 @@ pub extern "C" fn liminal_routing_new(
 /// A built-in router (`LIMINAL_BUILTIN_*`). `field` names the message field
 /// for `LIMINAL_BUILTIN_AFFINITY` and `LIMINAL_BUILTIN_STICKY_KEY` (required
 /// there, ignored otherwise). `*out` owns the result.
+/// Errors: `LIMINAL_NULL_ARGUMENT` (`out`, or a required `field`),
+/// `LIMINAL_INVALID_ARGUMENT` (an unknown kind, an empty or non-UTF-8
+/// `field`).
 #[no_mangle]
 pub extern "C" fn liminal_routing_builtin(
     kind: liminal_builtin,

@@ -339,7 +339,8 @@ pub extern "C" fn liminal_runtime_metrics(
 /// percentiles, then per group: waiting room and per-consumer figures;
 /// names follow the OpenTelemetry messaging conventions where one exists)
 /// into `buffer`, snprintf-style: `*len_out` (optional) receives the full
-/// length; `LIMINAL_BUFFER_TOO_SMALL` when truncated.
+/// length; `LIMINAL_BUFFER_TOO_SMALL` when truncated (a NULL `buffer` with
+/// `capacity` 0 asks only the length).
 #[no_mangle]
 pub extern "C" fn liminal_runtime_stats_json(
     runtime: *const liminal_runtime,
@@ -372,7 +373,8 @@ pub extern "C" fn liminal_runtime_stats_prometheus(
 
 /// Deliver the statistics as JSON to `callback` every `interval_ms` (at
 /// least 10), replacing any earlier stats callback (whose `free_user` runs
-/// once its last call returned). A NULL `function` stops them. The library
+/// once its last call returned). A NULL `function` stops them, and then
+/// `interval_ms` is ignored. The library
 /// owns `callback` from this call on, even when it fails.
 /// Errors: `LIMINAL_INVALID_ARGUMENT`, `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
