@@ -344,7 +344,7 @@ class Outcome:
         )
 
 
-class DispatchFuture(Future):  # type: ignore[type-arg]
+class DispatchFuture(Future[Outcome]):
     """The result of `Group.dispatch_async`: a `concurrent.futures.Future`
     whose result is the `Outcome` (or whose exception is a `LiminalError`
     carrying it), plus the `dispatch_id`. It completes on a library thread:
@@ -1246,6 +1246,19 @@ class Runtime(_Handle):
         self._ptr = None
         _runtimes.discard(self)
 
+    def _release_handle(self) -> None:
+        # Garbage collection may run on a library thread, where freeing a
+        # runtime is refused: then it is freed at interpreter exit.
+        ptr = self._ptr
+        self._ptr = None
+        if ptr is not None and lib.liminal_runtime_free(ptr) == Status.WOULD_DEADLOCK:
+            with _orphans_lock:
+                _orphans.append(ptr)
+
+
+_orphans: List[int] = []
+_orphans_lock = threading.Lock()
+
 
 @atexit.register
 def _close_runtimes() -> None:
@@ -1255,6 +1268,11 @@ def _close_runtimes() -> None:
             runtime.close()
         except BaseException:  # noqa: BLE001
             pass
+    with _orphans_lock:
+        orphans = list(_orphans)
+        _orphans.clear()
+    for ptr in orphans:
+        lib.liminal_runtime_free(ptr)
 
 
 def version() -> str:
