@@ -166,3 +166,19 @@ def test_closing_the_runtime_completes_what_is_pending_with_shut_down():
     group.close()
     with pytest.raises(ValueError):
         group.dispatch({"n": 3})  # a closed handle is refused in Python
+
+
+def test_closing_a_consumer_leaves_while_detaching_keeps_it(runtime):
+    with runtime.group() as group:
+        with group.consumer("a", Recorder()) as a:
+            assert group.consumer_count == 1 and a.is_alive
+        assert a.closed and group.consumer_count == 0
+        b = group.consumer("b", Recorder())
+        b.detach()  # the handle only: b stays
+        assert group.consumer_count == 1
+        assert group.dispatch({"n": 1}).delivered_to == "b"
+        with group.find_consumer("b") as again:
+            assert again.id == "b" and again.is_alive
+        assert group.consumer_count == 0
+        with pytest.raises(ValueError):
+            b.leave()  # a closed handle is refused in Python
