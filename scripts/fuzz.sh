@@ -50,7 +50,8 @@ text = open(log, errors="replace").read()
 stats = re.findall(r"#(\d+): cov: (\d+) ft: (\d+) corp: (\d+) exec/s: (\d+) "
                    r"oom/timeout/crash: (\d+)/(\d+)/(\d+) time: (\d+)s", text)
 findings = sorted(os.listdir(artifacts)) if os.path.isdir(artifacts) else []
-panics = re.findall(r"panicked at [^\n]*\n[^\n]*", text)
+# A panic with the lines after it (the engine prints its trace there).
+panics = re.findall(r"panicked at [^\n]*\n(?:(?!INFO:|==\d+==)[^\n]*\n){0,90}", text)
 leaks = re.findall(r"ERROR: LeakSanitizer[^\n]*", text)
 asan = re.findall(r"ERROR: AddressSanitizer[^\n]*", text)
 with open(report, "w") as out:

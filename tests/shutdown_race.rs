@@ -38,6 +38,14 @@ fn wait_for_late(run: &sequence::Run) -> Vec<(sequence::Kind, String)> {
     run.late()
 }
 
+/// `LIMINAL_SHUTDOWN_RACE_HOGS` (default 2): threads keeping the cores busy.
+fn hogs() -> usize {
+    std::env::var("LIMINAL_SHUTDOWN_RACE_HOGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+
 fn rounds() -> usize {
     std::env::var("LIMINAL_SHUTDOWN_RACE_ROUNDS")
         .ok()
@@ -77,7 +85,7 @@ fn replay(work: &[PathBuf], repeat: usize, threads: usize) -> Vec<String> {
         }
     };
     std::thread::scope(|scope| {
-        let hogs: Vec<_> = (0..2).map(|_| scope.spawn(hog)).collect();
+        let hogs: Vec<_> = (0..hogs()).map(|_| scope.spawn(hog)).collect();
         let replayers: Vec<_> = (0..threads).map(|_| scope.spawn(replay_one)).collect();
         let results: Vec<_> = replayers.into_iter().map(|r| r.join()).collect();
         done.store(true, Ordering::Relaxed);
@@ -96,6 +104,18 @@ fn replay(work: &[PathBuf], repeat: usize, threads: usize) -> Vec<String> {
 #[test]
 fn every_free_user_has_run_when_runtime_free_returns() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    // One input alone (to chase a finding): LIMINAL_SHUTDOWN_RACE_INPUT,
+    // on LIMINAL_SHUTDOWN_RACE_THREADS threads (default 2).
+    if let Some(input) = std::env::var_os("LIMINAL_SHUTDOWN_RACE_INPUT") {
+        let threads = std::env::var("LIMINAL_SHUTDOWN_RACE_THREADS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2);
+        let work = vec![PathBuf::from(input); 1000];
+        let failures = replay(&work, rounds(), threads);
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
+        return;
+    }
     let mut work = inputs(&root.join("regressions"));
     // The inputs that failed once, many times over, then the corpus.
     let corpus = inputs(&root.join("corpus/api_sequence"));

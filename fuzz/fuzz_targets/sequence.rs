@@ -80,8 +80,11 @@ impl Kind {
 pub struct Run {
     /// Live `user` allocations per [`Kind`] (index = position in `Kind::ALL`).
     live: [AtomicI64; 6],
-    /// Dispatch id -> completions seen.
-    completions: Mutex<HashMap<u64, u32>>,
+    /// Dispatch id -> each completion seen: its status, its thread, and
+    /// whether it came after `liminal_runtime_free` returned.
+    completions: Mutex<HashMap<u64, Vec<Completion>>>,
+    /// The calls this input made, one line per step, for a failure message.
+    trace: Mutex<Vec<String>>,
     /// Deliveries kept by deferring consumers (owned handles, as addresses).
     kept: Mutex<Vec<usize>>,
     /// Set once `liminal_runtime_free` returned.
@@ -93,7 +96,19 @@ pub struct Run {
     leaked_at_free: Mutex<Vec<(Kind, i64)>>,
 }
 
+/// One completion callback call.
+#[derive(Clone, Debug)]
+pub struct Completion {
+    status: liminal_status,
+    thread: String,
+    after_free: bool,
+}
+
 impl Run {
+    fn trace(&self, line: String) {
+        self.trace.lock().unwrap().push(line);
+    }
+
     /// `user` pointers of each kind not freed yet (only kinds with any).
     pub fn leaked(&self) -> Vec<(Kind, i64)> {
         Kind::ALL
@@ -124,7 +139,7 @@ struct User {
 }
 
 /// What a push consumer answers, or what a routing function does.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 enum Mode {
     Ack,
     Crash,
@@ -222,13 +237,21 @@ unsafe extern "C" fn on_complete(
         !liminal_outcome_delivered_to(outcome).is_null()
     );
     let id = liminal_outcome_dispatch_id(outcome);
-    *user_of(user)
-        .run
-        .completions
+    let run = &user_of(user).run;
+    let completion = Completion {
+        status,
+        thread: std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned(),
+        after_free: run.runtime_freed.load(Ordering::SeqCst),
+    };
+    run.completions
         .lock()
         .unwrap()
         .entry(id)
-        .or_default() += 1;
+        .or_default()
+        .push(completion);
 }
 
 unsafe extern "C" fn on_dead_letter(
@@ -464,7 +487,15 @@ unsafe fn steps(data: &[u8], run: &Arc<Run>) {
     let mut steps = 0;
     while !input.0.is_empty() && steps < 64 {
         steps += 1;
-        match input.byte() % 18 {
+        let op = input.byte() % 18;
+        run.trace(format!(
+            "step {steps}: op {op} ({} groups, {} consumers, {} messages, {} accepted)",
+            groups.len(),
+            consumers.len(),
+            messages.len(),
+            accepted.len()
+        ));
+        match op {
             0 if groups.len() < 3 => {
                 let mut routing = null_mut();
                 let kind = i32::from(input.byte() % 5);
@@ -476,7 +507,9 @@ unsafe fn steps(data: &[u8], run: &Arc<Run>) {
                         null_mut()
                     };
                     let mut group = null_mut();
-                    if liminal_group_new(runtime, routing, options, &mut group) == LIMINAL_OK {
+                    let status = liminal_group_new(runtime, routing, options, &mut group);
+                    run.trace(format!("  group_new (builtin {kind}): {status:?}"));
+                    if status == LIMINAL_OK {
                         groups.push(group);
                     } else {
                         assert!(group.is_null());
@@ -529,6 +562,7 @@ unsafe fn steps(data: &[u8], run: &Arc<Run>) {
                     &mut consumer,
                 );
                 liminal_consumer_options_free(options);
+                run.trace(format!("  register in group {g}: {mode:?}: {status:?}"));
                 if status == LIMINAL_OK {
                     consumers.push((consumer, g, mode.is_none()));
                 } else {
@@ -589,7 +623,9 @@ unsafe fn steps(data: &[u8], run: &Arc<Run>) {
                 };
                 if blocking {
                     let mut outcome = null_mut();
-                    if liminal_group_dispatch(groups[g], m, options, &mut outcome) == LIMINAL_OK {
+                    let status = liminal_group_dispatch(groups[g], m, options, &mut outcome);
+                    run.trace(format!("  dispatch (blocking) to group {g}: {status:?}"));
+                    if status == LIMINAL_OK {
                         assert!(!liminal_outcome_delivered_to(outcome).is_null());
                         liminal_outcome_free(outcome);
                     } else {
@@ -602,9 +638,12 @@ unsafe fn steps(data: &[u8], run: &Arc<Run>) {
                         user: user(run, Kind::Completion, Mode::Plain),
                         free_user: Some(free_user),
                     };
-                    if liminal_group_dispatch_async(groups[g], m, options, callback, &mut id)
-                        == LIMINAL_OK
-                    {
+                    let status =
+                        liminal_group_dispatch_async(groups[g], m, options, callback, &mut id);
+                    run.trace(format!(
+                        "  dispatch_async to group {g}: {status:?}, id {id}"
+                    ));
+                    if status == LIMINAL_OK {
                         accepted.push(id);
                     }
                 }
@@ -646,6 +685,7 @@ unsafe fn steps(data: &[u8], run: &Arc<Run>) {
             }
             10 if !groups.is_empty() => {
                 let g = input.byte() as usize % groups.len();
+                run.trace(format!("  group_free {g}"));
                 liminal_group_free(groups.remove(g));
                 // Keep indexes stable: the freed group's consumers go with it.
                 consumers.retain_mut(|(c, cg, _)| {
@@ -729,6 +769,7 @@ unsafe fn steps(data: &[u8], run: &Arc<Run>) {
                         &mut left,
                     )
                 };
+                run.trace(format!("  drain, timeout {timeout} ms: {left} left"));
                 assert!(status == LIMINAL_OK, "drain answered {status:?}");
             }
             16 => {
@@ -793,10 +834,45 @@ unsafe fn steps(data: &[u8], run: &Arc<Run>) {
         liminal_delivery_free(delivery);
     }
     // Every accepted dispatch completed exactly once.
+    if std::env::var_os("LIMINAL_FUZZ_TRACE").is_some() {
+        eprintln!("{}", run.trace.lock().unwrap().join("\n"));
+    }
     let completions = std::mem::take(&mut *run.completions.lock().unwrap());
     for id in &accepted {
-        assert_eq!(completions.get(id), Some(&1), "dispatch {id} completions");
+        let seen = completions.get(id).map_or(&[][..], Vec::as_slice);
+        if seen.is_empty() {
+            // Diagnostic for a failure already found, not a synchronisation:
+            // did it come later, and on which thread?
+            for _ in 0..200 {
+                if run.completions.lock().unwrap().contains_key(id) {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let late = run.completions.lock().unwrap().get(id).cloned();
+            assert!(
+                false,
+                "dispatch {id}: no completion by liminal_runtime_free's return; 2 s later: {late:?}\ntrace:\n{}",
+                run.trace.lock().unwrap().join("\n")
+            );
+        }
+        assert!(
+            seen.len() == 1 && !seen[0].after_free,
+            "dispatch {id}: {} completion(s) by liminal_runtime_free's return, expected 1: {seen:?}\ntrace:\n{}",
+            seen.len(),
+            run.trace.lock().unwrap().join("\n")
+        );
     }
+    // A completion names its own dispatch (an emptied outcome, dispatch id
+    // 0, once stood in for another's: two finishers raced).
+    let strangers: Vec<&u64> = completions
+        .keys()
+        .filter(|id| !accepted.contains(id))
+        .collect();
+    assert!(
+        strangers.is_empty(),
+        "completions for dispatches never accepted: {strangers:?} ({completions:?})"
+    );
     assert_eq!(completions.len(), accepted.len());
     *run.leaked_at_free.lock().unwrap() = leaked;
 }

@@ -271,22 +271,25 @@ impl Conversation {
     }
 
     fn finish_failed(self: &Arc<Self>, error: DispatchError) {
-        let trail = {
+        let (completion, trail) = {
             let mut state = self.state.lock();
             state.stage = Stage::Done;
+            // Whoever takes the completion takes the trail, in one step:
+            // a second finisher (a shutdown racing an answer, say) finds
+            // neither, and can never complete with an emptied trail.
+            let Some(completion) = self.completion.lock().take() else {
+                return;
+            };
             if let Some(key) = state.deadline.take() {
                 self.home.services().timer.cancel(key);
             }
-            // Done: nothing reads the trail again.
-            std::mem::take(&mut state.trail)
+            (completion, std::mem::take(&mut state.trail))
         };
-        self.complete(Err(DispatchFailure { error, trail }));
+        self.complete(completion, Err(DispatchFailure { error, trail }));
     }
 
-    fn complete(self: &Arc<Self>, result: crate::dispatch::DispatchResult) {
-        let Some(completion) = self.completion.lock().take() else {
-            return;
-        };
+    /// Run the completion (taken, with the trail, by the one finisher).
+    fn complete(self: &Arc<Self>, completion: Completion, result: crate::dispatch::DispatchResult) {
         let metrics = &self.home.services().metrics;
         match &result {
             Ok(_) => metrics.record_delivered(self.accepted.elapsed()),
@@ -321,26 +324,33 @@ impl AttemptOwner for Conversation {
     }
 
     fn acknowledged(&self, delivery_id: u64, consumer_id: &str) {
-        let trail = {
+        let Some(me) = self.me.upgrade() else {
+            return;
+        };
+        let (completion, trail) = {
             let mut state = self.state.lock();
             if !matches!(state.stage, Stage::Held { delivery_id: d, .. } if d == delivery_id) {
                 return;
             }
             state.stage = Stage::Done;
             state.expiring = None;
+            // The one finisher takes the completion and the trail together
+            // (see `finish_failed`).
+            let Some(completion) = self.completion.lock().take() else {
+                return;
+            };
             if let Some(key) = state.deadline.take() {
                 self.home.services().timer.cancel(key);
             }
-            // Done: nothing reads the trail again.
-            std::mem::take(&mut state.trail)
+            (completion, std::mem::take(&mut state.trail))
         };
-        let Some(me) = self.me.upgrade() else {
-            return;
-        };
-        me.complete(Ok(Outcome {
-            delivered_to: consumer_id.to_owned(),
-            trail,
-        }));
+        me.complete(
+            completion,
+            Ok(Outcome {
+                delivered_to: consumer_id.to_owned(),
+                trail,
+            }),
+        );
     }
 
     fn given_back(&self, delivery_id: u64, consumer_uid: u64, consumer_id: &str, why: GiveBack) {
