@@ -72,6 +72,12 @@ step "Python ctypes test"
 LIMINAL_LIB="$TARGET_DIR/release/libliminal.so" python3 tests/python/test_ctypes.py
 ok
 
+step "the Python package: pip install ./python into a fresh venv, then its pytest suite (scripts/python-test.sh)"
+# The wheel's cargo build is the one CMake ran (release, remote, same
+# target): nothing is built again.
+scripts/python-test.sh
+ok
+
 step "install, then build the examples against the installed prefix"
 PREFIX=$(mktemp -d)
 trap 'rm -rf "$PREFIX"' EXIT

@@ -850,8 +850,7 @@ unsafe fn steps(data: &[u8], run: &Arc<Run>) {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
             let late = run.completions.lock().unwrap().get(id).cloned();
-            assert!(
-                false,
+            panic!(
                 "dispatch {id}: no completion by liminal_runtime_free's return; 2 s later: {late:?}\ntrace:\n{}",
                 run.trace.lock().unwrap().join("\n")
             );
