@@ -170,6 +170,7 @@ impl Slice for RouterProcess {
                 self.queue.push(job);
                 continue;
             }
+            let started = Instant::now();
             self.queue.start(&job, function);
             let result = catch_unwind(AssertUnwindSafe(|| {
                 call(&evaluation.message, &evaluation.views)
@@ -183,7 +184,19 @@ impl Slice for RouterProcess {
                     .store(false, Ordering::Release);
                 return NativeOutcome::Stop(ExitReason::Normal);
             }
+            // A call that ran past the timeout fails its dispatch even when
+            // the watchdog (on the timer thread, which a busy machine can
+            // hold up) had not got to it: the promise is about the call.
+            let overran = self
+                .queue
+                .supervisor
+                .upgrade()
+                .is_some_and(|supervisor| started.elapsed() >= supervisor.timeout);
             match result {
+                Ok(_) if overran => {
+                    job.finish(Err(RoutingError::TimedOut(function.hash())));
+                    self.queue.push(job);
+                }
                 Ok(selection) => {
                     job.finish(Ok(selection));
                     self.queue.push(job);

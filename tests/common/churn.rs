@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use liminal::{
-    Builtin, ConsumerSpec, Delivery, DeliveryToken, DispatchError, FieldValue, GroupOptions,
-    Message, RoutingError, RoutingFunction, Runtime, RuntimeOptions, Verdict,
+    Builtin, ConsumerSpec, Delivery, DeliveryToken, DispatchError, DispatchOptions, FieldValue,
+    GroupOptions, Message, RoutingError, RoutingFunction, Runtime, RuntimeOptions, Verdict,
 };
 
 /// How the failing party fails.
@@ -288,7 +288,36 @@ pub fn churn(failure: Failure, rounds: usize, window: usize) -> ChurnReport {
                         std::thread::yield_now();
                     }
                 }
-                let outcome = group.dispatch(message(round as i64)).expect("delivered");
+                // Bounded, so that a message the lanes never place fails the
+                // test with the group's state instead of hanging it. A
+                // healthy call descheduled past the 10 ms timeout (a busy
+                // machine) times out as promised: dispatch it again.
+                let healthy = DispatchOptions {
+                    timeout: Some(Duration::from_secs(120)),
+                    ..DispatchOptions::default()
+                };
+                let outcome = loop {
+                    match group.dispatch_with(message(round as i64), &healthy) {
+                        Ok(outcome) => break outcome,
+                        Err(error)
+                            if failure == Failure::RoutingTimeout
+                                && error.dispatch_error()
+                                    == Some(&DispatchError::Routing(RoutingError::TimedOut(
+                                        hash,
+                                    ))) =>
+                        {
+                            while runtime.abandoned_routing_lanes() > 0 {
+                                std::thread::yield_now();
+                            }
+                        }
+                        Err(error) => panic!(
+                            "round {round}: the healthy dispatch after a routing failure: {error}; \
+                             abandoned lanes {}; stats {}",
+                            runtime.abandoned_routing_lanes(),
+                            runtime.stats().to_json()
+                        ),
+                    }
+                };
                 assert_eq!(outcome.delivered_to, consumer.id());
                 consumer.leave().expect("alive");
                 costs.push(started.elapsed());
