@@ -1,7 +1,8 @@
 /* worker_pool: four host worker threads in pull mode acknowledge deliveries
  * after doing their work (deferred acks). Each holds at most 32 at a time;
  * the rest of the 20,000 messages wait in the group's waiting room. Under
- * load one worker thread dies: it declares its consumer crashed and exits
+ * load one worker thread dies (the first to have handled 500 messages; one
+ * of four always gets there): it declares its consumer crashed and exits
  * while still holding deliveries. Everything it held is re-routed to the
  * surviving workers; the totals are checked: every message delivered exactly
  * once, nothing lost. */
@@ -14,17 +15,18 @@
 
 #define MESSAGES 20000
 #define WORKERS 4
+#define DIES_AT 500 /* the first worker to handle this many dies */
 
 typedef struct worker {
     int index;
     liminal_consumer *consumer;
     long handled;
     long redelivered;
-    int dies_after; /* 0 = never */
 } worker;
 
 static unsigned char *completed; /* per message: completions seen */
 static atomic_long delivered, failed;
+static atomic_int died; /* one death only */
 static pthread_mutex_t done_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
 static long done_count = 0;
@@ -38,7 +40,7 @@ static void *work(void *arg) {
         if (s == LIMINAL_CONSUMER_GONE || s == LIMINAL_SHUT_DOWN) return NULL;
         TRY(s);
         if (liminal_delivery_redelivered(delivery)) w->redelivered += 1;
-        if (w->dies_after != 0 && w->handled == w->dies_after) {
+        if (w->handled == DIES_AT && atomic_exchange(&died, 1) == 0) {
             /* The thread dies with deliveries in hand: declare it. */
             uint32_t held = 0;
             TRY(liminal_consumer_in_flight(w->consumer, &held));
@@ -84,7 +86,7 @@ int main(void) {
     for (int i = 0; i < WORKERS; i++) {
         char id[16];
         snprintf(id, sizeof id, "worker-%d", i);
-        workers[i] = (worker){i, NULL, 0, 0, i == 1 ? 2000 : 0};
+        workers[i] = (worker){i, NULL, 0, 0};
         liminal_delivery_callback pull = {NULL, NULL, NULL}; /* no function: pull mode */
         liminal_crash_callback no_crash = {NULL, NULL, NULL};
         TRY(liminal_consumer_register(group, id, pull, no_crash, options, &workers[i].consumer));
