@@ -85,7 +85,7 @@ pub extern "C" fn liminal_dispatch_options_set_timeout_ms(
 
 fn options_of(options: *const liminal_dispatch_options) -> DispatchOptions {
     // SAFETY: NULL or a live handle.
-    unsafe { options.as_ref() }.map_or_else(DispatchOptions::default, |o| o.options)
+    unsafe { options.as_ref() }.map_or_else(DispatchOptions::default, |o| o.options.clone())
 }
 
 /// Dispatch `message` (borrowed; a snapshot is taken) with `options`
