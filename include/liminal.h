@@ -1821,7 +1821,8 @@ enum liminal_status liminal_dispatch_options_set_key(struct liminal_dispatch_opt
  * `LIMINAL_SPAWN_FAILED`, `LIMINAL_NO_CONSUMER_AVAILABLE` (group closed),
  * `LIMINAL_DROPPED`, `LIMINAL_CONVERSATION_FAILED`; refused (nothing
  * dispatched): `LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`, `LIMINAL_SHUT_DOWN`,
- * `LIMINAL_WOULD_DEADLOCK` (from a callback).
+ * `LIMINAL_WOULD_DEADLOCK` (from a callback), `LIMINAL_INVALID_ARGUMENT`
+ * (a bad ordering key: see `liminal_group_options_set_key_field`).
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_group_dispatch(const struct liminal_group *group,
@@ -1835,7 +1836,8 @@ enum liminal_status liminal_group_dispatch(const struct liminal_group *group,
  * exactly once with the result. `*dispatch_id` (optional) receives the
  * dispatch id. The library owns `completion` from this call on: if the
  * dispatch is refused (`LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`,
- * `LIMINAL_SHUT_DOWN`, bad arguments) its function is not called and its
+ * `LIMINAL_SHUT_DOWN`, bad arguments such as a bad ordering key) its
+ * function is not called and its
  * `free_user` runs before this returns. Under the block overflow policy
  * this call blocks while the waiting room is full (not from a callback).
  */
