@@ -13,54 +13,21 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::chaos::{acker, chaotic, check, dispatch_id, keyed, mix, tick, Deferred, Record, Sent};
 use common::{runtime, HANG};
 use crossbeam_channel::{select, unbounded, Sender};
 use liminal::{
-    Builtin, ConsumerSpec, CrashReport, Delivery, DeliveryToken, DispatchError, DispatchResult,
-    FieldValue, Group, GroupOptions, Message, RoutingFunction, Runtime, Verdict,
+    Builtin, ConsumerSpec, CrashReport, DeliveryToken, DispatchResult, Group, GroupOptions,
+    Message, RoutingFunction, Runtime,
 };
-
-/// The logical clock: every record takes the next tick.
-static CLOCK: AtomicU64 = AtomicU64::new(0);
-
-fn tick() -> u64 {
-    CLOCK.fetch_add(1, Ordering::SeqCst)
-}
-
-enum Record {
-    /// A consumer's callback started attempt `attempt` of `dispatch`.
-    Start { dispatch: u64, at: u64 },
-    /// The attempt ended with an acknowledgement that was taken (`at` was
-    /// read before acknowledging, so it precedes what the ack sets off).
-    Acked {
-        dispatch: u64,
-        attempt: u32,
-        at: u64,
-    },
-    /// The dead-letter handler got it, with its reason.
-    Dead {
-        dispatch: u64,
-        reason: DispatchError,
-        at: u64,
-    },
-}
-
-/// splitmix64: the consumers' dice, from (seed, dispatch, attempt).
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
 
 struct World {
     group: Group,
     records: Sender<Record>,
-    deferred: Sender<Option<(DeliveryToken, u64, u32)>>,
+    deferred: Deferred,
     crashes: Sender<CrashReport>,
     seed: u64,
     joined: u64,
@@ -76,37 +43,11 @@ impl World {
             self.crashes.clone(),
             self.seed,
         );
-        let spec = ConsumerSpec::push(id.clone(), move |d: &Delivery| {
-            let dispatch = d.dispatch_id();
-            let _ = records.send(Record::Start {
-                dispatch,
-                at: tick(),
+        let spec = ConsumerSpec::push(id.clone(), chaotic(seed, records, deferred, true))
+            .max_in_flight(4)
+            .on_crash(move |report: &CrashReport| {
+                let _ = crashes.send(report.clone());
             });
-            let dice = mix(seed ^ mix(dispatch) ^ u64::from(d.attempt())) % 1000;
-            match dice {
-                0..=9 => Verdict::Crash("chaos".into()),
-                10..=59 => Verdict::Release(Duration::ZERO),
-                60..=79 => Verdict::Release(Duration::from_millis(1)),
-                // Sit on it: the lease expires and the consumer is crashed.
-                80..=89 => Verdict::Defer,
-                90..=299 => {
-                    let _ = deferred.send(Some((d.token(), dispatch, d.attempt())));
-                    Verdict::Defer
-                }
-                _ => {
-                    let _ = records.send(Record::Acked {
-                        dispatch,
-                        attempt: d.attempt(),
-                        at: tick(),
-                    });
-                    Verdict::Ack
-                }
-            }
-        })
-        .max_in_flight(4)
-        .on_crash(move |report: &CrashReport| {
-            let _ = crashes.send(report.clone());
-        });
         self.group.register(spec).expect("consumer joins");
         id
     }
@@ -119,9 +60,6 @@ fn replace(world: &mut World, live: &mut Vec<String>, report: CrashReport) {
         live.push(world.join());
     }
 }
-
-/// (key, sequence number within the key) of each dispatch.
-type Sent = HashMap<u64, (usize, u64)>;
 
 fn run(runtime: &Runtime, routing: RoutingFunction, seed: u64, messages: usize, keys: usize) {
     let group = runtime
@@ -148,20 +86,7 @@ fn run(runtime: &Runtime, routing: RoutingFunction, seed: u64, messages: usize, 
             });
         })))
         .unwrap();
-    // Acknowledges deferred deliveries from another thread.
-    let ack_records = records.clone();
-    let acker = std::thread::spawn(move || {
-        for (token, dispatch, attempt) in tokens.iter().map_while(|t| t) {
-            let at = tick();
-            if token.ack().is_ok() {
-                let _ = ack_records.send(Record::Acked {
-                    dispatch,
-                    attempt,
-                    at,
-                });
-            }
-        }
-    });
+    let acker = acker(tokens, records.clone());
     let mut world = World {
         group: group.clone(),
         records,
@@ -178,12 +103,9 @@ fn run(runtime: &Runtime, routing: RoutingFunction, seed: u64, messages: usize, 
         let key = (mix(seed ^ n as u64) % keys as u64) as usize;
         let seq = next_seq[key];
         next_seq[key] += 1;
-        let message = Message::new()
-            .with("key", FieldValue::Text(format!("k{key}")))
-            .with("seq", FieldValue::Int(seq as i64));
         let done = done.clone();
         let id = group
-            .dispatch_async(message, Box::new(move |r| drop(done.send(r))))
+            .dispatch_async(keyed(key, seq), Box::new(move |r| drop(done.send(r))))
             .expect("accepted");
         sent.insert(id, (key, seq));
         while let Ok(report) = crashed.try_recv() {
@@ -195,10 +117,7 @@ fn run(runtime: &Runtime, routing: RoutingFunction, seed: u64, messages: usize, 
         select! {
             recv(completions) -> r => {
                 let r = r.unwrap();
-                let id = match &r {
-                    Ok(outcome) => outcome.trail.dispatch_id,
-                    Err(failure) => failure.trail.dispatch_id,
-                };
+                let id = dispatch_id(&r);
                 assert!(results.insert(id, r).is_none(), "dispatch {id} completed twice");
                 // Churn: now and then a consumer leaves and another joins.
                 if results.len() % 997 == 0 && !live.is_empty() {
@@ -234,83 +153,6 @@ fn run(runtime: &Runtime, routing: RoutingFunction, seed: u64, messages: usize, 
 
 fn world_joined(live: &[String]) -> String {
     live.iter().max().cloned().unwrap_or_default()
-}
-
-fn check(
-    sent: &Sent,
-    results: &HashMap<u64, DispatchResult>,
-    records: Vec<Record>,
-    keys: usize,
-) -> usize {
-    let mut starts: HashMap<u64, Vec<u64>> = HashMap::new();
-    let mut acked: HashMap<(u64, u32), u64> = HashMap::new();
-    let mut dead: HashMap<u64, (DispatchError, u64)> = HashMap::new();
-    for record in records {
-        match record {
-            Record::Start { dispatch, at } => starts.entry(dispatch).or_default().push(at),
-            Record::Acked {
-                dispatch,
-                attempt,
-                at,
-            } => assert!(acked.insert((dispatch, attempt), at).is_none()),
-            Record::Dead {
-                dispatch,
-                reason,
-                at,
-            } => assert!(dead.insert(dispatch, (reason, at)).is_none()),
-        }
-    }
-    // None lost: every dispatch completed exactly once (checked as they came).
-    assert_eq!(results.len(), sent.len());
-    // When each message completed, on the logical clock.
-    let mut completed_at = HashMap::new();
-    let mut dead_lettered = 0;
-    for (id, result) in results {
-        let at = match result {
-            Ok(outcome) => *acked
-                .get(&(*id, outcome.trail.attempts))
-                .unwrap_or_else(|| panic!("{id} delivered without its acknowledgement recorded")),
-            Err(failure) => {
-                // Skipped only when dead-lettered, with its reason.
-                assert!(
-                    matches!(failure.error, DispatchError::AttemptsExhausted(_)),
-                    "{id}: {failure}"
-                );
-                let (reason, at) = dead.get(id).expect("dead-lettered");
-                assert_eq!(*reason, failure.error);
-                dead_lettered += 1;
-                *at
-            }
-        };
-        completed_at.insert(*id, at);
-    }
-    // Per key, in sequence order: every start of a message comes after its
-    // predecessor completed.
-    let mut by_key: Vec<Vec<(u64, u64)>> = vec![Vec::new(); keys];
-    for (id, (key, seq)) in sent {
-        by_key[*key].push((*seq, *id));
-    }
-    let mut pairs = 0;
-    for messages in &mut by_key {
-        messages.sort_unstable();
-        for pair in messages.windows(2) {
-            let (before, after) = (pair[0].1, pair[1].1);
-            let done = completed_at[&before];
-            for start in starts.get(&after).into_iter().flatten() {
-                assert!(
-                    *start > done,
-                    "message {after} started at {start} before its predecessor {before} completed at {done}"
-                );
-            }
-            pairs += 1;
-        }
-    }
-    assert!(pairs > 0);
-    assert!(
-        dead_lettered < sent.len() / 20,
-        "{dead_lettered} dead-lettered"
-    );
-    dead_lettered
 }
 
 #[test]
