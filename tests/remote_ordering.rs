@@ -1,17 +1,24 @@
-//! Ordered keys across a remote worker's death (feature `remote`): a worker
-//! process holding the head of a key is `kill -9`ed; through the one crash
-//! funnel the head goes back to the front of its key, and a local consumer
-//! in the same group then takes the key in order.
+//! Ordered keys with remote workers (feature `remote`): a worker process
+//! holding the head of a key is `kill -9`ed; through the one crash funnel
+//! the head goes back to the front of its key, and a local consumer in the
+//! same group then takes the key in order. Under chaos, local consumers and
+//! remote workers mixed in one group keep every key in order (the checker
+//! of `tests/common/chaos.rs`).
 #![cfg(feature = "remote")]
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use common::chaos::{acker, chaotic, check, keyed, mix, tick, Record, Sent};
 use common::remote::*;
 use common::*;
 use crossbeam_channel::unbounded;
-use liminal::{ConsumerSpec, CrashKind, Delivery, FieldValue, GroupOptions, Message, Verdict};
+use liminal::{
+    ConsumerSpec, CrashKind, Delivery, DeliveryToken, FieldValue, GroupOptions, Message, Verdict,
+    Worker, WorkerSpec,
+};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -102,4 +109,109 @@ fn a_killed_worker_holding_a_keys_head_gives_it_back_to_the_front_of_its_key() {
         0,
         "nothing kept for idle keys"
     );
+}
+
+#[test]
+fn local_consumers_and_remote_workers_in_one_group_keep_every_key_in_order() {
+    const MESSAGES: usize = 4_000;
+    const KEYS: usize = 100;
+    let seed = 7;
+    let group_options = GroupOptions {
+        key_field: Some("key".into()),
+        ..GroupOptions::default()
+    };
+    let host = Host::open("mixed", group_options, SECOND);
+    let (records, recorded) = unbounded();
+    let (deferred, tokens) = unbounded::<Option<(DeliveryToken, u64, u32)>>();
+    let dead_records = records.clone();
+    host.group
+        .set_dead_letter_handler(Some(Arc::new(move |_m: &Arc<Message>, f| {
+            let _ = dead_records.send(Record::Dead {
+                dispatch: f.trail.dispatch_id,
+                reason: f.error.clone(),
+                at: tick(),
+            });
+        })))
+        .unwrap();
+    let acker = acker(tokens, records.clone());
+    // Two workers in this process and two local consumers, each acking at
+    // once or later and releasing; the crash is a worker process's kill -9.
+    let workers: Vec<Worker> = (0..2u64)
+        .map(|i| {
+            let worker = Worker::connect(
+                WorkerSpec {
+                    group: "mixed".into(),
+                    id: format!("worker-{i}"),
+                    max_in_flight: 4,
+                    tags: Vec::new(),
+                    handler: Some(Box::new(chaotic(
+                        seed + i,
+                        records.clone(),
+                        deferred.clone(),
+                        false,
+                    ))),
+                },
+                &options(None, Some(&host.endpoint), SECOND),
+            )
+            .expect("worker connects");
+            worker.wait_joined(HANG).expect("joined");
+            worker
+        })
+        .collect();
+    let locals: Vec<_> = (0..2u64)
+        .map(|i| {
+            host.group
+                .register(
+                    ConsumerSpec::push(
+                        format!("local-{i}"),
+                        chaotic(seed + 10 + i, records.clone(), deferred.clone(), false),
+                    )
+                    .max_in_flight(4),
+                )
+                .unwrap()
+        })
+        .collect();
+    let mut holder = WorkerProcess::spawn(&host.endpoint, "mixed", "holder", "hold", SECOND);
+    holder.expect("joined");
+    let (done, results) = completions();
+    let mut sent = Sent::new();
+    let mut ids = Vec::new();
+    let mut next_seq = vec![0u64; KEYS];
+    for n in 0..MESSAGES {
+        let key = (mix(seed ^ n as u64) % KEYS as u64) as usize;
+        let seq = next_seq[key];
+        next_seq[key] += 1;
+        let done = done.clone();
+        let id = host
+            .group
+            .dispatch_async(
+                keyed(key, seq),
+                Box::new(move |r| {
+                    let id = common::chaos::dispatch_id(&r);
+                    drop(done.send((id, r)));
+                }),
+            )
+            .expect("accepted");
+        sent.insert(id, (key, seq));
+        ids.push(id);
+    }
+    holder.expect("held");
+    let _killed = holder.kill_9();
+    let results = collect(&ids, &results);
+    let _ = deferred.send(None);
+    acker.join().unwrap();
+    let dead_lettered = check(&sent, &results, recorded.try_iter().collect(), KEYS);
+    let by_worker = results
+        .values()
+        .filter_map(|r| r.as_ref().ok())
+        .filter(|o| o.delivered_to.starts_with("worker-"))
+        .count();
+    eprintln!(
+        "{MESSAGES} messages over {KEYS} keys: {by_worker} acknowledged by remote workers, {dead_lettered} dead-lettered"
+    );
+    assert!(by_worker > 0, "the remote workers took part");
+    let report = host.crashes.recv_timeout(HANG).expect("the holder's crash");
+    assert_eq!(report.consumer_id, "holder");
+    drop(locals);
+    drop(workers);
 }
