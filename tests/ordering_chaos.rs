@@ -8,7 +8,8 @@
 //! after its predecessor completed, that none was skipped unless
 //! dead-lettered (with its reason), and that none was lost.
 //!
-//! CI size here; the clock is logical, nothing is timed.
+//! CI size here (the full size runs in `scripts/soak.sh`); the clock is
+//! logical, nothing is timed.
 
 mod common;
 
@@ -68,6 +69,8 @@ fn run(runtime: &Runtime, routing: RoutingFunction, seed: u64, messages: usize, 
             GroupOptions {
                 key_field: Some("key".into()),
                 ack_lease: Some(Duration::from_millis(20)),
+                // Everything is dispatched up front.
+                waiting_room: messages.max(1),
                 ..GroupOptions::default()
             },
         )
@@ -155,15 +158,28 @@ fn world_joined(live: &[String]) -> String {
     live.iter().max().cloned().unwrap_or_default()
 }
 
+/// `LIMINAL_ORDERING_CHAOS=messages,keys` sizes the least-loaded run (CI:
+/// 20,000 over 500; `scripts/soak.sh` runs 1,000,000 over 10,000).
+fn size() -> (usize, usize) {
+    std::env::var("LIMINAL_ORDERING_CHAOS")
+        .ok()
+        .and_then(|v| {
+            let (messages, keys) = v.split_once(',')?;
+            Some((messages.trim().parse().ok()?, keys.trim().parse().ok()?))
+        })
+        .unwrap_or((20_000, 500))
+}
+
 #[test]
 fn chaos_least_loaded_keeps_every_key_in_order() {
     let runtime = runtime();
+    let (messages, keys) = size();
     run(
         &runtime,
         RoutingFunction::builtin(Builtin::LeastLoaded),
         1,
-        20_000,
-        500,
+        messages,
+        keys,
     );
 }
 
