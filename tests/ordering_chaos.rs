@@ -135,6 +135,9 @@ fn run(runtime: &Runtime, routing: RoutingFunction, seed: u64, messages: usize, 
             default(HANG) => panic!("hung with {} of {messages} completed", results.len()),
         }
     }
+    // Nothing is kept for a key with nothing out and nothing waiting.
+    assert_eq!(group.ordering_stats().keys, 0);
+    assert_eq!(group.waiting(), 0);
     let _ = world.deferred.send(None);
     drop(world);
     group.close();
