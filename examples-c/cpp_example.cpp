@@ -185,6 +185,54 @@ void waiting_room_limits(liminal::Runtime &runtime) {
     expect(first->wait_for(1).at(0) == std::string("LIMINAL_DROPPED"), "overflow drop-oldest: LIMINAL_DROPPED");
 }
 
+// Ordered keys: events of one account are handled one at a time, in order;
+// other accounts pass. The consumer keeps each delivery; the tour answers.
+void ordered_keys(liminal::Runtime &runtime) {
+    std::printf("ordered keys\n");
+    liminal::Group group(runtime, first_with_capacity(), GroupOptions().key_field("account"));
+    auto events = std::make_shared<Events>();
+    auto kept = std::make_shared<std::vector<liminal::KeptDelivery>>();
+    kept->reserve(8);  // never reallocated: answers are given outside the lock
+    auto consumer = group.add(
+        "ledger",
+        [events, kept](Delivery &d) {
+            std::string seen = d.message().ordering_key().value_or("-") + std::to_string(*d.message().get_int("n"));
+            {
+                std::lock_guard<std::mutex> lock(events->mutex);
+                kept->push_back(d.keep());
+            }
+            events->add(seen);
+            return Verdict::Defer;
+        },
+        ConsumerOptions().max_in_flight(8));
+    for (int n = 1; n <= 3; n++) group.dispatch_async(Message().set("account", "a").set("n", n), [](const Outcome &) {});
+    group.dispatch_async(Message().set("n", 1), [](const Outcome &) {}, DispatchOptions().key("b"));
+    expect(events->wait_for(2) == std::vector<std::string>{"a1", "b1"}, "a1 and b1 delivered; a2, a3 wait behind a1");
+    size_t total = 0;
+    auto keys = group.waiting_keys(10, &total);
+    expect(total == 1 && keys.at(0).key == "a" && keys.at(0).depth == 3, "waiting_keys: a, depth 3");
+    auto answer = [&](size_t i) {
+        const liminal::KeptDelivery *delivery = nullptr;
+        {
+            std::lock_guard<std::mutex> lock(events->mutex);
+            delivery = &kept->at(i);
+        }
+        delivery->ack();
+    };
+    answer(0);
+    expect(events->wait_for(3).at(2) == "a2", "a1 acknowledged: a2 is next");
+    answer(2);
+    expect(events->wait_for(4).at(3) == "a3", "then a3");
+    answer(3);
+    answer(1);
+    try {
+        group.dispatch(Message(), DispatchOptions().key(""));
+        expect(false, "an empty key: LIMINAL_INVALID_ARGUMENT");
+    } catch (const liminal::Error &e) {
+        expect(e.status() == LIMINAL_INVALID_ARGUMENT, "an empty key: LIMINAL_INVALID_ARGUMENT");
+    }
+}
+
 void statistics(liminal::Runtime &runtime) {
     std::printf("statistics\n");
     liminal::Group group(runtime, first_with_capacity(), GroupOptions().name("billing"));
@@ -211,6 +259,7 @@ int main() {
         crash_and_reroute(runtime);
         release_and_lease(runtime);
         waiting_room_limits(runtime);
+        ordered_keys(runtime);
         statistics(runtime);
         expect(runtime.drain(1s) == 0, "runtime drained");
     } catch (const std::exception &e) {

@@ -34,6 +34,16 @@
 
 
 /**
+ * The most keys one `liminal_group_waiting_keys` call lists.
+ */
+#define LIMINAL_KEY_LIST_MAX 65536
+
+/**
+ * The longest ordering key accepted, in bytes of UTF-8 (without the NUL).
+ */
+#define LIMINAL_ORDERING_KEY_MAX 256
+
+/**
  * Why a consumer is reported to its crash callback.
  */
 typedef enum liminal_crash_kind {
@@ -287,6 +297,12 @@ typedef struct liminal_group liminal_group;
  * two threads at once. Reusable: a group copies what it needs.
  */
 typedef struct liminal_group_options liminal_group_options;
+
+/**
+ * A point-in-time list of a group's ordering keys that have messages
+ * waiting behind their head, deepest first. Immutable and thread-safe.
+ */
+typedef struct liminal_key_list liminal_key_list;
 
 /**
  * A message. Not thread-safe for concurrent modification; dispatching it
@@ -1140,6 +1156,21 @@ enum liminal_status liminal_message_fields_json(const struct liminal_message *me
                                                 size_t *len_out);
 
 /**
+ * Copy the message's ordering key into `buffer`, like
+ * `liminal_message_get_text`: the key its dispatch gave it (the group's key
+ * field's value, or the key set with `liminal_dispatch_options_set_key`).
+ * Routing callbacks, delivery callbacks and dead-letter callbacks see it;
+ * a message not dispatched yet has none. At most
+ * `LIMINAL_ORDERING_KEY_MAX` bytes plus the NUL. Errors:
+ * `LIMINAL_NOT_FOUND` (unordered), `LIMINAL_BUFFER_TOO_SMALL`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_message_ordering_key(const struct liminal_message *message,
+                                                 char *buffer,
+                                                 size_t capacity,
+                                                 size_t *len_out);
+
+/**
  * Load a routing function from a C callback. Its identity is the 64-bit
  * content hash of `identity` (`identity_len` bytes, at least 1): loading
  * identical bytes again while the first is alive returns that same function
@@ -1282,10 +1313,41 @@ enum liminal_status liminal_group_options_set_lease_policy(struct liminal_group_
                                                            int32_t policy);
 
 /**
+ * Order messages by key: `field` (non-empty UTF-8, copied) names the
+ * routing field whose value is each message's **ordering key** (a text
+ * field as is, an integer field in decimal); NULL clears it (the default:
+ * only keys given with `liminal_dispatch_options_set_key` order messages).
+ *
+ * Messages that share a key are delivered one at a time, in the order the
+ * group accepted them; every way a message comes back (crash, lease
+ * expiry, release with or without delay, a remote worker's death) puts it
+ * back at the front of its key; other keys pass it. When a key's head is
+ * dead-lettered (attempts exhausted), expires or is dropped, the key moves
+ * on to its next message and the dead letter carries the reason. A
+ * deadline that passes while a message waits behind its key fails that
+ * message with `LIMINAL_EXPIRED` and takes it out of its key; the key's
+ * order is otherwise unchanged. A head whose deadline passes while a
+ * consumer holds it is withdrawn (the holder's later answer is fenced) and
+ * the key moves on at once, so give ordered messages deadlines longer than
+ * their handling. A message without the field is unordered; one whose
+ * field is a double, boolean or null, or whose key is empty or longer than
+ * `LIMINAL_ORDERING_KEY_MAX` bytes, is refused by the dispatch with
+ * `LIMINAL_INVALID_ARGUMENT`, nothing dispatched.
+ *
+ * Errors: `LIMINAL_INVALID_ARGUMENT` for an empty name; `liminal_group_new`
+ * refuses a key field together with auto-acknowledgement
+ * (`LIMINAL_INVALID_ARGUMENT`).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_key_field(struct liminal_group_options *options,
+                                                        const char *field);
+
+/**
  * Create a group on `runtime`, routed by `routing` (borrowed; the group
  * keeps its own reference), with `options` (borrowed; NULL means all
  * defaults). `*out` owns the group. Errors: `LIMINAL_NULL_ARGUMENT`,
- * `LIMINAL_SHUT_DOWN`.
+ * `LIMINAL_SHUT_DOWN`, `LIMINAL_INVALID_ARGUMENT` (options that cannot go
+ * together: a key field with auto-acknowledgement).
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_group_new(const struct liminal_runtime *runtime,
@@ -1398,6 +1460,48 @@ enum liminal_status liminal_snapshot_get(const struct liminal_snapshot *snapshot
  * Free a snapshot (NULL is accepted).
  */
 LIMINAL_EXPORT void liminal_snapshot_free(struct liminal_snapshot *snapshot);
+
+/**
+ * List at most `max_keys` (1 to `LIMINAL_KEY_LIST_MAX`) of the group's
+ * ordering keys that have messages waiting behind their head: the deepest
+ * first (ties: the key whose head has been its head longest first). `*out`
+ * owns the list; free with `liminal_key_list_free`. The group's lock is
+ * held only to copy the keys. Errors: `LIMINAL_INVALID_ARGUMENT` (`max_keys`
+ * out of range), `LIMINAL_SHUT_DOWN`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_waiting_keys(const struct liminal_group *group,
+                                               size_t max_keys,
+                                               struct liminal_key_list **out);
+
+/**
+ * Keys in the list (0 for NULL).
+ */
+LIMINAL_EXPORT size_t liminal_key_list_count(const struct liminal_key_list *list);
+
+/**
+ * How many keys were waiting when the list was made, listed or not (0 for
+ * NULL).
+ */
+LIMINAL_EXPORT size_t liminal_key_list_total(const struct liminal_key_list *list);
+
+/**
+ * Key `index` of the list: `*key` (valid until the list is freed), `*depth`
+ * (its messages not completed: the head plus those behind it) and
+ * `*head_age_ns` (how long its head has been its head); each output is
+ * optional. Errors: `LIMINAL_INVALID_ARGUMENT` for an index out of range.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_key_list_get(const struct liminal_key_list *list,
+                                         size_t index,
+                                         const char **key,
+                                         size_t *depth,
+                                         uint64_t *head_age_ns);
+
+/**
+ * Free a key list (NULL is accepted).
+ */
+LIMINAL_EXPORT void liminal_key_list_free(struct liminal_key_list *list);
 
 /**
  * Create consumer options holding the defaults: max in flight 64, buffer
@@ -1696,6 +1800,30 @@ enum liminal_status liminal_dispatch_options_set_timeout_ms(struct liminal_dispa
                                                             uint64_t timeout_ms);
 
 /**
+ * This message's **ordering key** (UTF-8, copied; NULL clears it, the
+ * default), overriding the group's key field (see
+ * `liminal_group_options_set_key_field`).
+ *
+ * The promise: messages that share a key are delivered one at a time, in
+ * the order the group accepted them. The next one is forwarded only once
+ * the one before it completed (acknowledged, dead-lettered, expired,
+ * dropped, or failed at shutdown or close); every way a message comes back
+ * without completing (its consumer crashed, left or was declared dead, its
+ * lease expired, it was released with or without a delay) puts it back at
+ * the front of its key. Messages with other keys, or none, pass it: a slow
+ * key never holds up the rest, and any consumer may take any key, chosen
+ * by the routing function as usual.
+ *
+ * Errors (nothing is changed): `LIMINAL_INVALID_ARGUMENT` for an empty
+ * key, one longer than `LIMINAL_ORDERING_KEY_MAX` bytes, or not UTF-8. A
+ * dispatch with a key on a group that auto-acknowledges is refused with
+ * `LIMINAL_INVALID_ARGUMENT` (order needs explicit acknowledgements).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_dispatch_options_set_key(struct liminal_dispatch_options *options,
+                                                     const char *key);
+
+/**
  * Dispatch `message` (borrowed; a snapshot is taken) with `options`
  * (borrowed; NULL means defaults) and wait for the outcome. On success
  * `*out` owns it (free with `liminal_outcome_free`); on failure nothing is
@@ -1707,7 +1835,8 @@ enum liminal_status liminal_dispatch_options_set_timeout_ms(struct liminal_dispa
  * `LIMINAL_SPAWN_FAILED`, `LIMINAL_NO_CONSUMER_AVAILABLE` (group closed),
  * `LIMINAL_DROPPED`, `LIMINAL_CONVERSATION_FAILED`; refused (nothing
  * dispatched): `LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`, `LIMINAL_SHUT_DOWN`,
- * `LIMINAL_WOULD_DEADLOCK` (from a callback).
+ * `LIMINAL_WOULD_DEADLOCK` (from a callback), `LIMINAL_INVALID_ARGUMENT`
+ * (a bad ordering key: see `liminal_group_options_set_key_field`).
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_group_dispatch(const struct liminal_group *group,
@@ -1721,7 +1850,8 @@ enum liminal_status liminal_group_dispatch(const struct liminal_group *group,
  * exactly once with the result. `*dispatch_id` (optional) receives the
  * dispatch id. The library owns `completion` from this call on: if the
  * dispatch is refused (`LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`,
- * `LIMINAL_SHUT_DOWN`, bad arguments) its function is not called and its
+ * `LIMINAL_SHUT_DOWN`, bad arguments such as a bad ordering key) its
+ * function is not called and its
  * `free_user` runs before this returns. Under the block overflow policy
  * this call blocks while the waiting room is full (not from a callback).
  */

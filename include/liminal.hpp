@@ -263,12 +263,20 @@ public:
     GroupOptions &ack_lease(milliseconds lease) { ack_lease_ms_ = detail::count(lease, "ack_lease"); return *this; }
     /// What an expired lease does to its holder (default LeasePolicy::Crash).
     GroupOptions &lease_policy(LeasePolicy policy) { lease_policy_ = policy; return *this; }
+    /// Ordered keys: the routing field whose value (text, or an integer in
+    /// decimal) is each message's ordering key. Messages that share a key
+    /// are delivered one at a time, in acceptance order; whatever brings a
+    /// message back (crash, lease expiry, release) puts it at the front of
+    /// its key; other keys pass it (liminal_group_options_set_key_field).
+    /// Cannot go with auto_ack(): the Group constructor throws
+    /// LIMINAL_INVALID_ARGUMENT.
+    GroupOptions &key_field(std::string field) { key_field_ = std::move(field); return *this; }
 
     /// The C options (NULL when nothing was set: the defaults).
     detail::Owned<liminal_group_options, liminal_group_options_free> to_c() const {
         detail::Owned<liminal_group_options, liminal_group_options_free> o;
         if (!name_ && !max_attempts_ && !count_holding_ && !auto_ack_ms_ && !waiting_room_ && !overflow_ &&
-            !deadline_ms_ && !ack_lease_ms_ && !lease_policy_)
+            !deadline_ms_ && !ack_lease_ms_ && !lease_policy_ && !key_field_)
             return o;
         liminal_group_options *raw = nullptr;
         check(liminal_group_options_new(&raw));
@@ -283,11 +291,12 @@ public:
         if (deadline_ms_) check(liminal_group_options_set_deadline_ms(raw, *deadline_ms_));
         if (ack_lease_ms_) check(liminal_group_options_set_ack_lease_ms(raw, *ack_lease_ms_));
         if (lease_policy_) check(liminal_group_options_set_lease_policy(raw, static_cast<int32_t>(*lease_policy_)));
+        if (key_field_) check(liminal_group_options_set_key_field(raw, key_field_->c_str()));
         return o;
     }
 
 private:
-    std::optional<std::string> name_;
+    std::optional<std::string> name_, key_field_;
     std::optional<uint32_t> max_attempts_;
     std::optional<bool> count_holding_;
     std::optional<uint64_t> auto_ack_ms_, deadline_ms_, ack_lease_ms_;
@@ -339,21 +348,28 @@ public:
     DispatchOptions &deadline(milliseconds deadline) { deadline_ms_ = detail::count(deadline, "deadline"); return *this; }
     /// Blocking dispatch only: how long to wait before withdrawing it.
     DispatchOptions &timeout(milliseconds timeout) { timeout_ms_ = detail::count(timeout, "timeout"); return *this; }
+    /// This message's ordering key, overriding the group's key field
+    /// (liminal_dispatch_options_set_key): non-empty, at most
+    /// LIMINAL_ORDERING_KEY_MAX bytes of UTF-8; the dispatch throws
+    /// LIMINAL_INVALID_ARGUMENT otherwise.
+    DispatchOptions &key(std::string key) { key_ = std::move(key); return *this; }
 
     /// The C options (NULL when nothing was set: the defaults).
     detail::Owned<liminal_dispatch_options, liminal_dispatch_options_free> to_c() const {
         detail::Owned<liminal_dispatch_options, liminal_dispatch_options_free> o;
-        if (!deadline_ms_ && !timeout_ms_) return o;
+        if (!deadline_ms_ && !timeout_ms_ && !key_) return o;
         liminal_dispatch_options *raw = nullptr;
         check(liminal_dispatch_options_new(&raw));
         o.reset(raw);
         if (deadline_ms_) check(liminal_dispatch_options_set_deadline_ms(raw, *deadline_ms_));
         if (timeout_ms_) check(liminal_dispatch_options_set_timeout_ms(raw, *timeout_ms_));
+        if (key_) check(liminal_dispatch_options_set_key(raw, key_->c_str()));
         return o;
     }
 
 private:
     std::optional<uint64_t> deadline_ms_, timeout_ms_;
+    std::optional<std::string> key_;
 };
 
 // --------------------------------------------------------------- messages
@@ -407,6 +423,18 @@ public:
         if (s != LIMINAL_BUFFER_TOO_SMALL) return std::nullopt;
         std::string out(len + 1, '\0');
         check(liminal_message_get_text(m_, name, &out[0], out.size(), &len));
+        out.resize(len);
+        return out;
+    }
+    /// A copy of the ordering key its dispatch gave it, or std::nullopt for
+    /// an unordered (or not yet dispatched) message (any failure of the
+    /// first read reads as std::nullopt; of the copy, throws liminal::Error).
+    std::optional<std::string> ordering_key() const {
+        size_t len = 0;
+        liminal_status s = liminal_message_ordering_key(m_, nullptr, 0, &len);
+        if (s != LIMINAL_BUFFER_TOO_SMALL) return std::nullopt;
+        std::string out(len + 1, '\0');
+        check(liminal_message_ordering_key(m_, &out[0], out.size(), &len));
         out.resize(len);
         return out;
     }
@@ -1095,6 +1123,31 @@ public:
             check(liminal_snapshot_get(s, i, &v));
             out.push_back(ConsumerView::from(v));
         }
+        return out;
+    }
+    /// One ordering key with messages waiting behind its head.
+    struct WaitingKey {
+        std::string key;  ///< the key
+        size_t depth;     ///< its messages not completed: the head and those behind it
+        uint64_t head_age_ns; ///< how long its head has been its head
+    };
+    /// At most `max_keys` (1 to LIMINAL_KEY_LIST_MAX) of the ordering keys
+    /// with messages waiting behind their head, deepest first; `*total`
+    /// (optional) receives how many were waiting in all. Throws
+    /// liminal::Error (LIMINAL_INVALID_ARGUMENT, LIMINAL_SHUT_DOWN).
+    std::vector<WaitingKey> waiting_keys(size_t max_keys, size_t *total = nullptr) const {
+        liminal_key_list *list = nullptr;
+        check(liminal_group_waiting_keys(g_.get(), max_keys, &list));
+        detail::Owned<liminal_key_list, liminal_key_list_free> owned(list);
+        std::vector<WaitingKey> out;
+        for (size_t i = 0; i < liminal_key_list_count(list); i++) {
+            const char *key = nullptr;
+            WaitingKey k{std::string(), 0, 0};
+            check(liminal_key_list_get(list, i, &key, &k.depth, &k.head_age_ns));
+            k.key = key;
+            out.push_back(std::move(k));
+        }
+        if (total) *total = liminal_key_list_total(list);
         return out;
     }
     /// The C handle, still owned by this Group.

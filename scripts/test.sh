@@ -61,7 +61,7 @@ ctest --test-dir build-asan --output-on-failure
 ok
 
 step "C tests under valgrind (no errors, no definite leaks)"
-for t in test_flows test_bad_input test_status_version test_contracts test_waiting_room test_free_user; do
+for t in test_flows test_bad_input test_status_version test_contracts test_waiting_room test_free_user test_ordering; do
     LIMINAL_UNDER_VALGRIND=1 valgrind --quiet --error-exitcode=1 --leak-check=full \
         --errors-for-leak-kinds=definite --show-leak-kinds=definite \
         --suppressions="$ROOT/tests/c/valgrind.supp" "build/tests/c/$t"
@@ -105,7 +105,7 @@ ok
 
 step "soak, shortened (scripts/soak.sh runs the full 10M)"
 mkdir -p build-bench
-scripts/soak.sh 300000 build-bench/soak-ci.md 30000 > /dev/null
+scripts/soak.sh 300000 build-bench/soak-ci.md 30000 20000 > /dev/null
 tail -1 build-bench/soak-ci.md
 ok
 

@@ -12,6 +12,7 @@ use crate::message::Message;
 use crate::outcome::Outcome;
 use crate::routing::function::RoutingFunction;
 use crate::routing::view::ConsumerState;
+use crate::stats::{OrderingStats, WaitingKeys};
 
 /// A consumer group: a routing function, a set of consumers ordered by id,
 /// and a waiting room. Cloning shares the same group.
@@ -159,6 +160,20 @@ impl Group {
     #[must_use]
     pub fn waiting(&self) -> usize {
         self.dispatcher.placement.depth()
+    }
+
+    /// At most `max` of its ordered keys that have messages waiting behind
+    /// their head, deepest first (ties: the longest-held head first), with
+    /// how many keys were waiting in all.
+    #[must_use]
+    pub fn waiting_keys(&self, max: usize) -> WaitingKeys {
+        self.dispatcher.waiting_keys(max)
+    }
+
+    /// Its ordered keys now (see [`OrderingStats`]).
+    #[must_use]
+    pub fn ordering_stats(&self) -> OrderingStats {
+        self.dispatcher.placement.ordering_stats()
     }
 
     /// Accepted dispatches not completed yet.

@@ -1,9 +1,9 @@
 //! liminal: fault-aware message dispatch on the beamr runtime.
 //!
 //! Dependencies run one way, top to bottom:
-//! `ffi` → `remote` → `runtime` → `group` → `dispatch` → `consumer` →
-//! `routing` → `base` → `metrics` → `error` → `outcome`, `message`; nothing
-//! imports upward.
+//! `ffi` → `remote` → `runtime` → `group` → `dispatch` → `ordering` →
+//! `consumer` → `routing` → `base` → `stats` → `metrics` → `error` →
+//! `outcome`, `message`; nothing imports upward.
 //!
 //! A [`Runtime`] owns one beamr scheduler. A [`Group`] holds consumers, a
 //! routing function and a waiting room. Each dispatched [`Message`] gets its
@@ -42,6 +42,7 @@ mod error;
 mod group;
 mod message;
 mod metrics;
+mod ordering;
 mod outcome;
 #[cfg(feature = "remote")]
 mod remote;
@@ -64,9 +65,10 @@ pub use error::{DispatchError, DispatchFailure, Error, Result, RoutingError};
 pub use group::Group;
 pub use message::{FieldValue, Message};
 pub use metrics::{MetricsSnapshot, Percentiles};
+pub use ordering::key::ORDERING_KEY_MAX;
 pub use outcome::{Outcome, RerouteTiming, Trail};
 #[cfg(feature = "remote")]
 pub use remote::{RemoteHost, RemoteOptions, TlsFiles, Worker, WorkerSpec, WorkerStatus};
 pub use routing::{content_hash, Builtin, ConsumerState, RouteFn, RoutingFunction};
 pub use runtime::{Runtime, RuntimeOptions, StatsHandler};
-pub use stats::{ConsumerStats, GroupStats, Stats};
+pub use stats::{ConsumerStats, GroupStats, OrderingStats, Stats, WaitingKey, WaitingKeys};

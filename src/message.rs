@@ -1,5 +1,7 @@
 //! Messages: typed routing fields plus an optional opaque payload.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Number, Value};
 
 /// The value of one routing field.
@@ -39,11 +41,13 @@ impl FieldValue {
 }
 
 /// A message: named routing fields (kept in insertion order, names unique)
-/// and an optional payload of bytes.
+/// and an optional payload of bytes. A dispatched message also carries its
+/// ordering key, if it has one.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Message {
     fields: Vec<(String, FieldValue)>,
     payload: Option<Vec<u8>>,
+    ordering_key: Option<Arc<str>>,
 }
 
 impl Message {
@@ -106,6 +110,28 @@ impl Message {
     #[must_use]
     pub fn payload(&self) -> Option<&[u8]> {
         self.payload.as_deref()
+    }
+
+    /// The ordering key its dispatch gave it (the group's key field's value,
+    /// or the key given with the dispatch); `None` before dispatch and for
+    /// unordered messages. Routing functions, consumers and dead-letter
+    /// handlers see it here.
+    #[must_use]
+    pub fn ordering_key(&self) -> Option<&str> {
+        self.ordering_key.as_deref()
+    }
+
+    /// The ordering key as shared.
+    pub(crate) fn ordering_key_arc(&self) -> Option<&Arc<str>> {
+        self.ordering_key.as_ref()
+    }
+
+    /// `message` carrying `key` (copied only when shared and different).
+    pub(crate) fn keyed(mut message: Arc<Self>, key: Option<Arc<str>>) -> Arc<Self> {
+        if message.ordering_key != key {
+            Arc::make_mut(&mut message).ordering_key = key;
+        }
+        message
     }
 
     /// The fields as a JSON object value (non-finite doubles become `null`).

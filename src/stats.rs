@@ -6,6 +6,8 @@
 //! `error.type`); the rest are `liminal.*`.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -30,6 +32,42 @@ pub struct ConsumerStats {
     pub paused: bool,
 }
 
+/// A group's ordered keys now. A key *waits* when messages wait behind its
+/// head (the one message of the key that may be routed or held); a key's
+/// queue is its head plus the messages behind it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderingStats {
+    /// Keys with a message out or waiting.
+    pub keys: usize,
+    /// Keys with messages waiting behind their head.
+    pub keys_waiting: usize,
+    /// The longest queue of one waiting key (head included; 0 when none waits).
+    pub longest_key_queue: usize,
+    /// How long the longest-held head of a waiting key has been its key's
+    /// head (zero when no key waits).
+    pub oldest_head_age: Duration,
+}
+
+/// One key with messages waiting behind its head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingKey {
+    /// The key.
+    pub key: Arc<str>,
+    /// Its messages not completed: the head plus those behind it.
+    pub depth: usize,
+    /// How long its head has been its head.
+    pub head_age: Duration,
+}
+
+/// A bounded list of a group's waiting keys, deepest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WaitingKeys {
+    /// At most the number asked for, deepest first (ties: longest-held head first).
+    pub keys: Vec<WaitingKey>,
+    /// How many keys were waiting in all.
+    pub total: usize,
+}
+
 /// One group's figures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupStats {
@@ -47,6 +85,8 @@ pub struct GroupStats {
     pub dropped: u64,
     /// Whether it accepts no new dispatches (draining or closed).
     pub draining: bool,
+    /// Its ordered keys.
+    pub ordering: OrderingStats,
     /// Its members, in id order.
     pub consumers: Vec<ConsumerStats>,
 }
@@ -105,6 +145,10 @@ impl Stats {
                     "liminal.dispatch.rejected": g.rejected,
                     "liminal.dispatch.dropped": g.dropped,
                     "liminal.group.draining": g.draining,
+                    "liminal.ordering.keys": g.ordering.keys,
+                    "liminal.ordering.keys_waiting": g.ordering.keys_waiting,
+                    "liminal.ordering.longest_key_queue": g.ordering.longest_key_queue,
+                    "liminal.ordering.oldest_head_age_ns": nanos(g.ordering.oldest_head_age),
                     "consumers": g.consumers.iter().map(|c| json!({
                         "liminal.consumer.id": c.id,
                         "liminal.consumer.in_flight": c.in_flight,
@@ -247,6 +291,30 @@ impl Stats {
             "Accepted dispatches not completed.",
             per_group(|g| g.in_flight.to_string()),
         );
+        for (name, help, value) in [
+            (
+                "liminal_ordering_keys",
+                "Ordering keys with a message out or waiting.",
+                (|g| g.ordering.keys.to_string()) as fn(&GroupStats) -> String,
+            ),
+            (
+                "liminal_ordering_keys_waiting",
+                "Ordering keys with messages waiting behind their head.",
+                |g| g.ordering.keys_waiting.to_string(),
+            ),
+            (
+                "liminal_ordering_longest_key_queue",
+                "Messages of the longest waiting key, head included.",
+                |g| g.ordering.longest_key_queue.to_string(),
+            ),
+            (
+                "liminal_ordering_oldest_head_age_seconds",
+                "How long the longest-held head of a waiting key has been its head.",
+                |g| seconds(nanos(g.ordering.oldest_head_age)),
+            ),
+        ] {
+            family(&mut out, name, "gauge", help, per_group(value));
+        }
         let per_consumer = |value: fn(&ConsumerStats) -> String| {
             self.groups
                 .iter()
@@ -301,6 +369,10 @@ fn family(
     for (labels, value) in samples {
         let _ = writeln!(out, "{name}{{{labels}}} {value}");
     }
+}
+
+fn nanos(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn seconds(ns: u64) -> String {

@@ -9,6 +9,7 @@
 //! whoever finishes it. Where it races with a consumer's answer, the
 //! consumer's `take` of the attempt decides.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
@@ -65,9 +66,9 @@ pub(crate) trait ConversationHome: Send + Sync {
     /// Released with a delay: it waits on the timer meanwhile.
     fn delayed_started(&self);
     fn delayed_done(&self);
-    /// It completed: out of the registry of accepted dispatches (its
-    /// completion callback runs next).
-    fn forget(&self, id: u64);
+    /// It completed: out of the registry of accepted dispatches, and out
+    /// of its key (its completion callback runs next).
+    fn forget(&self, conv: &Conversation);
     /// Its completion callback returned.
     fn completed(&self);
     /// It failed (not at shutdown): tell the dead-letter handler.
@@ -76,6 +77,8 @@ pub(crate) trait ConversationHome: Send + Sync {
 
 pub(crate) struct Conversation {
     pub(crate) id: u64,
+    /// Its group's acceptance sequence number (set once, at admission).
+    seq: AtomicU64,
     me: Weak<Conversation>,
     message: Arc<Message>,
     home: Arc<dyn ConversationHome>,
@@ -94,6 +97,7 @@ impl Conversation {
         let now = Instant::now();
         Arc::new_cyclic(|me| Self {
             id,
+            seq: AtomicU64::new(0),
             me: me.clone(),
             message,
             home,
@@ -117,6 +121,15 @@ impl Conversation {
 
     pub(crate) fn message(&self) -> &Arc<Message> {
         &self.message
+    }
+
+    /// Its group's acceptance sequence number (0 before admission).
+    pub(crate) fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_seq(&self, seq: u64) {
+        self.seq.store(seq, Ordering::Release);
     }
 
     /// Expire at `at` unless completed before.
@@ -302,7 +315,7 @@ impl Conversation {
         }
         // Out of the count of dispatches in flight before the completion
         // can wake a blocking caller; a drain still waits for the callback.
-        self.home.forget(self.id);
+        self.home.forget(self);
         let _ignored = call_host(move || completion(result));
         self.home.completed();
     }

@@ -17,16 +17,17 @@ use crate::base::Services;
 use crate::consumer::core::{ConsumerCore, Death};
 use crate::consumer::process::ProcessPool;
 use crate::dispatch::conversation::{Conversation, ConversationHome};
-use crate::dispatch::options::{DispatchOptions, GroupOptions};
+use crate::dispatch::options::{DispatchOptions, GroupOptions, UNORDERABLE};
 use crate::dispatch::placement::{Placement, Refused};
 use crate::dispatch::Completion;
 use crate::error::{DispatchError, DispatchFailure, Error, Result};
 use crate::message::Message;
+use crate::ordering::key::key_of;
 use crate::outcome::{Outcome, Trail};
 use crate::routing::function::RoutingFunction;
 use crate::routing::supervisor::RoutingSupervisor;
 use crate::routing::view::Candidate;
-use crate::stats::GroupStats;
+use crate::stats::{GroupStats, WaitingKeys};
 
 /// Called with every message that ends without a delivery (except at shutdown).
 pub type DeadLetterHandler = Arc<dyn Fn(&Arc<Message>, &DispatchFailure) + Send + Sync + 'static>;
@@ -153,6 +154,15 @@ impl Dispatcher {
     ) -> Result<Arc<Conversation>> {
         options.validate()?;
         self.check_accepting()?;
+        let key = key_of(
+            &message,
+            options.key.as_deref(),
+            self.options.key_field.as_deref(),
+        )?;
+        if key.is_some() && self.options.auto_ack_after.is_some() {
+            return Err(Error::InvalidArgument(UNORDERABLE.into()));
+        }
+        let message = Message::keyed(message, key);
         let home: Arc<dyn ConversationHome> = Arc::clone(self) as _;
         let conv = Conversation::new(self.services.next_id(), message, home, completion);
         let track = || {
@@ -266,6 +276,7 @@ impl Dispatcher {
             rejected: self.rejected.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             draining: self.accepting.load(Ordering::Acquire) != OPEN,
+            ordering: self.placement.ordering_stats(),
             consumers: self
                 .placement
                 .snapshot()
@@ -273,6 +284,12 @@ impl Dispatcher {
                 .map(|c| c.stats())
                 .collect(),
         }
+    }
+
+    /// At most `max` of its keys with messages waiting behind their head,
+    /// deepest first.
+    pub(crate) fn waiting_keys(&self, max: usize) -> WaitingKeys {
+        self.placement.waiting_keys(max)
     }
 
     // ---- lifecycle ----------------------------------------------------------
@@ -394,11 +411,14 @@ impl ConversationHome for Dispatcher {
         self.placement.delayed_done();
     }
 
-    fn forget(&self, id: u64) {
-        let mut convs = self.convs.lock();
-        if convs.accepted.remove(&id).is_some() {
-            convs.completing += 1;
+    fn forget(&self, conv: &Conversation) {
+        {
+            let mut convs = self.convs.lock();
+            if convs.accepted.remove(&conv.id).is_some() {
+                convs.completing += 1;
+            }
         }
+        self.placement.completed(conv);
     }
 
     fn completed(&self) {

@@ -55,6 +55,12 @@ pub struct GroupOptions {
     pub ack_lease: Option<Duration>,
     /// What happens to a consumer whose lease expired.
     pub lease_policy: LeasePolicy,
+    /// Ordered keys: the routing field whose value (text, or an integer in
+    /// decimal) is each message's ordering key. Messages with the same key
+    /// are delivered one at a time, in acceptance order; a message without
+    /// the field is unordered (a key given with the dispatch wins). `None`
+    /// (default): only keys given with the dispatch order messages.
+    pub key_field: Option<String>,
 }
 
 impl Default for GroupOptions {
@@ -69,6 +75,7 @@ impl Default for GroupOptions {
             deadline: None,
             ack_lease: None,
             lease_policy: LeasePolicy::Crash,
+            key_field: None,
         }
     }
 }
@@ -101,12 +108,24 @@ impl GroupOptions {
         if let Overflow::Block(timeout) = self.overflow {
             positive(Some(timeout), "overflow block timeout")?;
         }
+        if let Some(field) = &self.key_field {
+            if field.is_empty() {
+                return Err(Error::InvalidArgument("key_field must not be empty".into()));
+            }
+            if self.auto_ack_after.is_some() {
+                return Err(Error::InvalidArgument(UNORDERABLE.into()));
+            }
+        }
         Ok(())
     }
 }
 
+/// Why a group with auto-acknowledgement cannot order keys.
+pub(crate) const UNORDERABLE: &str =
+    "ordered keys need explicit acknowledgements: the group auto-acknowledges";
+
 /// Per-dispatch options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DispatchOptions {
     /// This message's deadline (time to live from now), overriding the
     /// group's default.
@@ -115,11 +134,18 @@ pub struct DispatchOptions {
     /// passes, the message is withdrawn (a later acknowledgement is fenced)
     /// and the dispatch fails with [`crate::DispatchError::TimedOut`].
     pub timeout: Option<Duration>,
+    /// This message's ordering key, overriding the group's key field:
+    /// non-empty UTF-8 of at most [`crate::ORDERING_KEY_MAX`] bytes, no NUL.
+    pub key: Option<String>,
 }
 
 impl DispatchOptions {
     pub(crate) fn validate(&self) -> Result<()> {
         positive(self.deadline, "deadline")?;
-        positive(self.timeout, "timeout")
+        positive(self.timeout, "timeout")?;
+        if let Some(key) = &self.key {
+            crate::ordering::key::validate(key)?;
+        }
+        Ok(())
     }
 }

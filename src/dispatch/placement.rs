@@ -26,6 +26,7 @@ use crate::dispatch::conversation::Conversation;
 use crate::dispatch::options::Overflow;
 use crate::dispatch::room::Room;
 use crate::error::{DispatchError, Error, Result, RoutingError};
+use crate::ordering::index::deepest;
 use crate::routing::builtin::Builtin;
 use crate::routing::candidates::Candidates;
 use crate::routing::function::{Kind, RoutingFunction};
@@ -33,6 +34,7 @@ use crate::routing::ring::Members;
 use crate::routing::slot::RoutingSlot;
 use crate::routing::supervisor::{Evaluation, RouteJob, RoutingSupervisor};
 use crate::routing::view::{Candidate, ConsumerState};
+use crate::stats::{OrderingStats, WaitingKeys};
 
 /// How often a placement whose reservation lost a race is retried at once.
 const RESERVE_RETRIES: u32 = 3;
@@ -124,7 +126,7 @@ impl Placement {
             while room.depth() >= capacity {
                 match overflow {
                     Overflow::Reject => return Err(Refused::Full),
-                    Overflow::DropOldest => match room.queue.pop_front() {
+                    Overflow::DropOldest => match room.pop_oldest() {
                         Some(oldest) => dropped.push(oldest),
                         None => return Err(Refused::Full),
                     },
@@ -143,7 +145,7 @@ impl Placement {
                 }
             }
             track().map_err(Refused::Other)?;
-            room.insert(Arc::clone(conv));
+            room.admit(Arc::clone(conv));
             self.note_depth(&room);
         }
         self.pump();
@@ -183,9 +185,40 @@ impl Placement {
     pub(crate) fn close(&self, error: DispatchError) -> Vec<Arc<Conversation>> {
         let mut room = self.room.lock();
         room.closed.get_or_insert(error);
-        let waiting = room.queue.drain(..).collect();
+        let waiting = room.drain();
         self.note_depth(&room);
         waiting
+    }
+
+    /// `conv` completed: the next message of its key, if any, may be routed.
+    pub(crate) fn completed(&self, conv: &Conversation) {
+        if conv.message().ordering_key().is_none() {
+            return;
+        }
+        let promoted = {
+            let mut room = self.room.lock();
+            let promoted = room.completed(conv);
+            self.note_depth(&room);
+            promoted
+        };
+        if promoted {
+            self.pump();
+        }
+    }
+
+    /// Its ordered keys now.
+    pub(crate) fn ordering_stats(&self) -> OrderingStats {
+        self.room.lock().keys.stats(Instant::now())
+    }
+
+    /// At most `max` of its waiting keys, deepest first.
+    pub(crate) fn waiting_keys(&self, max: usize) -> WaitingKeys {
+        let keys = self.room.lock().keys.waiting_keys(Instant::now());
+        let total = keys.len();
+        WaitingKeys {
+            keys: deepest(keys, max),
+            total,
+        }
     }
 
     pub(crate) fn delayed_started(&self) {

@@ -1,17 +1,22 @@
 //! The waiting room of one group: the messages waiting for a consumer,
 //! oldest first (a re-route keeps its place), plus the bookkeeping of the
-//! host-routing job that walks it.
+//! host-routing job that walks it. Messages of an ordered key wait in the
+//! key index until they are their key's head; only heads are routable.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::dispatch::conversation::Conversation;
 use crate::error::DispatchError;
+use crate::ordering::index::KeyIndex;
 
 #[derive(Default)]
 pub(crate) struct Room {
-    /// Waiting messages, ordered by dispatch id (acceptance order).
+    /// Routable messages, ordered by dispatch id (acceptance order).
     pub(crate) queue: VecDeque<Arc<Conversation>>,
+    /// Ordered keys: their heads, and the messages waiting behind them.
+    pub(crate) keys: KeyIndex<Arc<Conversation>>,
     /// Released with a delay, waiting for their timer.
     pub(crate) delayed: usize,
     /// Taken out for a host routing evaluation.
@@ -32,9 +37,57 @@ pub(crate) struct Room {
 }
 
 impl Room {
-    /// Messages waiting: queued, delayed, or being routed.
+    /// Messages waiting: queued, behind their key's head, delayed, or
+    /// being routed.
     pub(crate) fn depth(&self) -> usize {
-        self.queue.len() + self.delayed + self.evaluating
+        self.queue.len() + self.keys.parked() + self.delayed + self.evaluating
+    }
+
+    /// A new message: it gets its acceptance sequence number, then waits
+    /// in the routable queue, or behind its key's head.
+    pub(crate) fn admit(&mut self, conv: Arc<Conversation>) {
+        let seq = self.keys.next_seq();
+        conv.set_seq(seq);
+        let routable = match conv.message().ordering_key_arc() {
+            Some(key) => {
+                let key = Arc::clone(key);
+                self.keys.accept(&key, seq, conv, Instant::now())
+            }
+            None => Some(conv),
+        };
+        if let Some(conv) = routable {
+            self.insert(conv);
+        }
+    }
+
+    /// `conv` completed: if it was its key's head, the next message of the
+    /// key becomes routable (returns whether one did).
+    pub(crate) fn completed(&mut self, conv: &Conversation) -> bool {
+        let Some(key) = conv.message().ordering_key() else {
+            return false;
+        };
+        match self.keys.complete(key, conv.seq(), Instant::now()) {
+            Some(next) => {
+                self.insert(next);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The oldest routable message, or, when none is, the oldest waiting
+    /// behind a key's head (overflow: drop the oldest).
+    pub(crate) fn pop_oldest(&mut self) -> Option<Arc<Conversation>> {
+        self.queue
+            .pop_front()
+            .or_else(|| self.keys.pop_oldest_parked())
+    }
+
+    /// Empty it (close): everything routable or waiting behind a key.
+    pub(crate) fn drain(&mut self) -> Vec<Arc<Conversation>> {
+        let mut waiting: Vec<Arc<Conversation>> = self.queue.drain(..).collect();
+        waiting.extend(self.keys.drain());
+        waiting
     }
 
     /// Insert in dispatch-id order.

@@ -1,8 +1,10 @@
 //! Dispatch from C: blocking and asynchronous, and per-dispatch options.
 
 use crate::dispatch::DispatchOptions;
+use std::ffi::c_char;
+
 use crate::ffi::boundary::{
-    self, borrow_mut, free_handle, guard, new_handle, out_ptr, with, Failure, Handle,
+    self, borrow_mut, free_handle, guard, new_handle, out_ptr, utf8_opt, with, Failure, Handle,
 };
 use crate::ffi::callbacks::{self, liminal_completion_callback, UserData};
 use crate::ffi::error::liminal_status;
@@ -83,9 +85,46 @@ pub extern "C" fn liminal_dispatch_options_set_timeout_ms(
     })
 }
 
+/// The longest ordering key accepted, in bytes of UTF-8 (without the NUL).
+pub const LIMINAL_ORDERING_KEY_MAX: usize = 256;
+
+/// This message's **ordering key** (UTF-8, copied; NULL clears it, the
+/// default), overriding the group's key field (see
+/// `liminal_group_options_set_key_field`).
+///
+/// The promise: messages that share a key are delivered one at a time, in
+/// the order the group accepted them. The next one is forwarded only once
+/// the one before it completed (acknowledged, dead-lettered, expired,
+/// dropped, or failed at shutdown or close); every way a message comes back
+/// without completing (its consumer crashed, left or was declared dead, its
+/// lease expired, it was released with or without a delay) puts it back at
+/// the front of its key. Messages with other keys, or none, pass it: a slow
+/// key never holds up the rest, and any consumer may take any key, chosen
+/// by the routing function as usual.
+///
+/// Errors (nothing is changed): `LIMINAL_INVALID_ARGUMENT` for an empty
+/// key, one longer than `LIMINAL_ORDERING_KEY_MAX` bytes, or not UTF-8. A
+/// dispatch with a key on a group that auto-acknowledges is refused with
+/// `LIMINAL_INVALID_ARGUMENT` (order needs explicit acknowledgements).
+#[no_mangle]
+pub extern "C" fn liminal_dispatch_options_set_key(
+    options: *mut liminal_dispatch_options,
+    key: *const c_char,
+) -> liminal_status {
+    set_dispatch_option(options, |o| {
+        // SAFETY: NULL or NUL-terminated.
+        let key = unsafe { utf8_opt(key, "key") }?;
+        if let Some(key) = key {
+            crate::ordering::key::validate(key)?;
+        }
+        o.key = key.map(str::to_owned);
+        Ok(())
+    })
+}
+
 fn options_of(options: *const liminal_dispatch_options) -> DispatchOptions {
     // SAFETY: NULL or a live handle.
-    unsafe { options.as_ref() }.map_or_else(DispatchOptions::default, |o| o.options)
+    unsafe { options.as_ref() }.map_or_else(DispatchOptions::default, |o| o.options.clone())
 }
 
 /// Dispatch `message` (borrowed; a snapshot is taken) with `options`
@@ -99,7 +138,8 @@ fn options_of(options: *const liminal_dispatch_options) -> DispatchOptions {
 /// `LIMINAL_SPAWN_FAILED`, `LIMINAL_NO_CONSUMER_AVAILABLE` (group closed),
 /// `LIMINAL_DROPPED`, `LIMINAL_CONVERSATION_FAILED`; refused (nothing
 /// dispatched): `LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`, `LIMINAL_SHUT_DOWN`,
-/// `LIMINAL_WOULD_DEADLOCK` (from a callback).
+/// `LIMINAL_WOULD_DEADLOCK` (from a callback), `LIMINAL_INVALID_ARGUMENT`
+/// (a bad ordering key: see `liminal_group_options_set_key_field`).
 #[no_mangle]
 pub extern "C" fn liminal_group_dispatch(
     group: *const liminal_group,
@@ -125,7 +165,8 @@ pub extern "C" fn liminal_group_dispatch(
 /// exactly once with the result. `*dispatch_id` (optional) receives the
 /// dispatch id. The library owns `completion` from this call on: if the
 /// dispatch is refused (`LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`,
-/// `LIMINAL_SHUT_DOWN`, bad arguments) its function is not called and its
+/// `LIMINAL_SHUT_DOWN`, bad arguments such as a bad ordering key) its
+/// function is not called and its
 /// `free_user` runs before this returns. Under the block overflow policy
 /// this call blocks while the waiting room is full (not from a callback).
 #[no_mangle]
@@ -160,4 +201,12 @@ pub extern "C" fn liminal_group_dispatch_async(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_c_key_limit_is_the_core_limit() {
+        assert_eq!(super::LIMINAL_ORDERING_KEY_MAX, crate::ORDERING_KEY_MAX);
+    }
 }

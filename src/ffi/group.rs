@@ -267,10 +267,51 @@ pub extern "C" fn liminal_group_options_set_lease_policy(
     })
 }
 
+/// Order messages by key: `field` (non-empty UTF-8, copied) names the
+/// routing field whose value is each message's **ordering key** (a text
+/// field as is, an integer field in decimal); NULL clears it (the default:
+/// only keys given with `liminal_dispatch_options_set_key` order messages).
+///
+/// Messages that share a key are delivered one at a time, in the order the
+/// group accepted them; every way a message comes back (crash, lease
+/// expiry, release with or without delay, a remote worker's death) puts it
+/// back at the front of its key; other keys pass it. When a key's head is
+/// dead-lettered (attempts exhausted), expires or is dropped, the key moves
+/// on to its next message and the dead letter carries the reason. A
+/// deadline that passes while a message waits behind its key fails that
+/// message with `LIMINAL_EXPIRED` and takes it out of its key; the key's
+/// order is otherwise unchanged. A head whose deadline passes while a
+/// consumer holds it is withdrawn (the holder's later answer is fenced) and
+/// the key moves on at once, so give ordered messages deadlines longer than
+/// their handling. A message without the field is unordered; one whose
+/// field is a double, boolean or null, or whose key is empty or longer than
+/// `LIMINAL_ORDERING_KEY_MAX` bytes, is refused by the dispatch with
+/// `LIMINAL_INVALID_ARGUMENT`, nothing dispatched.
+///
+/// Errors: `LIMINAL_INVALID_ARGUMENT` for an empty name; `liminal_group_new`
+/// refuses a key field together with auto-acknowledgement
+/// (`LIMINAL_INVALID_ARGUMENT`).
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_key_field(
+    options: *mut liminal_group_options,
+    field: *const c_char,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        // SAFETY: NULL or NUL-terminated.
+        let field = unsafe { boundary::utf8_opt(field, "field") }?;
+        if field == Some("") {
+            return Err(boundary::invalid("key_field: must not be empty"));
+        }
+        o.key_field = field.map(str::to_owned);
+        Ok(())
+    })
+}
+
 /// Create a group on `runtime`, routed by `routing` (borrowed; the group
 /// keeps its own reference), with `options` (borrowed; NULL means all
 /// defaults). `*out` owns the group. Errors: `LIMINAL_NULL_ARGUMENT`,
-/// `LIMINAL_SHUT_DOWN`.
+/// `LIMINAL_SHUT_DOWN`, `LIMINAL_INVALID_ARGUMENT` (options that cannot go
+/// together: a key field with auto-acknowledgement).
 #[no_mangle]
 pub extern "C" fn liminal_group_new(
     runtime: *const liminal_runtime,

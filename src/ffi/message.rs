@@ -323,3 +323,29 @@ pub extern "C" fn liminal_message_fields_json(
         unsafe { copy_out(&json, buffer, capacity, len_out) }
     })
 }
+
+/// Copy the message's ordering key into `buffer`, like
+/// `liminal_message_get_text`: the key its dispatch gave it (the group's key
+/// field's value, or the key set with `liminal_dispatch_options_set_key`).
+/// Routing callbacks, delivery callbacks and dead-letter callbacks see it;
+/// a message not dispatched yet has none. At most
+/// `LIMINAL_ORDERING_KEY_MAX` bytes plus the NUL. Errors:
+/// `LIMINAL_NOT_FOUND` (unordered), `LIMINAL_BUFFER_TOO_SMALL`.
+#[no_mangle]
+pub extern "C" fn liminal_message_ordering_key(
+    message: *const liminal_message,
+    buffer: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> liminal_status {
+    with(message, |message| {
+        let key = message.message.ordering_key().ok_or_else(|| {
+            Failure::new(
+                liminal_status::LIMINAL_NOT_FOUND,
+                "the message has no ordering key",
+            )
+        })?;
+        // SAFETY: buffer/len_out per the contract.
+        unsafe { copy_out(key, buffer, capacity, len_out) }
+    })
+}

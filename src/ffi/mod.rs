@@ -1,5 +1,5 @@
 //! The C ABI. One file per C type (runtime, message, routing, group,
-//! snapshot, consumer, delivery, dispatch options, outcome; remote hosts
+//! snapshot, key list, consumer, delivery, dispatch options, outcome; remote hosts
 //! and workers in one), the callback
 //! types and `user` ownership in `callbacks`, status codes and the last
 //! error in `error`, and the boundary helpers (panic guard, handle casts,
@@ -33,6 +33,9 @@ pub mod group;
 
 // Snapshots of a group.
 pub mod snapshot;
+
+// Lists of a group's waiting ordering keys.
+pub mod keys;
 
 // Consumers and their options.
 pub mod consumer;

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod chaos;
 pub mod churn;
 #[cfg(feature = "remote")]
 pub mod remote;
