@@ -66,7 +66,9 @@ pub use message::{FieldValue, Message};
 pub use metrics::{MetricsSnapshot, Percentiles};
 pub use outcome::{Outcome, RerouteTiming, Trail};
 #[cfg(feature = "remote")]
-pub use remote::{RemoteHost, RemoteOptions, TlsFiles, Worker, WorkerSpec, WorkerStatus};
+pub use remote::{
+    HostLostHandler, RemoteHost, RemoteOptions, TlsFiles, Worker, WorkerSpec, WorkerStatus,
+};
 pub use routing::{content_hash, Builtin, ConsumerState, RouteFn, RoutingFunction};
 pub use runtime::{Runtime, RuntimeOptions, StatsHandler};
 pub use stats::{ConsumerStats, GroupStats, Stats};

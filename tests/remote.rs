@@ -620,7 +620,7 @@ fn a_stalled_join_does_not_expire_a_healthy_worker() {
     let (asked_tx, asked) = crossbeam_channel::unbounded();
     let keep = Arc::clone(&held);
     let _info = session
-        .declare_queryable("liminal/v1/stall/info/mute/inc1")
+        .declare_queryable("liminal/v2/stall/info/mute/inc1")
         .callback(move |query| {
             keep.lock().unwrap().push(query);
             let _sent = asked_tx.send(());
@@ -629,7 +629,7 @@ fn a_stalled_join_does_not_expire_a_healthy_worker() {
         .expect("queryable");
     let (told_tx, told) = crossbeam_channel::unbounded();
     let _to = session
-        .declare_subscriber("liminal/v1/stall/to/mute/inc1")
+        .declare_subscriber("liminal/v2/stall/to/mute/inc1")
         .callback(move |_sample| {
             let _sent = told_tx.send(());
         })
@@ -637,7 +637,7 @@ fn a_stalled_join_does_not_expire_a_healthy_worker() {
         .expect("subscriber");
     let _token = session
         .liveliness()
-        .declare_token("liminal/v1/stall/alive/mute/inc1")
+        .declare_token("liminal/v2/stall/alive/mute/inc1")
         .wait()
         .expect("token");
     asked
@@ -687,14 +687,28 @@ fn opening_and_connecting_are_refused_inside_a_callback() {
     }
 }
 
-/// Two workers may not share an id: the second is refused (not retried).
+/// Two workers may not share an id: while the first incarnation lives the
+/// second is refused *temporarily* (with a retry time); the library's
+/// worker retries by itself and joins once the first has left. An id held
+/// by a local consumer is refused permanently.
 #[test]
 fn a_duplicate_worker_id_is_refused() {
     let host = Host::open("dup", GroupOptions::default(), SECOND);
-    let _first = worker(&host, "dup", "w", 1, |_d: &Delivery| Verdict::Ack);
+    let first = worker(&host, "dup", "w", 1, |_d: &Delivery| Verdict::Ack);
     let second = connect(&host, "dup", "w", 1, Vec::new(), None);
-    let reason = refusal(&second);
-    assert!(reason.contains("duplicate"), "{reason}");
+    wait_until(HANG, || {
+        matches!(second.status(), WorkerStatus::Reincarnating(reason)
+            if reason.contains("duplicate") && reason.contains("retry_after_ms"))
+    });
+    first.close();
+    second.wait_joined(HANG).expect("joins once the id is free");
+    assert_eq!(host.remote.workers(), 1);
+
+    let log = Log::default();
+    host.group.register(acking("local", &log)).unwrap();
+    let third = connect(&host, "dup", "local", 1, Vec::new(), None);
+    let reason = refusal(&third);
+    assert!(reason.contains("local consumer"), "{reason}");
 }
 
 /// A host refuses a worker whose session lease is longer than it accepts
@@ -1110,4 +1124,169 @@ fn hosts_and_workers_work_from_inside_a_tokio_current_thread_runtime() {
         worker.close();
         host.remote.close();
     });
+}
+
+/// The next line of any of `processes` that starts with `prefix` (others
+/// skipped): which process said it, and the rest of the line.
+fn next_line(processes: &[&WorkerProcess], prefix: &str) -> (usize, String) {
+    let deadline = Instant::now() + HANG;
+    loop {
+        let mut select = crossbeam_channel::Select::new();
+        for process in processes {
+            select.recv(process.lines());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let operation = select
+            .select_timeout(left)
+            .unwrap_or_else(|_| panic!("nobody said {prefix:?}"));
+        let index = operation.index();
+        let line = operation
+            .recv(processes[index].lines())
+            .expect("the process is running");
+        if let Some(at) = line.find(prefix) {
+            return (index, line[at + prefix.len()..].trim().to_owned());
+        }
+    }
+}
+
+/// A host *process* is `kill -9`ed while three Python workers and one
+/// worker of this library hold its deliveries, and a new one is started on
+/// the same endpoint: a new host incarnation. Every worker drops what it
+/// held, joins the new host as a new incarnation, and holds the new host's
+/// messages (whose delivery ids start over, so they collide with the old
+/// ones). Then each Python worker sends, on purpose, an ack for every
+/// delivery of the dead host on its *current* key (the library's worker
+/// refuses to: its old deliveries answer `StaleDelivery`): the host counts
+/// every one stale and none completes a message. Once the workers ack what
+/// they hold, every new message completes exactly once. Rounds:
+/// `LIMINAL_HOST_RESTART_ROUNDS` (default 3); the time from a new host's
+/// start to all four workers rejoined is printed.
+#[test]
+fn host_restart_after_kill_9_no_old_answer_completes_a_new_message() {
+    const PER_ROUND: usize = 20;
+    let rounds: usize = std::env::var("LIMINAL_HOST_RESTART_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let endpoint = free_endpoint();
+    let group = "restart";
+    let mut host = WorkerProcess::spawn_host(&endpoint, group, SECOND);
+    let mut incarnation = host.expect("host");
+    let mut workers: Vec<WorkerProcess> = (0..3)
+        .map(|i| python_worker(&endpoint, group, &format!("py{i}"), "hold"))
+        .collect();
+    workers.push(WorkerProcess::spawn(
+        &endpoint, group, "rust", "hold", SECOND,
+    ));
+    host.command("wait 4");
+    host.expect("workers 4");
+    let mut rejoined = Vec::new();
+    let mut stale_total = 0_u64;
+    for round in 0..rounds {
+        // The old host's messages, held.
+        host.command(&format!("dispatch {PER_ROUND}"));
+        let refs: Vec<&WorkerProcess> = workers.iter().collect();
+        for _ in 0..PER_ROUND {
+            let (_, held) = next_line(&refs, "held");
+            assert!(held.contains(&format!(" {incarnation}-")), "{held}");
+        }
+        host.kill_9();
+        let started = Instant::now();
+        host = WorkerProcess::spawn_host(&endpoint, group, SECOND);
+        let fresh = host.expect("host");
+        assert_ne!(fresh, incarnation, "a new host incarnation");
+        incarnation = fresh;
+        host.command("wait 4");
+        host.expect("workers 4");
+        rejoined.push(started.elapsed());
+        // Every worker joined the new host (each says so once).
+        let refs: Vec<&WorkerProcess> = workers.iter().collect();
+        let mut joined = HashSet::new();
+        while joined.len() < workers.len() {
+            let (who, line) = next_line(&refs, "joined");
+            if who == workers.len() - 1 || line.ends_with(&incarnation) {
+                joined.insert(who);
+            }
+        }
+        // The new host's messages, held (delivery ids start over).
+        host.command(&format!("dispatch {PER_ROUND}"));
+        for _ in 0..PER_ROUND {
+            let (_, held) = next_line(&refs, "held");
+            assert!(held.contains(&format!(" {incarnation}-")), "{held}");
+        }
+        // The old host's deliveries acked on purpose, naming the old host.
+        let mut sent = 0_u64;
+        for worker in &mut workers[..3] {
+            worker.command("ack-stale");
+            sent += worker.expect("sent-stale").parse::<u64>().unwrap();
+        }
+        stale_total += sent;
+        assert!(sent > 0, "round {round}: the Python workers held something");
+        let deadline = Instant::now() + HANG;
+        loop {
+            host.command("stale");
+            let counted: u64 = loop {
+                let line = host.lines().recv_timeout(HANG).expect("the host answers");
+                assert!(
+                    !line.contains("completed"),
+                    "round {round}: an old answer completed a new message: {line}"
+                );
+                if let Some(count) = line.strip_prefix("stale ") {
+                    break count.parse().unwrap();
+                }
+            };
+            assert!(counted <= sent, "more stale answers than sent");
+            if counted == sent {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {counted} of {sent} old answers counted stale"
+            );
+        }
+        // Now the real answers: each new message completes exactly once.
+        let rust = workers.len() - 1;
+        for worker in &mut workers {
+            worker.command("ack-all");
+        }
+        let mut acked = 0;
+        for (i, worker) in workers.iter().enumerate() {
+            let count: usize = worker.expect("acked").parse().unwrap();
+            if i == rust {
+                // Its old deliveries were dropped when the host was lost.
+                assert!(count <= PER_ROUND);
+            }
+            acked += count;
+        }
+        assert_eq!(
+            acked, PER_ROUND,
+            "round {round}: only the new host's held deliveries ack"
+        );
+        let mut completed = HashSet::new();
+        while completed.len() < PER_ROUND {
+            let line = host.expect("completed");
+            let id = line.split_whitespace().next().unwrap().to_owned();
+            assert!(completed.insert(id.clone()), "{id} completed twice");
+        }
+        host.command("stale");
+        assert_eq!(
+            host.expect("stale"),
+            sent.to_string(),
+            "no answer lost or doubled"
+        );
+        assert!(
+            host.lines()
+                .try_iter()
+                .all(|l| !l.contains("completed") && !l.contains("failed")),
+            "round {round}: a message completed twice"
+        );
+    }
+    rejoined.sort();
+    println!(
+        "host restart → all 4 workers rejoined, {rounds} rounds: p50 {:?}, p99 {:?}, max {:?}; \
+         {stale_total} stale answers fenced",
+        percentile(&rejoined, 0.5),
+        percentile(&rejoined, 0.99),
+        rejoined.last().unwrap()
+    );
 }

@@ -146,10 +146,33 @@ pub extern "C" fn liminal_delivery_dispatch_id(delivery: *const liminal_delivery
     read(delivery, 0, |d| d.delivery.dispatch_id())
 }
 
-/// This attempt's id, unique per runtime (0 for NULL).
+/// This attempt's id (0 for NULL): unique per runtime; on a remote worker,
+/// the host's id, unique per host incarnation.
 #[no_mangle]
 pub extern "C" fn liminal_delivery_id(delivery: *const liminal_delivery) -> u64 {
     read(delivery, 0, |d| d.delivery.delivery_id())
+}
+
+/// Copy the message's stable id into `buffer`, snprintf-style (`*len_out`,
+/// optional, receives its length): the same for every attempt of the
+/// message, whichever consumer or worker incarnation receives it, distinct
+/// from the delivery id. On a remote worker it is the id the host gave the
+/// message, `<host incarnation>-<dispatch id>`, unique across host
+/// restarts (deduplicate on it); for a local delivery it is the dispatch id
+/// in decimal, unique in its runtime. Errors: `LIMINAL_BUFFER_TOO_SMALL`,
+/// `LIMINAL_NULL_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_delivery_message_id(
+    delivery: *const liminal_delivery,
+    buffer: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> liminal_status {
+    with(delivery, |d| {
+        let id = d.delivery.message_id();
+        // SAFETY: buffer/len_out per the contract.
+        unsafe { crate::ffi::boundary::copy_out(&id, buffer, capacity, len_out) }
+    })
 }
 
 /// The attempt number: 1 for the first forward (0 for NULL).
