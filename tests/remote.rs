@@ -1290,3 +1290,68 @@ fn host_restart_after_kill_9_no_old_answer_completes_a_new_message() {
         rejoined.last().unwrap()
     );
 }
+
+/// A message that kills every worker process that works on it (the Python
+/// worker sends `started`, then `os._exit(1)`, as a segfault would) is
+/// dead-lettered after `max_attempts`, each death counted as dying
+/// *handling* it; the test restarts each killed worker, and every other
+/// message is delivered. Without `started` those deaths would count as
+/// merely holding it and the message would go on killing workers.
+#[test]
+fn poison_that_kills_workers_is_dead_lettered() {
+    let options = GroupOptions {
+        max_attempts: 3,
+        ..GroupOptions::default()
+    };
+    let host = Host::open("poison", options, SECOND);
+    let mut workers: std::collections::HashMap<String, WorkerProcess> = (0..3)
+        .map(|i| {
+            let id = format!("py{i}");
+            let worker = python_worker(&host.endpoint, "poison", &id, "ack");
+            worker.expect("joined");
+            (id, worker)
+        })
+        .collect();
+    let (done, results) = completions();
+    let mut ids = dispatch_n(&host.group, 10, &done);
+    let poison = Message::new().with("exit", FieldValue::Bool(true));
+    let reply = done.clone();
+    let poison_id = host
+        .group
+        .dispatch_async(
+            poison,
+            Box::new(move |result| {
+                let id = match &result {
+                    Ok(outcome) => outcome.trail.dispatch_id,
+                    Err(failure) => failure.trail.dispatch_id,
+                };
+                let _sent = reply.send((id, result));
+            }),
+        )
+        .unwrap();
+    ids.push(poison_id);
+    for _ in 0..3 {
+        let report = host.crashes.recv_timeout(HANG).expect("a worker dies");
+        assert_eq!(report.kind, CrashKind::ConnectionLost, "{report:?}");
+        // Restart it under the same id (its old incarnation is dead).
+        let restarted = python_worker(&host.endpoint, "poison", &report.consumer_id, "ack");
+        restarted.expect("joined");
+        workers.insert(report.consumer_id.clone(), restarted);
+    }
+    for (id, result) in collect(&ids, &results) {
+        if id == poison_id {
+            let failure = result.expect_err("the poison is dead-lettered");
+            assert_eq!(failure.error, DispatchError::AttemptsExhausted(3));
+            assert_eq!(failure.trail.crashed_handling, 3, "{failure:?}");
+            assert_eq!(failure.trail.crashed_holding, 0, "{failure:?}");
+        } else {
+            let outcome = result.unwrap_or_else(|f| panic!("dispatch {id} failed: {f:?}"));
+            assert!(outcome.delivered_to.starts_with("py"));
+        }
+    }
+    assert!(host.crashes.try_recv().is_err(), "only the poison killed");
+    assert_eq!(host.remote.workers(), 3);
+    for (_, worker) in workers {
+        worker.finish();
+    }
+}

@@ -25,6 +25,7 @@ import os
 import secrets
 import sys
 import threading
+import time
 
 import zenoh
 
@@ -216,6 +217,9 @@ class Worker:
             {"type": "started", "host": host, "delivery_id": delivery["delivery_id"]},
         )
         if fields.get("exit", [None, False])[1] is True:
+            # Some work, then a hard death. (A put leaves asynchronously: a
+            # process that dies microseconds after it may take it along.)
+            time.sleep(0.05)
             os._exit(1)
         if fields.get("poison", [None, False])[1] is True:
             answer.update(verdict="crash", reason="python worker: poison")
