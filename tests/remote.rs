@@ -1355,3 +1355,27 @@ fn poison_that_kills_workers_is_dead_lettered() {
         worker.finish();
     }
 }
+
+/// The conformance suite for worker authors (`tests/python/conformance.py`,
+/// eclipse-zenoh only) drives a host process (this test binary) through
+/// every rule of docs/PROTOCOL.md: join and answers, a late info reply,
+/// bad info, a wrong version, a lease out of bounds, a duplicate id,
+/// `extend` without a lease, a late answer, a host restart.
+#[test]
+fn conformance_suite_drives_a_host_through_every_rule() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/conformance.py");
+    let exe = std::env::current_exe().expect("test binary");
+    let output = std::process::Command::new(python_with_zenoh())
+        .arg(script)
+        .arg(exe)
+        .output()
+        .expect("the conformance script runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "conformance failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}

@@ -291,7 +291,8 @@ impl Drop for WorkerProcess {
     }
 }
 
-/// A host process: runs when [`HOST_ENV`] is set. Says `host
+/// A host process: runs when [`HOST_ENV`] is set
+/// (`<endpoint>;<group>;<max lease ms>[;<ack lease ms, 0: none>]`). Says `host
 /// <incarnation>` once open; takes commands on stdin: `wait <n>` (says
 /// `workers <n>` once `n` workers joined), `dispatch <n>` (dispatches `n`
 /// messages; says `completed <dispatch id> <consumer>` or `failed
@@ -301,15 +302,21 @@ pub fn host_main() {
         return;
     };
     let parts: Vec<&str> = spec.split(';').collect();
-    let [endpoint, name, lease_ms] = parts[..] else {
-        panic!("bad {HOST_ENV}: {spec}");
+    let (endpoint, name, lease_ms, ack_lease_ms) = match parts[..] {
+        [endpoint, name, lease_ms] => (endpoint, name, lease_ms, "0"),
+        [endpoint, name, lease_ms, ack] => (endpoint, name, lease_ms, ack),
+        _ => panic!("bad {HOST_ENV}: {spec}"),
     };
     let lease = Duration::from_millis(lease_ms.parse().expect("lease"));
+    let ack_lease: u64 = ack_lease_ms.parse().expect("ack lease");
     let runtime = super::runtime();
     let group = runtime
         .group(
             RoutingFunction::builtin(Builtin::LeastLoaded),
-            GroupOptions::default(),
+            GroupOptions {
+                ack_lease: (ack_lease > 0).then(|| Duration::from_millis(ack_lease)),
+                ..GroupOptions::default()
+            },
         )
         .expect("group");
     let remote = RemoteHost::open(&group, name, &options(Some(endpoint), None, lease), None)
