@@ -1199,13 +1199,18 @@ fn host_restart_after_kill_9_no_old_answer_completes_a_new_message() {
         host.command("wait 4");
         host.expect("workers 4");
         rejoined.push(started.elapsed());
-        // Every worker joined the new host (each says so once).
+        // Every worker was told its host was lost, then joined the new one.
         let refs: Vec<&WorkerProcess> = workers.iter().collect();
-        let mut joined = HashSet::new();
+        let (mut lost, mut joined) = (HashSet::new(), HashSet::new());
         while joined.len() < workers.len() {
-            let (who, line) = next_line(&refs, "joined");
-            if who == workers.len() - 1 || line.ends_with(&incarnation) {
-                joined.insert(who);
+            let (who, line) = next_line(&refs, "");
+            if line.contains("host-lost") {
+                lost.insert(who);
+            } else if line.contains("joined ") {
+                let named = who == workers.len() - 1 || line.ends_with(&incarnation);
+                if lost.contains(&who) && named {
+                    joined.insert(who);
+                }
             }
         }
         // The new host's messages, held (delivery ids start over).

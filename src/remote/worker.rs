@@ -621,7 +621,8 @@ impl WorkerInner {
                 ToWorker::Bye { .. } => {
                     // What it held was re-routed: answers to it are stale.
                     incarnation.host_closed.store(true, Ordering::Release);
-                    if served.is_some() {
+                    // A bye that answers this worker's own leave is no loss.
+                    if served.is_some() && !self.leaving.load(Ordering::Acquire) {
                         self.host_lost(&incarnation, "the host closed the group (bye)");
                     }
                     self.set_status(WorkerStatus::HostGone);

@@ -400,6 +400,9 @@ pub fn worker_main() {
         &options(None, Some(endpoint), lease),
     )
     .expect("worker connects");
+    worker.set_host_lost_handler(Some(Box::new(|reason: &str| {
+        println!("host-lost {reason}");
+    })));
     let worker = Arc::new(worker);
     let watcher = Arc::clone(&worker);
     std::thread::spawn(move || {
