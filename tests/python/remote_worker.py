@@ -61,6 +61,10 @@ class Worker:
         config.insert_json5("connect/endpoints", json.dumps([endpoint]))
         config.insert_json5("transport/link/tx/lease", str(lease_ms))
         config.insert_json5("transport/link/tx/keep_alive", "4")
+        # Reconnect every quarter lease (a restarted host): PROTOCOL.md.
+        retry = max(10, lease_ms // 4)
+        config.insert_json5("connect/retry", json.dumps(
+            {"period_init_ms": retry, "period_max_ms": retry, "period_increase_factor": 1.0}))
         self.session = zenoh.open(config)
         # Watch the host's token: a new host incarnation, or the loss of
         # the one served, ends the current incarnation.
