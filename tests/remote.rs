@@ -983,10 +983,105 @@ fn python_with_zenoh() -> String {
 }
 
 fn python_worker(endpoint: &str, group: &str, id: &str, mode: &str) -> WorkerProcess {
+    python_worker_with(endpoint, group, id, mode, &[])
+}
+
+/// A Python worker with extra environment (its TLS files, credentials).
+fn python_worker_with(
+    endpoint: &str,
+    group: &str,
+    id: &str,
+    mode: &str,
+    env: &[(&str, String)],
+) -> WorkerProcess {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/remote_worker.py");
     let mut command = std::process::Command::new(python_with_zenoh());
     command.args([script, endpoint, group, id, mode]);
+    for (name, value) in env {
+        command.env(name, value);
+    }
     WorkerProcess::start(command)
+}
+
+/// Whether a Python worker said `joined` within two seconds (a worker kept
+/// out says nothing: it never connects).
+fn python_joins(host: &Host, worker: WorkerProcess) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while let Ok(line) = worker
+        .lines()
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        if line.contains("joined") {
+            worker.finish();
+            return true;
+        }
+    }
+    assert_eq!(host.remote.workers(), 0);
+    false
+}
+
+/// The Zenoh keys PROTOCOL.md gives a worker for mutual TLS and for
+/// user/password work for a Python worker: with the right certificate or
+/// password it joins; with a certificate the host's authority did not sign,
+/// or a wrong password, it never becomes a consumer.
+#[test]
+fn a_python_worker_joins_with_mutual_tls_and_with_credentials() {
+    let pki = Pki::new("py-mtls");
+    pki.authority("ca");
+    pki.authority("rogue-ca");
+    let host_cert = pki.leaf("host", "ca");
+    let good = pki.leaf("good", "ca");
+    let rogue = pki.leaf("rogue", "rogue-ca");
+    let host_tls = pki.tls("ca", &host_cert);
+    let mut port = String::new();
+    let host = Host::open_with("pytls", GroupOptions::default(), |endpoint| {
+        port = endpoint.rsplit(':').next().unwrap().to_owned();
+        liminal::RemoteOptions {
+            listen: vec![format!("tls/127.0.0.1:{port}")],
+            tls: Some(host_tls),
+            ..liminal::RemoteOptions::default()
+        }
+    });
+    let endpoint = format!("tls/127.0.0.1:{port}");
+    let tls = |leaf: &(String, String)| {
+        vec![(
+            "LIMINAL_WORKER_TLS",
+            format!("{};{};{}", pki.path("ca.pem"), leaf.0, leaf.1),
+        )]
+    };
+    let rogue_worker = python_worker_with(&endpoint, "pytls", "rogue", "ack", &tls(&rogue));
+    assert!(!python_joins(&host, rogue_worker));
+    let good_worker = python_worker_with(&endpoint, "pytls", "good", "ack", &tls(&good));
+    assert!(python_joins(&host, good_worker));
+
+    let dir = std::env::temp_dir().join(format!("liminal-py-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "alice:s3cret\n").unwrap();
+    let host = Host::open_with("pyauth", GroupOptions::default(), |endpoint| {
+        liminal::RemoteOptions {
+            users_file: Some(users.to_string_lossy().into_owned()),
+            ..options(Some(endpoint), None, SECOND)
+        }
+    });
+    let credentials = |c: &str| vec![("LIMINAL_WORKER_CREDENTIALS", c.to_owned())];
+    let wrong = python_worker_with(
+        &host.endpoint,
+        "pyauth",
+        "w",
+        "ack",
+        &credentials("alice:nope"),
+    );
+    assert!(!python_joins(&host, wrong));
+    let right = python_worker_with(
+        &host.endpoint,
+        "pyauth",
+        "w",
+        "ack",
+        &credentials("alice:s3cret"),
+    );
+    assert!(python_joins(&host, right));
+    let _removed = std::fs::remove_dir_all(&dir);
 }
 
 /// A worker written in Python with `eclipse-zenoh` from docs/PROTOCOL.md

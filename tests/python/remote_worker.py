@@ -4,6 +4,10 @@ from docs/PROTOCOL.md (protocol version 2; no liminal code, no ctypes).
 
     remote_worker.py ENDPOINT GROUP ID MODE [LEASE_MS]
 
+Environment: LIMINAL_WORKER_TLS="<ca pem>;<certificate pem>;<key pem>" for
+mutual TLS (with a tls/ endpoint), LIMINAL_WORKER_CREDENTIALS="<user>:<password>"
+for user/password authentication.
+
 MODE: ``ack`` sends ``started`` then answers ack to every delivery (crash to
 one whose field ``poison`` is true; and exits the process at once, as a
 segfault would, on one whose field ``exit`` is true); ``hold`` (or
@@ -59,6 +63,19 @@ class Worker:
         config.insert_json5("scouting/multicast/enabled", "false")
         config.insert_json5("scouting/gossip/enabled", "false")
         config.insert_json5("connect/endpoints", json.dumps([endpoint]))
+        # Mutual TLS (a tls/ endpoint) and user/password: PROTOCOL.md, Security.
+        tls = os.environ.get("LIMINAL_WORKER_TLS")
+        if tls:
+            ca, certificate, key = tls.split(";")
+            config.insert_json5("transport/link/tls/root_ca_certificate", json.dumps(ca))
+            config.insert_json5("transport/link/tls/connect_certificate", json.dumps(certificate))
+            config.insert_json5("transport/link/tls/connect_private_key", json.dumps(key))
+            config.insert_json5("transport/link/tls/enable_mtls", "true")
+        credentials = os.environ.get("LIMINAL_WORKER_CREDENTIALS")
+        if credentials:
+            user, password = credentials.split(":", 1)
+            config.insert_json5("transport/auth/usrpwd/user", json.dumps(user))
+            config.insert_json5("transport/auth/usrpwd/password", json.dumps(password))
         config.insert_json5("transport/link/tx/lease", str(lease_ms))
         config.insert_json5("transport/link/tx/keep_alive", "4")
         # Reconnect every quarter lease (a restarted host): PROTOCOL.md.
