@@ -1479,3 +1479,39 @@ fn conformance_suite_drives_a_host_through_every_rule() {
     );
     assert!(stdout.contains("checks passed"), "{stdout}");
 }
+
+/// The reverse conformance check (`tests/python/fake_host.py`): a fake host
+/// written with eclipse-zenoh alone checks a worker's join, answers and
+/// behaviour across a host restart; here against the Python worker and
+/// against this library's worker.
+#[test]
+fn a_fake_host_checks_the_python_worker_and_this_librarys_worker() {
+    let fake_host = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/fake_host.py");
+    let python = python_with_zenoh();
+    let exe = std::env::current_exe().expect("test binary");
+    let worker_script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/remote_worker.py");
+    let library_worker =
+        format!("{WORKER_ENV}=\"$1;$2;$3;$4;1000\" exec \"$0\" --exact worker_process --nocapture");
+    let workers: [Vec<String>; 2] = [
+        vec![python.clone(), worker_script.into()],
+        vec![
+            "sh".into(),
+            "-c".into(),
+            library_worker,
+            exe.to_string_lossy().into_owned(),
+        ],
+    ];
+    for worker in workers {
+        let output = std::process::Command::new(&python)
+            .arg(fake_host)
+            .args(&worker)
+            .output()
+            .expect("the fake host runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("3 checks passed"),
+            "{worker:?}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
