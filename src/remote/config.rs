@@ -226,6 +226,19 @@ mod tests {
         };
         assert!(opted_in.validate().is_ok());
         assert!(opted_in.zenoh_config().is_ok());
+        // A worker's session (connect only) listens nowhere, and retries
+        // a lost connection every quarter lease.
+        let worker = RemoteOptions {
+            connect: vec!["tcp/127.0.0.1:7447".into()],
+            lease: Duration::from_millis(400),
+            ..RemoteOptions::default()
+        }
+        .zenoh_config()
+        .unwrap();
+        let listen = worker.get_json("listen/endpoints").unwrap();
+        assert!(!listen.contains('/'), "listens on {listen}");
+        let retry = worker.get_json("connect/retry").unwrap();
+        assert!(retry.contains("100"), "{retry}");
         assert!(check_port("tcp/127.0.0.1:7447").is_ok());
         assert!(check_port("unixsock-stream//tmp/x.sock").is_ok());
         assert!(check_port("tcp/127.0.0.1:99999").is_err());
