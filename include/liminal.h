@@ -1610,6 +1610,19 @@ enum liminal_status liminal_delivery_keep(const struct liminal_delivery *deliver
 LIMINAL_EXPORT enum liminal_status liminal_delivery_ack(const struct liminal_delivery *delivery);
 
 /**
+ * Work on this delivery begins: if its consumer dies before answering it,
+ * that counts as dying *handling* it (against the message's maximum
+ * attempts), as when a delivery callback is running, not as merely holding
+ * it. For pull-mode consumers and kept deliveries, whose work happens
+ * outside the callback. On a remote worker it tells the host (`started`);
+ * the library's worker already does so before each delivery callback.
+ * Errors: `LIMINAL_STALE_DELIVERY` (no longer held), `LIMINAL_SHUT_DOWN`,
+ * `LIMINAL_NULL_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_delivery_started(const struct liminal_delivery *delivery);
+
+/**
  * Declare the consumer holding this delivery crashed, with `reason`: it
  * dies, everything it holds is re-routed, and this delivery counts against
  * the message (it died handling it). Errors: `LIMINAL_STALE_DELIVERY`,

@@ -480,6 +480,9 @@ public:
     void release(milliseconds delay = milliseconds(0)) const {
         check(liminal_delivery_release(d(), count(delay, "delay")));
     }
+    /// Work on it begins: dying before answering counts as dying handling
+    /// it (pull mode, kept deliveries; see liminal_delivery_started).
+    void started() const { check(liminal_delivery_started(d())); }
     /// Keep it `lease` more from now (when a lease applies).
     void extend_lease(milliseconds lease) const { check(liminal_delivery_extend_lease(d(), count(lease, "lease"))); }
 

@@ -43,7 +43,6 @@ pub(crate) trait Answer: Send + Sync {
     /// true): dying from now on counts as dying handling it; or handed it
     /// on without working on it (`deferred`, false). `StaleDelivery` when
     /// it is no longer held.
-    #[cfg_attr(not(feature = "remote"), allow(dead_code))]
     fn started(&self, delivery_id: u64, _started: bool) -> Result<()> {
         if self.holds(delivery_id) {
             Ok(())
@@ -214,9 +213,19 @@ impl DeliveryToken {
         self.consumer.crash_verdict(self.delivery_id, reason)
     }
 
-    /// The holder began work on it, or handed it on (see `Answer::started`).
+    /// Work on this delivery begins: if its consumer dies before answering
+    /// it, that counts as dying *handling* it (against the message's
+    /// maximum attempts), as when a push callback is running, not as merely
+    /// holding it. For pull-mode consumers and deferred deliveries, whose
+    /// work happens outside a callback. On a remote worker it sends
+    /// `started` to the host. `StaleDelivery` when it is no longer held.
+    pub fn started(&self) -> Result<()> {
+        self.consumer.started(self.delivery_id, true)
+    }
+
+    /// Mark it started (`true`) or merely held again (see `Answer::started`).
     #[cfg(feature = "remote")]
-    pub(crate) fn started(&self, started: bool) -> Result<()> {
+    pub(crate) fn set_started(&self, started: bool) -> Result<()> {
         self.consumer.started(self.delivery_id, started)
     }
 }

@@ -66,6 +66,22 @@ pub extern "C" fn liminal_delivery_ack(delivery: *const liminal_delivery) -> lim
     })
 }
 
+/// Work on this delivery begins: if its consumer dies before answering it,
+/// that counts as dying *handling* it (against the message's maximum
+/// attempts), as when a delivery callback is running, not as merely holding
+/// it. For pull-mode consumers and kept deliveries, whose work happens
+/// outside the callback. On a remote worker it tells the host (`started`);
+/// the library's worker already does so before each delivery callback.
+/// Errors: `LIMINAL_STALE_DELIVERY` (no longer held), `LIMINAL_SHUT_DOWN`,
+/// `LIMINAL_NULL_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_delivery_started(delivery: *const liminal_delivery) -> liminal_status {
+    with(delivery, |d| {
+        d.delivery.token().started()?;
+        Ok(())
+    })
+}
+
 /// Declare the consumer holding this delivery crashed, with `reason`: it
 /// dies, everything it holds is re-routed, and this delivery counts against
 /// the message (it died handling it). Errors: `LIMINAL_STALE_DELIVERY`,

@@ -781,7 +781,7 @@ impl HostInner {
             FromWorker::Started { .. } | FromWorker::Deferred { .. } => {
                 // Not an answer: a stale one changes nothing and is not counted.
                 if let Some(token) = token {
-                    let _marked = token.started(matches!(message, FromWorker::Started { .. }));
+                    let _marked = token.set_started(matches!(message, FromWorker::Started { .. }));
                 }
             }
             FromWorker::Answer {

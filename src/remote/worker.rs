@@ -401,6 +401,28 @@ impl AnswerDelivery for RemoteAnswer {
             .lock()
             .contains_key(&delivery_id)
     }
+
+    fn started(&self, delivery_id: u64, started: bool) -> Result<()> {
+        let Some(worker) = self.worker.upgrade() else {
+            return Err(Error::ShutDown);
+        };
+        if worker.closed.load(Ordering::Acquire) {
+            return Err(Error::ShutDown);
+        }
+        if !self.holds(delivery_id) {
+            return Err(Error::StaleDelivery(delivery_id));
+        }
+        let host = self.incarnation.host();
+        worker.send(
+            &self.incarnation,
+            if started {
+                FromWorker::Started { host, delivery_id }
+            } else {
+                FromWorker::Deferred { host, delivery_id }
+            },
+        );
+        Ok(())
+    }
 }
 
 impl WorkerInner {
