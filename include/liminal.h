@@ -2078,7 +2078,8 @@ LIMINAL_EXPORT void liminal_remote_free(struct liminal_remote *remote);
  * host counted it. Returns once the session is open
  * (about half a second when the host is not reachable yet: the worker
  * keeps trying to connect). Starts three threads (deliveries,
- * beats, sender) plus Zenoh's own pools (see the README).
+ * beats, sender) plus Zenoh's own pools (see the README), and a
+ * short-lived one that waits out each temporary refusal.
  * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
  * `LIMINAL_SPAWN_FAILED`, `LIMINAL_WOULD_DEADLOCK` from a callback (it
  * blocks while the session opens), `LIMINAL_UNSUPPORTED`.
@@ -2093,8 +2094,10 @@ enum liminal_status liminal_worker_new(const char *group_name,
 
 /**
  * Wait up to `timeout_ms` until the host accepted this worker. Errors:
- * `LIMINAL_TIMED_OUT`; `LIMINAL_UNKNOWN_CONSUMER` (refused: the last error
- * says why); `LIMINAL_SHUT_DOWN` (the host closed); `LIMINAL_WOULD_DEADLOCK`
+ * `LIMINAL_TIMED_OUT` (also while a temporary refusal is being waited
+ * out: the worker retries by itself); `LIMINAL_UNKNOWN_CONSUMER` (refused
+ * permanently: the last error says why); `LIMINAL_SHUT_DOWN` (the host
+ * closed the group, or the worker is closing); `LIMINAL_WOULD_DEADLOCK`
  * from a callback; `LIMINAL_NULL_ARGUMENT`.
  */
 LIMINAL_EXPORT

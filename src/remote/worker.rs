@@ -224,8 +224,9 @@ impl Worker {
     }
 
     /// Wait up to `timeout` until the host accepted this worker. Errors:
-    /// `TimedOut`; `UnknownConsumer` (refused: the reason); `ShutDown`
-    /// (the host closed, or this worker did).
+    /// `TimedOut` (also while a temporary refusal is waited out: the
+    /// worker retries by itself); `UnknownConsumer` (refused permanently:
+    /// the reason); `ShutDown` (the host closed, or this worker did).
     pub fn wait_joined(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut status = self.inner.status.lock();
