@@ -3,7 +3,9 @@
  *   remote_worker ENDPOINT GROUP ID [ack|defer] [LEASE_MS]
  * ack (default): acknowledge each delivery at once. defer: keep every
  * delivery unanswered (a worker that holds messages, to be killed).
- * Prints "joined" once the host accepted it, then one line per delivery;
+ * Prints "joined" once the host accepted it, then one line per delivery
+ * (with the message's stable id, to deduplicate on), "host lost: REASON"
+ * when the host it served goes (it rejoins the next host by itself);
  * leaves gracefully when its standard input closes, then prints "left". */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +23,22 @@ static liminal_verdict handle(void *user, liminal_delivery *delivery) {
     b->handled += 1;
     int64_t order = -1;
     liminal_message_get_int(liminal_delivery_message(delivery), "order", &order);
-    printf("delivery %llu order %lld attempt %u%s\n",
+    char message_id[96] = "?";
+    (void)liminal_delivery_message_id(delivery, message_id, sizeof message_id, NULL);
+    printf("delivery %llu order %lld attempt %u%s message %s\n",
            (unsigned long long)liminal_delivery_dispatch_id(delivery), (long long)order,
            liminal_delivery_attempt(delivery),
-           liminal_delivery_redelivered(delivery) ? " (redelivered)" : "");
+           liminal_delivery_redelivered(delivery) ? " (redelivered)" : "", message_id);
     fflush(stdout);
     return b->defer ? LIMINAL_VERDICT_DEFER : LIMINAL_VERDICT_ACK;
+}
+
+/* The host this worker served is gone: what it held was dropped. */
+static void host_lost(void *user, const char *consumer_id, const char *reason) {
+    (void)user;
+    (void)consumer_id;
+    printf("host lost: %s\n", reason);
+    fflush(stdout);
 }
 
 int main(int argc, char **argv) {
@@ -49,6 +61,8 @@ int main(int argc, char **argv) {
     liminal_delivery_callback on_delivery = {handle, &b, NULL};
     liminal_worker *worker = NULL;
     TRY(liminal_worker_new(argv[2], argv[3], on_delivery, options, remote, &worker));
+    liminal_host_lost_callback on_host_lost = {host_lost, NULL, NULL};
+    TRY(liminal_worker_set_host_lost(worker, on_host_lost));
     liminal_consumer_options_free(options);
     liminal_remote_options_free(remote);
     TRY(liminal_worker_wait_joined(worker, 10000));

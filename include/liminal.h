@@ -765,6 +765,45 @@ typedef struct liminal_completion_callback {
 } liminal_completion_callback;
 
 /**
+ * A worker's host-lost callback: the host incarnation this worker served
+ * is gone (its liveliness token went, a new host incarnation replaced it,
+ * or it closed the group). What the worker held from it was dropped:
+ * answering those deliveries now returns `LIMINAL_STALE_DELIVERY` (the
+ * host re-routes them, or they are gone with it). The worker joins the
+ * next host incarnation by itself, as a new worker incarnation.
+ *
+ * | contract | |
+ * |---|---|
+ * | thread | the worker's delivery thread, after every delivery of the lost host and before any of the next one |
+ * | overlap | never (one delivery thread per worker); never during the worker's delivery callback |
+ * | may call | any non-blocking function; blocking calls return `LIMINAL_WOULD_DEADLOCK`; not `liminal_worker_free` of its own worker |
+ * | may block | briefly: the worker's deliveries and host messages wait behind it |
+ *
+ * `consumer_id` and `reason` are borrowed for the call.
+ */
+typedef void (*liminal_host_lost_fn)(void *user, const char *consumer_id, const char *reason);
+
+/**
+ * `{function, user, free_user}` for a worker's host-lost notices.
+ */
+typedef struct liminal_host_lost_callback {
+  /**
+   * The callback; NULL clears the worker's host-lost callback.
+   */
+  liminal_host_lost_fn function;
+  /**
+   * Passed to every call; must be usable from any thread.
+   */
+  void *user;
+  /**
+   * Optional destructor for `user`: runs when the callback is replaced
+   * or cleared, or when the worker is freed (after its last call
+   * returned).
+   */
+  liminal_free_fn free_user;
+} liminal_host_lost_callback;
+
+/**
  * Processed: the dispatch completes as delivered to this consumer.
  */
 #define LIMINAL_VERDICT_ACK 1
@@ -1689,6 +1728,19 @@ enum liminal_status liminal_delivery_keep(const struct liminal_delivery *deliver
 LIMINAL_EXPORT enum liminal_status liminal_delivery_ack(const struct liminal_delivery *delivery);
 
 /**
+ * Work on this delivery begins: if its consumer dies before answering it,
+ * that counts as dying *handling* it (against the message's maximum
+ * attempts), as when a delivery callback is running, not as merely holding
+ * it. For pull-mode consumers and kept deliveries, whose work happens
+ * outside the callback. On a remote worker it tells the host (`started`);
+ * the library's worker already does so before each delivery callback.
+ * Errors: `LIMINAL_STALE_DELIVERY` (no longer held), `LIMINAL_SHUT_DOWN`,
+ * `LIMINAL_NULL_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_delivery_started(const struct liminal_delivery *delivery);
+
+/**
  * Declare the consumer holding this delivery crashed, with `reason`: it
  * dies, everything it holds is re-routed, and this delivery counts against
  * the message (it died handling it). Errors: `LIMINAL_STALE_DELIVERY`,
@@ -1738,9 +1790,26 @@ const struct liminal_message *liminal_delivery_message(const struct liminal_deli
 LIMINAL_EXPORT uint64_t liminal_delivery_dispatch_id(const struct liminal_delivery *delivery);
 
 /**
- * This attempt's id, unique per runtime (0 for NULL).
+ * This attempt's id (0 for NULL): unique per runtime; on a remote worker,
+ * the host's id, unique per host incarnation.
  */
 LIMINAL_EXPORT uint64_t liminal_delivery_id(const struct liminal_delivery *delivery);
+
+/**
+ * Copy the message's stable id into `buffer`, snprintf-style (`*len_out`,
+ * optional, receives its length): the same for every attempt of the
+ * message, whichever consumer or worker incarnation receives it, distinct
+ * from the delivery id. On a remote worker it is the id the host gave the
+ * message, `<host incarnation>-<dispatch id>`, unique across host
+ * restarts (deduplicate on it); for a local delivery it is the dispatch id
+ * in decimal, unique in its runtime. Errors: `LIMINAL_BUFFER_TOO_SMALL`,
+ * `LIMINAL_NULL_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_delivery_message_id(const struct liminal_delivery *delivery,
+                                                char *buffer,
+                                                size_t capacity,
+                                                size_t *len_out);
 
 /**
  * The attempt number: 1 for the first forward (0 for NULL).
@@ -2081,6 +2150,30 @@ enum liminal_status liminal_remote_workers(const struct liminal_remote *remote,
                                            size_t *out);
 
 /**
+ * Copy this opening's *incarnation* into `buffer`, snprintf-style
+ * (`*len_out`, optional, receives its length): 32 hex digits, random,
+ * never reused. It names the host's liveliness token and every message the
+ * host sends; a worker's answer that names another incarnation is stale.
+ * Errors: `LIMINAL_BUFFER_TOO_SMALL`, `LIMINAL_NULL_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_remote_incarnation(const struct liminal_remote *remote,
+                                               char *buffer,
+                                               size_t capacity,
+                                               size_t *len_out);
+
+/**
+ * Answers received that were never applied, so far: for a delivery
+ * already re-routed, expired or answered, from a worker incarnation
+ * declared dead, or naming another host incarnation (or none: a worker
+ * still answering a host that was restarted). Errors:
+ * `LIMINAL_NULL_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_remote_stale_answers(const struct liminal_remote *remote,
+                                                 uint64_t *out);
+
+/**
  * Close and free (NULL is accepted): workers are told (`bye`), remote
  * consumers leave (what they held is re-routed), the session closes and
  * the threads are joined. Also happens at `liminal_runtime_free`. Blocks
@@ -2095,7 +2188,13 @@ LIMINAL_EXPORT void liminal_remote_free(struct liminal_remote *remote);
  * business) and `remote_options` (borrowed; endpoints required). It
  * announces a fresh *incarnation*; wait for the host with
  * `liminal_worker_wait_joined`. If the host declares it dead (it fell
- * silent, or answered crash), it announces a new incarnation by itself.
+ * silent, or answered crash), it announces a new incarnation by itself;
+ * so it does when the host it served is lost or restarted (it watches the
+ * host's liveliness token; see `liminal_worker_set_host_lost`), and after
+ * a temporary refusal (its id still held by an incarnation not yet
+ * declared dead), once the host's `retry_after_ms` passed. Its session
+ * connects to the endpoints of `remote_options` and listens on none
+ * unless listen endpoints are given.
  *
  * `on_delivery` (owned from this call on): push mode, or NULL for pull
  * mode (`liminal_worker_next_delivery`). Here the delivery callback runs
@@ -2108,7 +2207,13 @@ LIMINAL_EXPORT void liminal_remote_free(struct liminal_remote *remote);
  * (joined, bye, a refusal), which the same thread handles. It must not free
  * its own worker. Its verdict answers the delivery; `LIMINAL_VERDICT_DEFER` keeps
  * it to answer later through a kept copy (`liminal_delivery_keep`,
- * `_ack`, `_crash`, `_release`, `_extend_lease`), from any thread. On a
+ * `_ack`, `_crash`, `_release`, `_extend_lease`), from any thread. Before
+ * each call the worker tells the host it started the delivery (so a
+ * process that dies while the callback runs counts against the message,
+ * as a local consumer whose callback was running does), and after a
+ * `LIMINAL_VERDICT_DEFER` that it only holds it. `_extend_lease` returns
+ * `LIMINAL_INVALID_ARGUMENT` when the host's group has no acknowledgement
+ * lease. On a
  * worker an answer returns `LIMINAL_OK` once queued for the sender thread,
  * `LIMINAL_STALE_DELIVERY` when the worker already knows the delivery was
  * taken back (the host declared this incarnation dead, or closed), and
@@ -2117,7 +2222,8 @@ LIMINAL_EXPORT void liminal_remote_free(struct liminal_remote *remote);
  * host counted it. Returns once the session is open
  * (about half a second when the host is not reachable yet: the worker
  * keeps trying to connect). Starts three threads (deliveries,
- * beats, sender) plus Zenoh's own pools (see the README).
+ * beats, sender) plus Zenoh's own pools (see the README), and a
+ * short-lived one that waits out each temporary refusal.
  * Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
  * `LIMINAL_SPAWN_FAILED`, `LIMINAL_WOULD_DEADLOCK` from a callback (it
  * blocks while the session opens), `LIMINAL_UNSUPPORTED`.
@@ -2132,8 +2238,10 @@ enum liminal_status liminal_worker_new(const char *group_name,
 
 /**
  * Wait up to `timeout_ms` until the host accepted this worker. Errors:
- * `LIMINAL_TIMED_OUT`; `LIMINAL_UNKNOWN_CONSUMER` (refused: the last error
- * says why); `LIMINAL_SHUT_DOWN` (the host closed); `LIMINAL_WOULD_DEADLOCK`
+ * `LIMINAL_TIMED_OUT` (also while a temporary refusal is being waited
+ * out: the worker retries by itself); `LIMINAL_UNKNOWN_CONSUMER` (refused
+ * permanently: the last error says why); `LIMINAL_SHUT_DOWN` (the host
+ * closed the group, or the worker is closing); `LIMINAL_WOULD_DEADLOCK`
  * from a callback; `LIMINAL_NULL_ARGUMENT`.
  */
 LIMINAL_EXPORT
@@ -2162,6 +2270,31 @@ enum liminal_status liminal_worker_incarnation(const struct liminal_worker *work
                                                char *buffer,
                                                size_t capacity,
                                                size_t *len_out);
+
+/**
+ * Copy the incarnation of the host that joined the worker's current
+ * incarnation into `buffer`, snprintf-style (`*len_out`, optional,
+ * receives its length); the empty string while it is not joined. Errors:
+ * `LIMINAL_BUFFER_TOO_SMALL`, `LIMINAL_NULL_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_worker_host_incarnation(const struct liminal_worker *worker,
+                                                    char *buffer,
+                                                    size_t capacity,
+                                                    size_t *len_out);
+
+/**
+ * Be told when the host this worker served is lost (see
+ * `liminal_host_lost_fn`): `on_host_lost` is owned by the library from
+ * this call on, even when it fails; a NULL `function` clears it. The
+ * previous callback's `free_user` runs before this returns (or, if that
+ * callback is running, right after it returns). Set it right after
+ * `liminal_worker_new`: a host lost before then is not told. Errors:
+ * `LIMINAL_NULL_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_worker_set_host_lost(const struct liminal_worker *worker,
+                                                 struct liminal_host_lost_callback on_host_lost);
 
 /**
  * Leave and free (NULL is accepted): the host re-routes what this worker

@@ -1,9 +1,11 @@
 // liminal.hpp: header-only C++17 RAII wrapper over the liminal C ABI.
 //
-// - Owning types (Runtime, Group, Consumer, Routing, Message, KeptDelivery)
-//   free their handle in the destructor and are movable, not copyable.
+// - Owning types (Runtime, Group, Consumer, Routing, Message, KeptDelivery,
+//   Remote, Worker) free their handle in the destructor and are movable,
+//   not copyable.
 // - Settings are value types with one chainable setter per C option
-//   (RuntimeOptions, GroupOptions, ConsumerOptions, DispatchOptions); an
+//   (RuntimeOptions, GroupOptions, ConsumerOptions, DispatchOptions,
+//   RemoteOptions); an
 //   option never set keeps the library's default. The library validates
 //   them when they are used: an invalid value throws liminal::Error there.
 // - A failing status becomes a liminal::Error exception (status + detail).
@@ -14,8 +16,8 @@
 //       (its crash reason carries what()) and its deliveries are re-routed;
 //     * thrown by a routing function: that evaluation fails
 //       (LIMINAL_ROUTING_CRASHED);
-//     * thrown anywhere else (completion, dead-letter, crash report, stats),
-//       and by a routing function too, the exception goes to the callback
+//     * thrown anywhere else (completion, dead-letter, crash report, stats,
+//       host lost), and by a routing function too, the exception goes to the callback
 //       error handler (liminal::set_callback_error_handler), whose default
 //       writes one line to stderr.
 #ifndef LIMINAL_HPP
@@ -80,8 +82,8 @@ inline void check(liminal_status status) {
 inline std::string version() { return liminal_version(); }
 
 /// Receives an exception thrown by a callback that has no way to report it
-/// to the library: `where` is "completion", "dead_letter", "crash", "stats"
-/// or "routing". Runs on the thread of that callback, under its contract
+/// to the library: `where` is "completion", "dead_letter", "crash", "stats",
+/// "host_lost" or "routing". Runs on the thread of that callback, under its contract
 /// (no blocking calls); it must not throw (if it does, the default runs).
 using CallbackErrorHandler = std::function<void(const char *where, std::exception_ptr error)>;
 
@@ -574,6 +576,11 @@ public:
     uint32_t crashed_handling() const { return liminal_delivery_crashed_handling(d()); }
     /// Earlier attempts whose consumer died merely holding it.
     uint32_t crashed_holding() const { return liminal_delivery_crashed_holding(d()); }
+    /// The message's stable id, the same for every attempt (deduplicate on
+    /// it): on a remote worker `<host incarnation>-<dispatch id>`.
+    std::string message_id() const {
+        return detail::text([&](char *b, size_t c, size_t *l) { return liminal_delivery_message_id(d(), b, c, l); });
+    }
     /// The receiving consumer's id.
     std::string consumer_id() const { return liminal_delivery_consumer_id(d()); }
     /// Hand it back without dying, to another consumer (never this one
@@ -583,6 +590,10 @@ public:
     void release(milliseconds delay = milliseconds(0)) const {
         check(liminal_delivery_release(d(), count(delay, "delay")));
     }
+    /// Work on it begins: dying before answering counts as dying handling
+    /// it (pull mode, kept deliveries; see liminal_delivery_started).
+    /// Throws liminal::Error: LIMINAL_STALE_DELIVERY, LIMINAL_SHUT_DOWN.
+    void started() const { check(liminal_delivery_started(d())); }
     /// Keep it `lease` (at least 1 ms) more from now, when an acknowledgement
     /// lease applies. Throws liminal::Error: LIMINAL_INVALID_ARGUMENT,
     /// LIMINAL_STALE_DELIVERY (the lease already expired), LIMINAL_SHUT_DOWN.
@@ -1154,6 +1165,8 @@ public:
     const liminal_group *get() const noexcept { return g_.get(); }
 
 private:
+    friend class Remote;
+    friend class Worker;
     size_t read_count(liminal_status (*fn)(const liminal_group *, size_t *)) const {
         size_t n = 0;
         check(fn(g_.get(), &n));
@@ -1198,6 +1211,168 @@ private:
         }
     }
     detail::Owned<liminal_group, liminal_group_free> g_;
+};
+
+// ------------------------------------------------------- remote consumers
+
+/// How a remote host or worker reaches the other side
+/// (liminal_remote_options_*; see docs/PROTOCOL.md).
+class RemoteOptions {
+public:
+    /// An endpoint to listen on, e.g. "tcp/127.0.0.1:7447".
+    RemoteOptions &listen(std::string endpoint) { listen_.push_back(std::move(endpoint)); return *this; }
+    /// An endpoint to connect to.
+    RemoteOptions &connect(std::string endpoint) { connect_.push_back(std::move(endpoint)); return *this; }
+    /// Mutual TLS: PEM files of the CA, this side's certificate and key.
+    RemoteOptions &tls(std::string ca, std::string certificate, std::string key) {
+        tls_ = {std::move(ca), std::move(certificate), std::move(key)};
+        return *this;
+    }
+    /// The user and password this side presents.
+    RemoteOptions &credentials(std::string user, std::string password) {
+        credentials_ = {std::move(user), std::move(password)};
+        return *this;
+    }
+    /// A file of accepted "user:password" lines (host side).
+    RemoteOptions &users_file(std::string path) { users_file_ = std::move(path); return *this; }
+    /// The session lease (default 1000 ms, at least 50): on a host the
+    /// longest a worker may advertise, on a worker its own.
+    RemoteOptions &lease(milliseconds lease) { lease_ms_ = detail::count(lease, "lease"); return *this; }
+    /// Allow endpoints that are neither loopback, a unix socket, nor TLS.
+    RemoteOptions &allow_insecure(bool allow = true) { allow_insecure_ = allow; return *this; }
+
+    /// The C options.
+    detail::Owned<liminal_remote_options, liminal_remote_options_free> to_c() const {
+        liminal_remote_options *raw = nullptr;
+        check(liminal_remote_options_new(&raw));
+        detail::Owned<liminal_remote_options, liminal_remote_options_free> o(raw);
+        for (const auto &e : listen_) check(liminal_remote_options_add_listen(raw, e.c_str()));
+        for (const auto &e : connect_) check(liminal_remote_options_add_connect(raw, e.c_str()));
+        if (tls_) check(liminal_remote_options_set_tls(raw, (*tls_)[0].c_str(), (*tls_)[1].c_str(), (*tls_)[2].c_str()));
+        if (credentials_)
+            check(liminal_remote_options_set_credentials(raw, credentials_->first.c_str(), credentials_->second.c_str()));
+        if (users_file_) check(liminal_remote_options_set_users_file(raw, users_file_->c_str()));
+        if (lease_ms_) check(liminal_remote_options_set_lease_ms(raw, *lease_ms_));
+        if (allow_insecure_) check(liminal_remote_options_set_allow_insecure(raw, *allow_insecure_));
+        return o;
+    }
+
+private:
+    std::vector<std::string> listen_, connect_;
+    std::optional<std::vector<std::string>> tls_;
+    std::optional<std::pair<std::string, std::string>> credentials_;
+    std::optional<std::string> users_file_;
+    std::optional<uint64_t> lease_ms_;
+    std::optional<bool> allow_insecure_;
+};
+
+/// A group opened to remote workers (host side; liminal_group_open_remote).
+/// Destroying it closes it: workers are told, what they held is re-routed.
+class Remote {
+public:
+    /// Told of every remote consumer of this group that fails (as
+    /// Group::OnCrash; the C contract of liminal_group_open_remote says on
+    /// which thread).
+    using OnCrash = Group::OnCrash;
+
+    /// Open `group` to workers under the name `name`. `on_crash` is told of
+    /// every remote consumer that fails (see the C contract).
+    Remote(Group &group, const std::string &name, const RemoteOptions &options, OnCrash on_crash = {}) {
+        auto o = options.to_c();
+        liminal_crash_callback c{nullptr, nullptr, nullptr};
+        if (on_crash) c = {&Group::crashed, new OnCrash(std::move(on_crash)), &detail::delete_fn<OnCrash>};
+        liminal_remote *r = nullptr;
+        check(liminal_group_open_remote(group.get(), name.c_str(), o.get(), c, &r));
+        r_.reset(r);
+    }
+    /// Remote consumers joined now.
+    size_t workers() const {
+        size_t n = 0;
+        check(liminal_remote_workers(r_.get(), &n));
+        return n;
+    }
+    /// This opening's incarnation (32 hex digits, never reused).
+    std::string incarnation() const {
+        return detail::text([&](char *b, size_t c, size_t *l) { return liminal_remote_incarnation(r_.get(), b, c, l); });
+    }
+    /// Answers received and never applied (stale), so far.
+    uint64_t stale_answers() const {
+        uint64_t n = 0;
+        check(liminal_remote_stale_answers(r_.get(), &n));
+        return n;
+    }
+    /// The C handle, still owned by this object.
+    const liminal_remote *get() const noexcept { return r_.get(); }
+
+private:
+    detail::Owned<liminal_remote, liminal_remote_free> r_;
+};
+
+/// A worker: a consumer in this process of a group on a remote host
+/// (liminal_worker_new). Destroying it leaves the group gracefully.
+class Worker {
+public:
+    /// Handles a delivery, as a local consumer's Group::OnDelivery (runs on
+    /// the worker's delivery thread).
+    using OnDelivery = Group::OnDelivery;
+    /// Told, with the reason, when the host this worker served is lost (on
+    /// the worker's delivery thread); the worker rejoins the next host by
+    /// itself. An exception it throws goes to the callback error handler.
+    using OnHostLost = std::function<void(std::string_view reason)>;
+
+    /// Connect as consumer `id` of the host's group `group_name`; an empty
+    /// `on_delivery` makes a pull-mode worker (next_delivery). An exception
+    /// thrown by `on_delivery` is a crash answer.
+    Worker(const std::string &group_name, const std::string &id, OnDelivery on_delivery,
+           const RemoteOptions &remote, const ConsumerOptions &options = ConsumerOptions()) {
+        auto r = remote.to_c();
+        auto o = options.to_c();
+        liminal_delivery_callback d{nullptr, nullptr, nullptr};
+        if (on_delivery) d = {&Group::deliver, new OnDelivery(std::move(on_delivery)), &detail::delete_fn<OnDelivery>};
+        liminal_worker *w = nullptr;
+        check(liminal_worker_new(group_name.c_str(), id.c_str(), d, o.get(), r.get(), &w));
+        w_.reset(w);
+    }
+    /// Wait until the host accepted it; throws liminal::Error otherwise
+    /// (LIMINAL_TIMED_OUT, LIMINAL_UNKNOWN_CONSUMER when refused, …).
+    void wait_joined(milliseconds timeout) const {
+        check(liminal_worker_wait_joined(w_.get(), detail::count(timeout, "timeout")));
+    }
+    /// Be told when the host it served is lost (worker's delivery thread);
+    /// it rejoins the next host by itself. Replaces an earlier one.
+    void on_host_lost(OnHostLost fn) {
+        liminal_host_lost_callback cb{&Worker::host_lost, new OnHostLost(std::move(fn)), &detail::delete_fn<OnHostLost>};
+        check(liminal_worker_set_host_lost(w_.get(), cb));
+    }
+    /// The current worker incarnation.
+    std::string incarnation() const {
+        return detail::text([&](char *b, size_t c, size_t *l) { return liminal_worker_incarnation(w_.get(), b, c, l); });
+    }
+    /// The host incarnation that joined it ("" while not joined).
+    std::string host_incarnation() const {
+        return detail::text(
+            [&](char *b, size_t c, size_t *l) { return liminal_worker_host_incarnation(w_.get(), b, c, l); });
+    }
+    /// Pull mode: the next delivery, or std::nullopt on timeout.
+    std::optional<KeptDelivery> next_delivery(milliseconds timeout) {
+        liminal_delivery *d = nullptr;
+        liminal_status s = liminal_worker_next_delivery(w_.get(), detail::count(timeout, "timeout"), &d);
+        if (s == LIMINAL_TIMED_OUT) return std::nullopt;
+        check(s);
+        return KeptDelivery(d);
+    }
+    /// The C handle, still owned by this object.
+    const liminal_worker *get() const noexcept { return w_.get(); }
+
+private:
+    static void host_lost(void *user, const char *, const char *reason) noexcept {
+        try {
+            (*static_cast<OnHostLost *>(user))(reason);
+        } catch (...) {
+            detail::report_callback_error("host_lost");
+        }
+    }
+    detail::Owned<liminal_worker, liminal_worker_free> w_;
 };
 
 }  // namespace liminal

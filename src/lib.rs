@@ -68,7 +68,9 @@ pub use metrics::{MetricsSnapshot, Percentiles};
 pub use ordering::key::ORDERING_KEY_MAX;
 pub use outcome::{Outcome, RerouteTiming, Trail};
 #[cfg(feature = "remote")]
-pub use remote::{RemoteHost, RemoteOptions, TlsFiles, Worker, WorkerSpec, WorkerStatus};
+pub use remote::{
+    HostLostHandler, RemoteHost, RemoteOptions, TlsFiles, Worker, WorkerSpec, WorkerStatus,
+};
 pub use routing::{content_hash, Builtin, ConsumerState, RouteFn, RoutingFunction};
 pub use runtime::{Runtime, RuntimeOptions, StatsHandler};
 pub use stats::{ConsumerStats, GroupStats, OrderingStats, Stats, WaitingKey, WaitingKeys};

@@ -317,3 +317,39 @@ fn group_close_fails_held_work_as_no_consumer() {
     assert_eq!(failure.error, DispatchError::NoConsumerAvailable);
     assert!(group.is_empty());
 }
+
+/// A pull consumer that marks a delivery started and then dies counts as
+/// having died *handling* it (against max attempts); one that dies merely
+/// holding a pulled delivery does not.
+#[test]
+fn a_started_pulled_delivery_counts_as_handled_when_its_consumer_dies() {
+    let runtime = runtime();
+    let group = group(&runtime, Builtin::LeastLoaded);
+    let first = group.register(ConsumerSpec::pull("first")).unwrap();
+    let (done, results) = crossbeam_channel::unbounded();
+    let id = group
+        .dispatch_async(
+            msg(1),
+            Box::new(move |result| {
+                let _sent = done.send(result);
+            }),
+        )
+        .unwrap();
+    let delivery = first.next_delivery(HANG).unwrap();
+    assert_eq!(delivery.dispatch_id(), id);
+    delivery.token().started().unwrap();
+    first.crash("died working on it").unwrap();
+    assert!(delivery.token().started().is_err(), "no longer held");
+    let second = group.register(ConsumerSpec::pull("second")).unwrap();
+    let again = second.next_delivery(HANG).unwrap();
+    assert_eq!(again.crashed_handling(), 1);
+    assert_eq!(again.crashed_holding(), 0);
+    second.crash("died merely holding it").unwrap();
+    let third = group.register(ConsumerSpec::pull("third")).unwrap();
+    let last = third.next_delivery(HANG).unwrap();
+    assert_eq!((last.crashed_handling(), last.crashed_holding()), (1, 1));
+    last.token().ack().unwrap();
+    let outcome = results.recv_timeout(HANG).unwrap().unwrap();
+    assert_eq!(outcome.delivered_to, "third");
+    assert_eq!(outcome.trail.crashed_handling, 1);
+}

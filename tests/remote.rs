@@ -620,7 +620,7 @@ fn a_stalled_join_does_not_expire_a_healthy_worker() {
     let (asked_tx, asked) = crossbeam_channel::unbounded();
     let keep = Arc::clone(&held);
     let _info = session
-        .declare_queryable("liminal/v1/stall/info/mute/inc1")
+        .declare_queryable("liminal/v2/stall/info/mute/inc1")
         .callback(move |query| {
             keep.lock().unwrap().push(query);
             let _sent = asked_tx.send(());
@@ -629,7 +629,7 @@ fn a_stalled_join_does_not_expire_a_healthy_worker() {
         .expect("queryable");
     let (told_tx, told) = crossbeam_channel::unbounded();
     let _to = session
-        .declare_subscriber("liminal/v1/stall/to/mute/inc1")
+        .declare_subscriber("liminal/v2/stall/to/mute/inc1")
         .callback(move |_sample| {
             let _sent = told_tx.send(());
         })
@@ -637,7 +637,7 @@ fn a_stalled_join_does_not_expire_a_healthy_worker() {
         .expect("subscriber");
     let _token = session
         .liveliness()
-        .declare_token("liminal/v1/stall/alive/mute/inc1")
+        .declare_token("liminal/v2/stall/alive/mute/inc1")
         .wait()
         .expect("token");
     asked
@@ -687,14 +687,28 @@ fn opening_and_connecting_are_refused_inside_a_callback() {
     }
 }
 
-/// Two workers may not share an id: the second is refused (not retried).
+/// Two workers may not share an id: while the first incarnation lives the
+/// second is refused *temporarily* (with a retry time); the library's
+/// worker retries by itself and joins once the first has left. An id held
+/// by a local consumer is refused permanently.
 #[test]
 fn a_duplicate_worker_id_is_refused() {
     let host = Host::open("dup", GroupOptions::default(), SECOND);
-    let _first = worker(&host, "dup", "w", 1, |_d: &Delivery| Verdict::Ack);
+    let first = worker(&host, "dup", "w", 1, |_d: &Delivery| Verdict::Ack);
     let second = connect(&host, "dup", "w", 1, Vec::new(), None);
-    let reason = refusal(&second);
-    assert!(reason.contains("duplicate"), "{reason}");
+    wait_until(HANG, || {
+        matches!(second.status(), WorkerStatus::Reincarnating(reason)
+            if reason.contains("duplicate") && reason.contains("retry_after_ms"))
+    });
+    first.close();
+    second.wait_joined(HANG).expect("joins once the id is free");
+    assert_eq!(host.remote.workers(), 1);
+
+    let log = Log::default();
+    host.group.register(acking("local", &log)).unwrap();
+    let third = connect(&host, "dup", "local", 1, Vec::new(), None);
+    let reason = refusal(&third);
+    assert!(reason.contains("local consumer"), "{reason}");
 }
 
 /// A host refuses a worker whose session lease is longer than it accepts
@@ -969,10 +983,105 @@ fn python_with_zenoh() -> String {
 }
 
 fn python_worker(endpoint: &str, group: &str, id: &str, mode: &str) -> WorkerProcess {
+    python_worker_with(endpoint, group, id, mode, &[])
+}
+
+/// A Python worker with extra environment (its TLS files, credentials).
+fn python_worker_with(
+    endpoint: &str,
+    group: &str,
+    id: &str,
+    mode: &str,
+    env: &[(&str, String)],
+) -> WorkerProcess {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/remote_worker.py");
     let mut command = std::process::Command::new(python_with_zenoh());
     command.args([script, endpoint, group, id, mode]);
+    for (name, value) in env {
+        command.env(name, value);
+    }
     WorkerProcess::start(command)
+}
+
+/// Whether a Python worker said `joined` within two seconds (a worker kept
+/// out says nothing: it never connects).
+fn python_joins(host: &Host, worker: WorkerProcess) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while let Ok(line) = worker
+        .lines()
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+    {
+        if line.contains("joined") {
+            worker.finish();
+            return true;
+        }
+    }
+    assert_eq!(host.remote.workers(), 0);
+    false
+}
+
+/// The Zenoh keys PROTOCOL.md gives a worker for mutual TLS and for
+/// user/password work for a Python worker: with the right certificate or
+/// password it joins; with a certificate the host's authority did not sign,
+/// or a wrong password, it never becomes a consumer.
+#[test]
+fn a_python_worker_joins_with_mutual_tls_and_with_credentials() {
+    let pki = Pki::new("py-mtls");
+    pki.authority("ca");
+    pki.authority("rogue-ca");
+    let host_cert = pki.leaf("host", "ca");
+    let good = pki.leaf("good", "ca");
+    let rogue = pki.leaf("rogue", "rogue-ca");
+    let host_tls = pki.tls("ca", &host_cert);
+    let mut port = String::new();
+    let host = Host::open_with("pytls", GroupOptions::default(), |endpoint| {
+        port = endpoint.rsplit(':').next().unwrap().to_owned();
+        liminal::RemoteOptions {
+            listen: vec![format!("tls/127.0.0.1:{port}")],
+            tls: Some(host_tls),
+            ..liminal::RemoteOptions::default()
+        }
+    });
+    let endpoint = format!("tls/127.0.0.1:{port}");
+    let tls = |leaf: &(String, String)| {
+        vec![(
+            "LIMINAL_WORKER_TLS",
+            format!("{};{};{}", pki.path("ca.pem"), leaf.0, leaf.1),
+        )]
+    };
+    let rogue_worker = python_worker_with(&endpoint, "pytls", "rogue", "ack", &tls(&rogue));
+    assert!(!python_joins(&host, rogue_worker));
+    let good_worker = python_worker_with(&endpoint, "pytls", "good", "ack", &tls(&good));
+    assert!(python_joins(&host, good_worker));
+
+    let dir = std::env::temp_dir().join(format!("liminal-py-users-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let users = dir.join("users.txt");
+    std::fs::write(&users, "alice:s3cret\n").unwrap();
+    let host = Host::open_with("pyauth", GroupOptions::default(), |endpoint| {
+        liminal::RemoteOptions {
+            users_file: Some(users.to_string_lossy().into_owned()),
+            ..options(Some(endpoint), None, SECOND)
+        }
+    });
+    let credentials = |c: &str| vec![("LIMINAL_WORKER_CREDENTIALS", c.to_owned())];
+    let wrong = python_worker_with(
+        &host.endpoint,
+        "pyauth",
+        "w",
+        "ack",
+        &credentials("alice:nope"),
+    );
+    assert!(!python_joins(&host, wrong));
+    let right = python_worker_with(
+        &host.endpoint,
+        "pyauth",
+        "w",
+        "ack",
+        &credentials("alice:s3cret"),
+    );
+    assert!(python_joins(&host, right));
+    let _removed = std::fs::remove_dir_all(&dir);
 }
 
 /// A worker written in Python with `eclipse-zenoh` from docs/PROTOCOL.md
@@ -1110,4 +1219,299 @@ fn hosts_and_workers_work_from_inside_a_tokio_current_thread_runtime() {
         worker.close();
         host.remote.close();
     });
+}
+
+/// The next line of any of `processes` that starts with `prefix` (others
+/// skipped): which process said it, and the rest of the line.
+fn next_line(processes: &[&WorkerProcess], prefix: &str) -> (usize, String) {
+    let deadline = Instant::now() + HANG;
+    loop {
+        let mut select = crossbeam_channel::Select::new();
+        for process in processes {
+            select.recv(process.lines());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let operation = select
+            .select_timeout(left)
+            .unwrap_or_else(|_| panic!("nobody said {prefix:?}"));
+        let index = operation.index();
+        let line = operation
+            .recv(processes[index].lines())
+            .expect("the process is running");
+        if let Some(at) = line.find(prefix) {
+            return (index, line[at + prefix.len()..].trim().to_owned());
+        }
+    }
+}
+
+/// A host *process* is `kill -9`ed while three Python workers and one
+/// worker of this library hold its deliveries, and a new one is started on
+/// the same endpoint: a new host incarnation. Every worker drops what it
+/// held, joins the new host as a new incarnation, and holds the new host's
+/// messages (whose delivery ids start over, so they collide with the old
+/// ones). Then each Python worker sends, on purpose, an ack for every
+/// delivery of the dead host on its *current* key (the library's worker
+/// refuses to: its old deliveries answer `StaleDelivery`): the host counts
+/// every one stale and none completes a message. Once the workers ack what
+/// they hold, every new message completes exactly once. Rounds:
+/// `LIMINAL_HOST_RESTART_ROUNDS` (default 3); the time from a new host's
+/// start to all four workers rejoined is printed.
+#[test]
+fn host_restart_after_kill_9_no_old_answer_completes_a_new_message() {
+    const PER_ROUND: usize = 20;
+    let rounds: usize = std::env::var("LIMINAL_HOST_RESTART_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let endpoint = free_endpoint();
+    let group = "restart";
+    let mut host = WorkerProcess::spawn_host(&endpoint, group, SECOND);
+    let mut incarnation = host.expect("host");
+    let mut workers: Vec<WorkerProcess> = (0..3)
+        .map(|i| python_worker(&endpoint, group, &format!("py{i}"), "hold"))
+        .collect();
+    workers.push(WorkerProcess::spawn(
+        &endpoint, group, "rust", "hold", SECOND,
+    ));
+    host.command("wait 4");
+    host.expect("workers 4");
+    let mut rejoined = Vec::new();
+    let mut stale_total = 0_u64;
+    for round in 0..rounds {
+        // The old host's messages, held.
+        host.command(&format!("dispatch {PER_ROUND}"));
+        let refs: Vec<&WorkerProcess> = workers.iter().collect();
+        for _ in 0..PER_ROUND {
+            let (_, held) = next_line(&refs, "held");
+            assert!(held.contains(&format!(" {incarnation}-")), "{held}");
+        }
+        host.kill_9();
+        let started = Instant::now();
+        host = WorkerProcess::spawn_host(&endpoint, group, SECOND);
+        let fresh = host.expect("host");
+        assert_ne!(fresh, incarnation, "a new host incarnation");
+        incarnation = fresh;
+        host.command("wait 4");
+        host.expect("workers 4");
+        rejoined.push(started.elapsed());
+        // Every worker was told its host was lost, then joined the new one.
+        let refs: Vec<&WorkerProcess> = workers.iter().collect();
+        let (mut lost, mut joined) = (HashSet::new(), HashSet::new());
+        while joined.len() < workers.len() {
+            let (who, line) = next_line(&refs, "");
+            if line.contains("host-lost") {
+                lost.insert(who);
+            } else if line.contains("joined ") {
+                let named = who == workers.len() - 1 || line.ends_with(&incarnation);
+                if lost.contains(&who) && named {
+                    joined.insert(who);
+                }
+            }
+        }
+        // The new host's messages, held (delivery ids start over).
+        host.command(&format!("dispatch {PER_ROUND}"));
+        for _ in 0..PER_ROUND {
+            let (_, held) = next_line(&refs, "held");
+            assert!(held.contains(&format!(" {incarnation}-")), "{held}");
+        }
+        // The old host's deliveries acked on purpose, naming the old host.
+        let mut sent = 0_u64;
+        for worker in &mut workers[..3] {
+            worker.command("ack-stale");
+            sent += worker.expect("sent-stale").parse::<u64>().unwrap();
+        }
+        stale_total += sent;
+        assert!(sent > 0, "round {round}: the Python workers held something");
+        let deadline = Instant::now() + HANG;
+        loop {
+            host.command("stale");
+            let counted: u64 = loop {
+                let line = host.lines().recv_timeout(HANG).expect("the host answers");
+                assert!(
+                    !line.contains("completed"),
+                    "round {round}: an old answer completed a new message: {line}"
+                );
+                if let Some(count) = line.strip_prefix("stale ") {
+                    break count.parse().unwrap();
+                }
+            };
+            assert!(counted <= sent, "more stale answers than sent");
+            if counted == sent {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: {counted} of {sent} old answers counted stale"
+            );
+        }
+        // Now the real answers: each new message completes exactly once.
+        let rust = workers.len() - 1;
+        for worker in &mut workers {
+            worker.command("ack-all");
+        }
+        let mut acked = 0;
+        for (i, worker) in workers.iter().enumerate() {
+            let count: usize = worker.expect("acked").parse().unwrap();
+            if i == rust {
+                // Its old deliveries were dropped when the host was lost.
+                assert!(count <= PER_ROUND);
+            }
+            acked += count;
+        }
+        assert_eq!(
+            acked, PER_ROUND,
+            "round {round}: only the new host's held deliveries ack"
+        );
+        let mut completed = HashSet::new();
+        while completed.len() < PER_ROUND {
+            let line = host.expect("completed");
+            let id = line.split_whitespace().next().unwrap().to_owned();
+            assert!(completed.insert(id.clone()), "{id} completed twice");
+        }
+        host.command("stale");
+        assert_eq!(
+            host.expect("stale"),
+            sent.to_string(),
+            "no answer lost or doubled"
+        );
+        assert!(
+            host.lines()
+                .try_iter()
+                .all(|l| !l.contains("completed") && !l.contains("failed")),
+            "round {round}: a message completed twice"
+        );
+    }
+    rejoined.sort();
+    println!(
+        "host restart → all 4 workers rejoined, {rounds} rounds: p50 {:?}, p99 {:?}, max {:?}; \
+         {stale_total} stale answers fenced",
+        percentile(&rejoined, 0.5),
+        percentile(&rejoined, 0.99),
+        rejoined.last().unwrap()
+    );
+}
+
+/// A message that kills every worker process that works on it (the Python
+/// worker sends `started`, then `os._exit(1)`, as a segfault would) is
+/// dead-lettered after `max_attempts`, each death counted as dying
+/// *handling* it; the test restarts each killed worker, and every other
+/// message is delivered. Without `started` those deaths would count as
+/// merely holding it and the message would go on killing workers.
+#[test]
+fn poison_that_kills_workers_is_dead_lettered() {
+    let options = GroupOptions {
+        max_attempts: 3,
+        ..GroupOptions::default()
+    };
+    let host = Host::open("poison", options, SECOND);
+    let mut workers: std::collections::HashMap<String, WorkerProcess> = (0..3)
+        .map(|i| {
+            let id = format!("py{i}");
+            let worker = python_worker(&host.endpoint, "poison", &id, "ack");
+            worker.expect("joined");
+            (id, worker)
+        })
+        .collect();
+    let (done, results) = completions();
+    let mut ids = dispatch_n(&host.group, 10, &done);
+    let poison = Message::new().with("exit", FieldValue::Bool(true));
+    let reply = done.clone();
+    let poison_id = host
+        .group
+        .dispatch_async(
+            poison,
+            Box::new(move |result| {
+                let id = match &result {
+                    Ok(outcome) => outcome.trail.dispatch_id,
+                    Err(failure) => failure.trail.dispatch_id,
+                };
+                let _sent = reply.send((id, result));
+            }),
+        )
+        .unwrap();
+    ids.push(poison_id);
+    for _ in 0..3 {
+        let report = host.crashes.recv_timeout(HANG).expect("a worker dies");
+        assert_eq!(report.kind, CrashKind::ConnectionLost, "{report:?}");
+        // Restart it under the same id (its old incarnation is dead).
+        let restarted = python_worker(&host.endpoint, "poison", &report.consumer_id, "ack");
+        restarted.expect("joined");
+        workers.insert(report.consumer_id.clone(), restarted);
+    }
+    for (id, result) in collect(&ids, &results) {
+        if id == poison_id {
+            let failure = result.expect_err("the poison is dead-lettered");
+            assert_eq!(failure.error, DispatchError::AttemptsExhausted(3));
+            assert_eq!(failure.trail.crashed_handling, 3, "{failure:?}");
+            assert_eq!(failure.trail.crashed_holding, 0, "{failure:?}");
+        } else {
+            let outcome = result.unwrap_or_else(|f| panic!("dispatch {id} failed: {f:?}"));
+            assert!(outcome.delivered_to.starts_with("py"));
+        }
+    }
+    assert!(host.crashes.try_recv().is_err(), "only the poison killed");
+    assert_eq!(host.remote.workers(), 3);
+    for (_, worker) in workers {
+        worker.finish();
+    }
+}
+
+/// The conformance suite for worker authors (`tests/python/conformance.py`,
+/// eclipse-zenoh only) drives a host process (this test binary) through
+/// every rule of docs/PROTOCOL.md: join and answers, a late info reply,
+/// bad info, a wrong version, a lease out of bounds, a duplicate id,
+/// `extend` without a lease, a late answer, a host restart.
+#[test]
+fn conformance_suite_drives_a_host_through_every_rule() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/conformance.py");
+    let exe = std::env::current_exe().expect("test binary");
+    let output = std::process::Command::new(python_with_zenoh())
+        .arg(script)
+        .arg(exe)
+        .output()
+        .expect("the conformance script runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "conformance failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("checks passed"), "{stdout}");
+}
+
+/// The reverse conformance check (`tests/python/fake_host.py`): a fake host
+/// written with eclipse-zenoh alone checks a worker's join, answers and
+/// behaviour across a host restart; here against the Python worker and
+/// against this library's worker.
+#[test]
+fn a_fake_host_checks_the_python_worker_and_this_librarys_worker() {
+    let fake_host = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/fake_host.py");
+    let python = python_with_zenoh();
+    let exe = std::env::current_exe().expect("test binary");
+    let worker_script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/remote_worker.py");
+    let library_worker =
+        format!("{WORKER_ENV}=\"$1;$2;$3;$4;1000\" exec \"$0\" --exact worker_process --nocapture");
+    let workers: [Vec<String>; 2] = [
+        vec![python.clone(), worker_script.into()],
+        vec![
+            "sh".into(),
+            "-c".into(),
+            library_worker,
+            exe.to_string_lossy().into_owned(),
+        ],
+    ];
+    for worker in workers {
+        let output = std::process::Command::new(&python)
+            .arg(fake_host)
+            .args(&worker)
+            .output()
+            .expect("the fake host runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success() && stdout.contains("3 checks passed"),
+            "{worker:?}:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }

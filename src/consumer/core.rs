@@ -45,6 +45,9 @@ struct Held {
     attempt: Attempt,
     stage: Stage,
     lease: Option<TimerKey>,
+    /// Its holder said it began work on it (a remote worker's `started`):
+    /// dying now counts as dying handling it.
+    started: bool,
 }
 
 #[derive(Default)]
@@ -313,6 +316,7 @@ impl ConsumerCore {
                     attempt,
                     stage: Stage::Queued,
                     lease,
+                    started: false,
                 },
             );
             if self.pull_mode {
@@ -453,6 +457,7 @@ impl ConsumerCore {
             crashed_handling: attempt.crashed_handling,
             crashed_holding: attempt.crashed_holding,
             message: Arc::clone(attempt.owner.message()),
+            message_id: None,
         }
     }
 
@@ -732,7 +737,9 @@ impl ConsumerCore {
             let seen = held.stage != Stage::Queued;
             let why = match &death {
                 Death::Crash { answered, .. } => GiveBack::Crashed {
-                    handling: held.stage == Stage::Handling || Some(id) == *answered,
+                    handling: held.stage == Stage::Handling
+                        || held.started
+                        || Some(id) == *answered,
                     seen,
                     observed,
                 },
@@ -818,6 +825,16 @@ impl Answer for ConsumerCore {
 
     fn crash_verdict(&self, delivery_id: u64, reason: &str) -> Result<()> {
         ConsumerCore::crash_for(self, delivery_id, reason, CrashKind::Verdict)
+    }
+
+    fn started(&self, delivery_id: u64, started: bool) -> Result<()> {
+        match self.slots.lock().held.get_mut(&delivery_id) {
+            Some(held) => {
+                held.started = started;
+                Ok(())
+            }
+            None => Err(Error::StaleDelivery(delivery_id)),
+        }
     }
 
     fn holds(&self, delivery_id: u64) -> bool {

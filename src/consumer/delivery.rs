@@ -39,6 +39,17 @@ pub(crate) trait Answer: Send + Sync {
     fn crash_verdict(&self, delivery_id: u64, reason: &str) -> Result<()> {
         self.crash_for(delivery_id, reason)
     }
+    /// The holder began work on it (a remote worker's `started`, `started`
+    /// true): dying from now on counts as dying handling it; or handed it
+    /// on without working on it (`deferred`, false). `StaleDelivery` when
+    /// it is no longer held.
+    fn started(&self, delivery_id: u64, _started: bool) -> Result<()> {
+        if self.holds(delivery_id) {
+            Ok(())
+        } else {
+            Err(crate::error::Error::StaleDelivery(delivery_id))
+        }
+    }
 }
 
 /// One delivery of a message to a consumer (one attempt of one dispatch).
@@ -52,9 +63,25 @@ pub struct Delivery {
     pub(crate) crashed_handling: u32,
     pub(crate) crashed_holding: u32,
     pub(crate) message: Arc<Message>,
+    /// The message's stable id when it came from a remote host.
+    pub(crate) message_id: Option<Arc<str>>,
 }
 
 impl Delivery {
+    /// The message's stable id: the same for every attempt of the message,
+    /// whichever consumer or worker incarnation receives it. A delivery
+    /// received by a remote worker has the id its host gave it
+    /// (`<host incarnation>-<dispatch id>`, unique across host restarts);
+    /// a local delivery's is its dispatch id in decimal (unique in its
+    /// runtime).
+    #[must_use]
+    pub fn message_id(&self) -> std::borrow::Cow<'_, str> {
+        match &self.message_id {
+            Some(id) => std::borrow::Cow::Borrowed(id),
+            None => std::borrow::Cow::Owned(self.dispatch_id.to_string()),
+        }
+    }
+
     /// The message (fields and payload).
     #[must_use]
     pub fn message(&self) -> &Message {
@@ -184,6 +211,22 @@ impl DeliveryToken {
     #[cfg(feature = "remote")]
     pub(crate) fn crash_as_verdict(&self, reason: &str) -> Result<()> {
         self.consumer.crash_verdict(self.delivery_id, reason)
+    }
+
+    /// Work on this delivery begins: if its consumer dies before answering
+    /// it, that counts as dying *handling* it (against the message's
+    /// maximum attempts), as when a push callback is running, not as merely
+    /// holding it. For pull-mode consumers and deferred deliveries, whose
+    /// work happens outside a callback. On a remote worker it sends
+    /// `started` to the host. `StaleDelivery` when it is no longer held.
+    pub fn started(&self) -> Result<()> {
+        self.consumer.started(self.delivery_id, true)
+    }
+
+    /// Mark it started (`true`) or merely held again (see `Answer::started`).
+    #[cfg(feature = "remote")]
+    pub(crate) fn set_started(&self, started: bool) -> Result<()> {
+        self.consumer.started(self.delivery_id, started)
     }
 }
 

@@ -195,6 +195,39 @@ pub struct liminal_crash_callback {
     pub free_user: liminal_free_fn,
 }
 
+/// A worker's host-lost callback: the host incarnation this worker served
+/// is gone (its liveliness token went, a new host incarnation replaced it,
+/// or it closed the group). What the worker held from it was dropped:
+/// answering those deliveries now returns `LIMINAL_STALE_DELIVERY` (the
+/// host re-routes them, or they are gone with it). The worker joins the
+/// next host incarnation by itself, as a new worker incarnation.
+///
+/// | contract | |
+/// |---|---|
+/// | thread | the worker's delivery thread, after every delivery of the lost host and before any of the next one |
+/// | overlap | never (one delivery thread per worker); never during the worker's delivery callback |
+/// | may call | any non-blocking function; blocking calls return `LIMINAL_WOULD_DEADLOCK`; not `liminal_worker_free` of its own worker |
+/// | may block | briefly: the worker's deliveries and host messages wait behind it |
+///
+/// `consumer_id` and `reason` are borrowed for the call.
+pub type liminal_host_lost_fn = Option<
+    unsafe extern "C" fn(user: *mut c_void, consumer_id: *const c_char, reason: *const c_char),
+>;
+
+/// `{function, user, free_user}` for a worker's host-lost notices.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct liminal_host_lost_callback {
+    /// The callback; NULL clears the worker's host-lost callback.
+    pub function: liminal_host_lost_fn,
+    /// Passed to every call; must be usable from any thread.
+    pub user: *mut c_void,
+    /// Optional destructor for `user`: runs when the callback is replaced
+    /// or cleared, or when the worker is freed (after its last call
+    /// returned).
+    pub free_user: liminal_free_fn,
+}
+
 /// A completion callback: an asynchronous dispatch ended.
 ///
 /// | contract | |

@@ -66,6 +66,22 @@ pub extern "C" fn liminal_delivery_ack(delivery: *const liminal_delivery) -> lim
     })
 }
 
+/// Work on this delivery begins: if its consumer dies before answering it,
+/// that counts as dying *handling* it (against the message's maximum
+/// attempts), as when a delivery callback is running, not as merely holding
+/// it. For pull-mode consumers and kept deliveries, whose work happens
+/// outside the callback. On a remote worker it tells the host (`started`);
+/// the library's worker already does so before each delivery callback.
+/// Errors: `LIMINAL_STALE_DELIVERY` (no longer held), `LIMINAL_SHUT_DOWN`,
+/// `LIMINAL_NULL_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_delivery_started(delivery: *const liminal_delivery) -> liminal_status {
+    with(delivery, |d| {
+        d.delivery.token().started()?;
+        Ok(())
+    })
+}
+
 /// Declare the consumer holding this delivery crashed, with `reason`: it
 /// dies, everything it holds is re-routed, and this delivery counts against
 /// the message (it died handling it). Errors: `LIMINAL_STALE_DELIVERY`,
@@ -146,10 +162,33 @@ pub extern "C" fn liminal_delivery_dispatch_id(delivery: *const liminal_delivery
     read(delivery, 0, |d| d.delivery.dispatch_id())
 }
 
-/// This attempt's id, unique per runtime (0 for NULL).
+/// This attempt's id (0 for NULL): unique per runtime; on a remote worker,
+/// the host's id, unique per host incarnation.
 #[no_mangle]
 pub extern "C" fn liminal_delivery_id(delivery: *const liminal_delivery) -> u64 {
     read(delivery, 0, |d| d.delivery.delivery_id())
+}
+
+/// Copy the message's stable id into `buffer`, snprintf-style (`*len_out`,
+/// optional, receives its length): the same for every attempt of the
+/// message, whichever consumer or worker incarnation receives it, distinct
+/// from the delivery id. On a remote worker it is the id the host gave the
+/// message, `<host incarnation>-<dispatch id>`, unique across host
+/// restarts (deduplicate on it); for a local delivery it is the dispatch id
+/// in decimal, unique in its runtime. Errors: `LIMINAL_BUFFER_TOO_SMALL`,
+/// `LIMINAL_NULL_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_delivery_message_id(
+    delivery: *const liminal_delivery,
+    buffer: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> liminal_status {
+    with(delivery, |d| {
+        let id = d.delivery.message_id();
+        // SAFETY: buffer/len_out per the contract.
+        unsafe { crate::ffi::boundary::copy_out(&id, buffer, capacity, len_out) }
+    })
 }
 
 /// The attempt number: 1 for the first forward (0 for NULL).

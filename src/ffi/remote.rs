@@ -11,7 +11,9 @@ use std::ffi::c_char;
 use crate::ffi::boundary::{
     self, borrow_mut, free_handle, guard, new_handle, out_ptr, utf8, with, Failure, Handle,
 };
-use crate::ffi::callbacks::{liminal_crash_callback, liminal_delivery_callback, UserData};
+use crate::ffi::callbacks::{
+    liminal_crash_callback, liminal_delivery_callback, liminal_host_lost_callback, UserData,
+};
 use crate::ffi::consumer::liminal_consumer_options;
 use crate::ffi::delivery::liminal_delivery;
 use crate::ffi::error::liminal_status;
@@ -382,6 +384,53 @@ pub extern "C" fn liminal_remote_workers(
     })
 }
 
+/// Copy this opening's *incarnation* into `buffer`, snprintf-style
+/// (`*len_out`, optional, receives its length): 32 hex digits, random,
+/// never reused. It names the host's liveliness token and every message the
+/// host sends; a worker's answer that names another incarnation is stale.
+/// Errors: `LIMINAL_BUFFER_TOO_SMALL`, `LIMINAL_NULL_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_remote_incarnation(
+    remote: *const liminal_remote,
+    buffer: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> liminal_status {
+    #[cfg_attr(not(feature = "remote"), allow(unused_variables))]
+    with(remote, |r| {
+        #[cfg(feature = "remote")]
+        let result = {
+            // SAFETY: buffer/len_out per the contract.
+            unsafe { boundary::copy_out(r.host.incarnation(), buffer, capacity, len_out) }
+        };
+        #[cfg(not(feature = "remote"))]
+        let result = Err(unsupported());
+        result
+    })
+}
+
+/// Answers received that were never applied, so far: for a delivery
+/// already re-routed, expired or answered, from a worker incarnation
+/// declared dead, or naming another host incarnation (or none: a worker
+/// still answering a host that was restarted). Errors:
+/// `LIMINAL_NULL_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_remote_stale_answers(
+    remote: *const liminal_remote,
+    out: *mut u64,
+) -> liminal_status {
+    #[cfg_attr(not(feature = "remote"), allow(unused_variables))]
+    with(remote, |r| {
+        // SAFETY: NULL or writable.
+        let out = unsafe { out_ptr(out, "out") }?;
+        #[cfg(feature = "remote")]
+        {
+            *out = r.host.stale_answers();
+        }
+        Ok(())
+    })
+}
+
 /// Close and free (NULL is accepted): workers are told (`bye`), remote
 /// consumers leave (what they held is re-routed), the session closes and
 /// the threads are joined. Also happens at `liminal_runtime_free`. Blocks
@@ -411,7 +460,13 @@ impl Handle for liminal_worker {
 /// business) and `remote_options` (borrowed; endpoints required). It
 /// announces a fresh *incarnation*; wait for the host with
 /// `liminal_worker_wait_joined`. If the host declares it dead (it fell
-/// silent, or answered crash), it announces a new incarnation by itself.
+/// silent, or answered crash), it announces a new incarnation by itself;
+/// so it does when the host it served is lost or restarted (it watches the
+/// host's liveliness token; see `liminal_worker_set_host_lost`), and after
+/// a temporary refusal (its id still held by an incarnation not yet
+/// declared dead), once the host's `retry_after_ms` passed. Its session
+/// connects to the endpoints of `remote_options` and listens on none
+/// unless listen endpoints are given.
 ///
 /// `on_delivery` (owned from this call on): push mode, or NULL for pull
 /// mode (`liminal_worker_next_delivery`). Here the delivery callback runs
@@ -424,7 +479,13 @@ impl Handle for liminal_worker {
 /// (joined, bye, a refusal), which the same thread handles. It must not free
 /// its own worker. Its verdict answers the delivery; `LIMINAL_VERDICT_DEFER` keeps
 /// it to answer later through a kept copy (`liminal_delivery_keep`,
-/// `_ack`, `_crash`, `_release`, `_extend_lease`), from any thread. On a
+/// `_ack`, `_crash`, `_release`, `_extend_lease`), from any thread. Before
+/// each call the worker tells the host it started the delivery (so a
+/// process that dies while the callback runs counts against the message,
+/// as a local consumer whose callback was running does), and after a
+/// `LIMINAL_VERDICT_DEFER` that it only holds it. `_extend_lease` returns
+/// `LIMINAL_INVALID_ARGUMENT` when the host's group has no acknowledgement
+/// lease. On a
 /// worker an answer returns `LIMINAL_OK` once queued for the sender thread,
 /// `LIMINAL_STALE_DELIVERY` when the worker already knows the delivery was
 /// taken back (the host declared this incarnation dead, or closed), and
@@ -433,7 +494,8 @@ impl Handle for liminal_worker {
 /// host counted it. Returns once the session is open
 /// (about half a second when the host is not reachable yet: the worker
 /// keeps trying to connect). Starts three threads (deliveries,
-/// beats, sender) plus Zenoh's own pools (see the README).
+/// beats, sender) plus Zenoh's own pools (see the README), and a
+/// short-lived one that waits out each temporary refusal.
 /// Errors: `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT`,
 /// `LIMINAL_SPAWN_FAILED`, `LIMINAL_WOULD_DEADLOCK` from a callback (it
 /// blocks while the session opens), `LIMINAL_UNSUPPORTED`.
@@ -493,8 +555,10 @@ pub extern "C" fn liminal_worker_new(
 }
 
 /// Wait up to `timeout_ms` until the host accepted this worker. Errors:
-/// `LIMINAL_TIMED_OUT`; `LIMINAL_UNKNOWN_CONSUMER` (refused: the last error
-/// says why); `LIMINAL_SHUT_DOWN` (the host closed); `LIMINAL_WOULD_DEADLOCK`
+/// `LIMINAL_TIMED_OUT` (also while a temporary refusal is being waited
+/// out: the worker retries by itself); `LIMINAL_UNKNOWN_CONSUMER` (refused
+/// permanently: the last error says why); `LIMINAL_SHUT_DOWN` (the host
+/// closed the group, or the worker is closing); `LIMINAL_WOULD_DEADLOCK`
 /// from a callback; `LIMINAL_NULL_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn liminal_worker_wait_joined(
@@ -572,6 +636,64 @@ pub extern "C" fn liminal_worker_incarnation(
         #[cfg(not(feature = "remote"))]
         let result = Err(unsupported());
         result
+    })
+}
+
+/// Copy the incarnation of the host that joined the worker's current
+/// incarnation into `buffer`, snprintf-style (`*len_out`, optional,
+/// receives its length); the empty string while it is not joined. Errors:
+/// `LIMINAL_BUFFER_TOO_SMALL`, `LIMINAL_NULL_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_worker_host_incarnation(
+    worker: *const liminal_worker,
+    buffer: *mut c_char,
+    capacity: usize,
+    len_out: *mut usize,
+) -> liminal_status {
+    #[cfg_attr(not(feature = "remote"), allow(unused_variables))]
+    with(worker, |w| {
+        #[cfg(feature = "remote")]
+        let result = {
+            let host = w.worker.host_incarnation().unwrap_or_default();
+            // SAFETY: buffer/len_out per the contract.
+            unsafe { boundary::copy_out(&host, buffer, capacity, len_out) }
+        };
+        #[cfg(not(feature = "remote"))]
+        let result = Err(unsupported());
+        result
+    })
+}
+
+/// Be told when the host this worker served is lost (see
+/// `liminal_host_lost_fn`): `on_host_lost` is owned by the library from
+/// this call on, even when it fails; a NULL `function` clears it. The
+/// previous callback's `free_user` runs before this returns (or, if that
+/// callback is running, right after it returns). Set it right after
+/// `liminal_worker_new`: a host lost before then is not told. Errors:
+/// `LIMINAL_NULL_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_worker_set_host_lost(
+    worker: *const liminal_worker,
+    on_host_lost: liminal_host_lost_callback,
+) -> liminal_status {
+    let user = UserData::new(on_host_lost.user, on_host_lost.free_user);
+    #[cfg_attr(not(feature = "remote"), allow(unused_variables))]
+    with(worker, move |w| {
+        #[cfg(feature = "remote")]
+        {
+            let id = std::sync::Arc::clone(&w.id);
+            let handler = on_host_lost.function.map(|function| {
+                Box::new(move |reason: &str| {
+                    let reason = boundary::c_string(reason);
+                    // SAFETY: the host's callback, with strings valid for the call.
+                    unsafe { function(user.ptr(), id.as_ptr(), reason.as_ptr()) };
+                }) as crate::remote::HostLostHandler
+            });
+            w.worker.set_host_lost_handler(handler);
+        }
+        #[cfg(not(feature = "remote"))]
+        drop(user);
+        Ok(())
     })
 }
 

@@ -134,7 +134,8 @@ impl RemoteOptions {
     }
 
     /// The Zenoh configuration these options make (peer mode, no
-    /// scouting: only the endpoints given; the lease; TLS; credentials),
+    /// scouting: only the endpoints given; the lease; a lost connection
+    /// tried again every quarter lease; TLS; credentials),
     /// for a program that talks to the same peers with `zenoh` directly.
     /// Errors: `InvalidArgument` (the options are refused).
     pub fn zenoh_config(&self) -> Result<zenoh::Config> {
@@ -155,6 +156,17 @@ impl RemoteOptions {
         let lease_ms = u64::try_from(self.lease.as_millis()).unwrap_or(u64::MAX);
         set("transport/link/tx/lease", lease_ms.to_string())?;
         set("transport/link/tx/keep_alive", "4".into())?;
+        // A lost connection (a host restarting on the same endpoint) is
+        // tried again every quarter lease, not Zenoh's 1 s doubling to 4 s:
+        // a restarted host sees its workers back within about a lease.
+        let retry_ms = (lease_ms / 4).max(10);
+        set(
+            "connect/retry",
+            format!(
+                "{{\"period_init_ms\": {retry_ms}, \"period_max_ms\": {retry_ms}, \
+                 \"period_increase_factor\": 1.0}}"
+            ),
+        )?;
         if let Some(tls) = &self.tls {
             set(
                 "transport/link/tls/root_ca_certificate",
@@ -214,6 +226,19 @@ mod tests {
         };
         assert!(opted_in.validate().is_ok());
         assert!(opted_in.zenoh_config().is_ok());
+        // A worker's session (connect only) listens nowhere, and retries
+        // a lost connection every quarter lease.
+        let worker = RemoteOptions {
+            connect: vec!["tcp/127.0.0.1:7447".into()],
+            lease: Duration::from_millis(400),
+            ..RemoteOptions::default()
+        }
+        .zenoh_config()
+        .unwrap();
+        let listen = worker.get_json("listen/endpoints").unwrap();
+        assert!(!listen.contains('/'), "listens on {listen}");
+        let retry = worker.get_json("connect/retry").unwrap();
+        assert!(retry.contains("100"), "{retry}");
         assert!(check_port("tcp/127.0.0.1:7447").is_ok());
         assert!(check_port("unixsock-stream//tmp/x.sock").is_ok());
         assert!(check_port("tcp/127.0.0.1:99999").is_err());

@@ -38,7 +38,8 @@ use crate::group::Group;
 use crate::remote::config::RemoteOptions;
 use crate::remote::own_thread::{on_own_thread, start_sender, Outbox, OwnedSession};
 use crate::remote::protocol::{
-    valid_chunk, Answer, FromWorker, Keys, ToWorker, WireDelivery, WorkerInfo,
+    message_id, new_incarnation, valid_chunk, Answer, FromWorker, InfoError, JoinTerms, Keys,
+    RefusalKind, ToWorker, WireDelivery, WorkerInfo, LEASE_FLOOR_MS, VERSION,
 };
 
 /// Dead incarnations remembered, so one that comes back (a frozen worker
@@ -50,13 +51,22 @@ fn silence_limit(lease: Duration) -> Duration {
     lease * 7 / 8
 }
 
-/// How long the host waits for a joining worker's info.
+/// How long the host waits for a joining worker's info, all tries together.
 const INFO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many times the host asks for a worker's info when the query ends
+/// without a reply (a client that let the query go before replying).
+const INFO_TRIES: u32 = 3;
+
+/// The protocol version whose workers are told they speak an old one.
+const OLD_VERSION: u32 = 1;
 
 type WorkerKey = (String, String);
 
 enum Event {
     Alive(WorkerKey),
+    /// A worker of protocol version 1 announced itself.
+    OldVersion(WorkerKey),
     Gone(WorkerKey, Instant),
     /// A message from a worker, stamped when it arrived (the events thread
     /// may run late on a busy machine: silence is measured from arrival).
@@ -71,6 +81,10 @@ enum Event {
 /// What the local consumer of a worker needs to reach it.
 struct Link {
     key: String,
+    /// This host's incarnation.
+    host: Arc<str>,
+    /// The group's acknowledgement lease, in milliseconds.
+    ack_lease_ms: Option<u64>,
     outbox: Outbox<ToWorker>,
     tokens: Mutex<IdMap<DeliveryToken>>,
 }
@@ -86,8 +100,11 @@ impl DeliveryHandler for RemoteHandler {
             .lock()
             .insert(delivery.delivery_id(), delivery.token());
         let wire = WireDelivery {
+            host: self.link.host.to_string(),
             delivery_id: delivery.delivery_id(),
             dispatch_id: delivery.dispatch_id(),
+            message_id: message_id(&self.link.host, delivery.dispatch_id()),
+            lease_ms: self.link.ack_lease_ms,
             attempt: delivery.attempt(),
             redelivered: delivery.redelivered(),
             crashed_handling: delivery.crashed_handling(),
@@ -119,6 +136,10 @@ struct State {
 pub(crate) struct HostInner {
     group: Group,
     keys: Keys,
+    /// The keys of protocol version 1, whose workers are refused.
+    old_keys: Keys,
+    /// This opening's incarnation: never reused.
+    incarnation: Arc<str>,
     session: OwnedSession,
     max_lease: Duration,
     state: Mutex<State>,
@@ -178,6 +199,8 @@ impl RemoteHost {
         let inner = Arc::new_cyclic(|myself| HostInner {
             group: group.clone(),
             keys: Keys::new(name),
+            old_keys: Keys::of_version(name, OLD_VERSION),
+            incarnation: Arc::from(new_incarnation()),
             session: OwnedSession::new(session),
             max_lease: options.lease,
             state: Mutex::new(State {
@@ -211,9 +234,18 @@ impl RemoteHost {
         self.inner.state.lock().workers.len()
     }
 
+    /// This opening's incarnation: 32 hex digits, random, never reused.
+    /// It names the host's liveliness token, and every message the host
+    /// sends; an answer that names another incarnation is stale.
+    #[must_use]
+    pub fn incarnation(&self) -> &str {
+        &self.inner.incarnation
+    }
+
     /// Answers that arrived for deliveries no longer held by their sender:
-    /// already re-routed, expired or answered, or from an incarnation
-    /// declared dead. They are ignored; this counts them.
+    /// already re-routed, expired or answered, from an incarnation
+    /// declared dead, or naming another host incarnation (or none). They
+    /// are never applied; this counts them.
     #[must_use]
     pub fn stale_answers(&self) -> u64 {
         self.inner.stale_answers.load(Ordering::Relaxed)
@@ -267,7 +299,7 @@ impl HostInner {
         let token = self
             .session
             .liveliness()
-            .declare_token(self.keys.host())
+            .declare_token(self.keys.host(&self.incarnation))
             .wait()
             .map_err(|e| zenoh_error("host token", e))?;
         let events = self.events.clone();
@@ -300,11 +332,27 @@ impl HostInner {
             })
             .wait()
             .map_err(|e| zenoh_error("liveliness subscriber", e))?;
+        let events = self.events.clone();
+        let old = self
+            .session
+            .liveliness()
+            .declare_subscriber(self.old_keys.alive_all())
+            .history(true)
+            .callback(move |sample| {
+                if sample.kind() == SampleKind::Put {
+                    if let Some(worker) = Keys::worker_of(sample.key_expr().as_str()) {
+                        let _sent = events.send(Event::OldVersion(worker));
+                    }
+                }
+            })
+            .wait()
+            .map_err(|e| zenoh_error("old-version subscriber", e))?;
         {
             let mut declared = self.declared.lock();
             declared.push(Box::new(token));
             declared.push(Box::new(from));
             declared.push(Box::new(alive));
+            declared.push(Box::new(old));
         }
         Ok(())
     }
@@ -318,11 +366,43 @@ impl HostInner {
     fn handle(&self, event: Event, services: &Arc<Services>) {
         match event {
             Event::Alive(worker) => self.join(worker, services),
+            Event::OldVersion(worker) => self.send(
+                self.old_keys.host_to_worker(&worker.0, &worker.1),
+                ToWorker::OldVersionRefused {
+                    reason: format!(
+                        "protocol {OLD_VERSION}: this host speaks protocol {VERSION} only \
+                         (keys liminal/v{VERSION}/...); see docs/PROTOCOL.md"
+                    ),
+                },
+            ),
             Event::Gone(worker, observed) => self.gone(&worker, observed),
             Event::From(worker, bytes, arrived) => self.from(&worker, &bytes, arrived),
             Event::Check(worker, due) => self.check(worker, due, services),
             Event::Stop => {}
         }
+    }
+
+    /// Tell `worker` it is not a consumer.
+    fn refuse(
+        &self,
+        worker: &WorkerKey,
+        kind: RefusalKind,
+        reason: String,
+        retry: Option<Duration>,
+    ) {
+        self.send(
+            self.keys.host_to_worker(&worker.0, &worker.1),
+            ToWorker::Refused {
+                host: self.incarnation.to_string(),
+                kind,
+                reason,
+                retry_after_ms: retry.map(|r| u64::try_from(r.as_millis()).unwrap_or(u64::MAX)),
+            },
+        );
+    }
+
+    fn refuse_dead(&self, worker: &WorkerKey, reason: String) {
+        self.refuse(worker, RefusalKind::Dead, reason, None);
     }
 
     fn join(&self, worker: WorkerKey, services: &Arc<Services>) {
@@ -335,62 +415,111 @@ impl HostInner {
             }
             if state.dead.contains(&worker) {
                 drop(state);
-                self.send(
-                    to,
-                    ToWorker::Refused {
-                        reason: "this incarnation was declared dead".into(),
-                        dead: true,
-                    },
-                );
+                self.refuse_dead(&worker, "this incarnation was declared dead".into());
                 return;
             }
         }
         if self.closed.load(Ordering::Acquire) {
             return;
         }
-        let refuse = |reason: String| {
-            self.send(
-                to.clone(),
-                ToWorker::Refused {
-                    reason,
-                    dead: false,
-                },
-            )
-        };
+        let permanent = |reason: String| self.refuse(&worker, RefusalKind::Permanent, reason, None);
         if !valid_chunk(id) || !valid_chunk(incarnation) {
-            return refuse("invalid consumer id or incarnation".into());
+            return permanent("invalid consumer id or incarnation".into());
         }
         let info = match self.ask_info(id, incarnation) {
             Ok(info) => info,
-            Err(reason) => return refuse(reason),
+            Err(InfoError::Version(version)) => {
+                return permanent(format!(
+                    "protocol {version}: this host speaks protocol {VERSION} only"
+                ))
+            }
+            Err(InfoError::Bad(reason)) => return permanent(format!("bad info reply: {reason}")),
         };
-        let lease = Duration::from_millis(info.lease_ms);
-        if lease > self.max_lease {
-            return refuse(format!(
-                "lease {} ms is longer than this host accepts ({} ms)",
-                info.lease_ms,
-                self.max_lease.as_millis()
+        if let Some(other) = info.host.as_deref().filter(|h| **h != *self.incarnation) {
+            return self.refuse_dead(
+                &worker,
+                format!(
+                    "this worker incarnation served host incarnation {other}; this is host \
+                     incarnation {}: announce a new incarnation",
+                    self.incarnation
+                ),
+            );
+        }
+        let max_ms = u64::try_from(self.max_lease.as_millis()).unwrap_or(u64::MAX);
+        if info.lease_ms < LEASE_FLOOR_MS {
+            return permanent(format!(
+                "lease_ms {} is below the floor of {LEASE_FLOOR_MS} ms",
+                info.lease_ms
             ));
         }
+        if info.lease_ms > max_ms {
+            return permanent(format!(
+                "lease_ms {} is above this host's maximum of {max_ms} ms",
+                info.lease_ms
+            ));
+        }
+        let lease = Duration::from_millis(info.lease_ms);
         let Some(outbox) = self.outbox.lock().clone() else {
             return;
         };
+        let options = self.group.options();
         let link = Arc::new(Link {
             key: to.clone(),
+            host: Arc::clone(&self.incarnation),
+            ack_lease_ms: options
+                .ack_lease
+                .map(|l| u64::try_from(l.as_millis()).unwrap_or(u64::MAX)),
             outbox,
             tokens: Mutex::new(IdMap::default()),
         });
         // Refused now rather than after `joined`: an id in use, a closed group.
         if self.group.consumer(id).is_some() {
-            return refuse(format!("duplicate consumer: {id} is in the group"));
+            let holder = {
+                let state = self.state.lock();
+                state
+                    .workers
+                    .iter()
+                    .find(|((other, _), _)| other == id)
+                    .map(|((_, inc), joined)| (inc.clone(), silence_limit(joined.lease)))
+            };
+            return match holder {
+                // Clears when that incarnation leaves or is declared dead:
+                // within its silence limit if it is gone.
+                Some((other, limit)) => self.refuse(
+                    &worker,
+                    RefusalKind::Temporary,
+                    format!(
+                        "duplicate consumer id {id}: incarnation {other} holds it and has not \
+                         been declared dead; announce a new incarnation after retry_after_ms"
+                    ),
+                    Some(limit),
+                ),
+                None => permanent(format!(
+                    "duplicate consumer id {id}: a local consumer of the group holds it"
+                )),
+            };
         }
         if self.group.is_closed() {
-            return refuse("the group is closed".into());
+            return permanent("the group is closed".into());
         }
         // Joined first: it travels ahead of the first delivery on the same
         // key. (A registration that still fails, in a race with a local one,
         // is refused right after it: the worker sees the refusal.)
-        self.send(to.clone(), ToWorker::Joined);
+        self.send(
+            to.clone(),
+            ToWorker::Joined {
+                host: self.incarnation.to_string(),
+                terms: JoinTerms {
+                    ack_lease_ms: link.ack_lease_ms,
+                    lease_policy: match options.lease_policy {
+                        crate::consumer::LeasePolicy::Crash => "crash",
+                        crate::consumer::LeasePolicy::Quarantine => "quarantine",
+                    },
+                    lease_ms: info.lease_ms,
+                    silence_ms: u64::try_from(silence_limit(lease).as_millis()).unwrap_or(u64::MAX),
+                },
+            },
+        );
         let host = self.myself.clone();
         let crashed_worker = worker.clone();
         let spec = ConsumerSpec::push(
@@ -408,7 +537,7 @@ impl HostInner {
         });
         let consumer = match self.group.register(spec) {
             Ok(consumer) => consumer,
-            Err(error) => return refuse(format!("not registered: {error}")),
+            Err(error) => return permanent(format!("not registered: {error}")),
         };
         let mut state = self.state.lock();
         if self.closed.load(Ordering::Acquire) {
@@ -431,20 +560,39 @@ impl HostInner {
         self.arm_check(worker, silence_limit(lease), services);
     }
 
-    fn ask_info(&self, id: &str, incarnation: &str) -> std::result::Result<WorkerInfo, String> {
-        let replies = self
-            .session
-            .get(self.keys.info(id, incarnation))
-            .timeout(INFO_TIMEOUT)
-            .wait()
-            .map_err(|e| format!("info query: {e}"))?;
-        let reply = replies
-            .recv()
-            .map_err(|_| "the worker did not say what it is".to_owned())?;
-        let sample = reply
-            .result()
-            .map_err(|e| format!("info query failed: {e:?}"))?;
-        WorkerInfo::decode(&sample.payload().to_bytes())
+    /// Ask the worker what it is. The query names this host incarnation
+    /// (`?host=<incarnation>`); a query that ends without a reply is asked
+    /// again, up to [`INFO_TRIES`] times within [`INFO_TIMEOUT`].
+    fn ask_info(&self, id: &str, incarnation: &str) -> std::result::Result<WorkerInfo, InfoError> {
+        let deadline = Instant::now() + INFO_TIMEOUT;
+        let selector = format!(
+            "{}?host={}",
+            self.keys.info(id, incarnation),
+            self.incarnation
+        );
+        for _ in 0..INFO_TRIES {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let replies = self
+                .session
+                .get(selector.as_str())
+                .timeout(left)
+                .wait()
+                .map_err(|e| InfoError::Bad(format!("info query: {e}")))?;
+            let Ok(reply) = replies.recv() else {
+                continue;
+            };
+            let sample = reply
+                .result()
+                .map_err(|e| InfoError::Bad(format!("info query failed: {e:?}")))?;
+            return WorkerInfo::decode(&sample.payload().to_bytes());
+        }
+        Err(InfoError::Bad(format!(
+            "the worker did not reply to its info query (asked {INFO_TRIES} times within {} s)",
+            INFO_TIMEOUT.as_secs()
+        )))
     }
 
     fn arm_check(&self, worker: WorkerKey, after: Duration, services: &Arc<Services>) {
@@ -523,13 +671,7 @@ impl HostInner {
             },
             observed,
         );
-        self.send(
-            joined.link.key.clone(),
-            ToWorker::Refused {
-                reason: "this incarnation was declared dead".into(),
-                dead: true,
-            },
-        );
+        self.refuse_dead(worker, "this incarnation was declared dead".into());
     }
 
     fn forget(&self, worker: &WorkerKey) -> Option<Joined> {
@@ -545,16 +687,8 @@ impl HostInner {
     /// The local consumer of `worker` failed (any reason): tell the worker
     /// (if it still listens) and the host.
     fn consumer_crashed(&self, worker: &WorkerKey, report: &CrashReport) {
-        if !report.alive {
-            if let Some(joined) = self.forget(worker) {
-                self.send(
-                    joined.link.key.clone(),
-                    ToWorker::Refused {
-                        reason: format!("declared dead: {}", report.reason),
-                        dead: true,
-                    },
-                );
-            }
+        if !report.alive && self.forget(worker).is_some() {
+            self.refuse_dead(worker, format!("declared dead: {}", report.reason));
         }
         self.crash_reports.report(report.clone(), false);
     }
@@ -562,6 +696,9 @@ impl HostInner {
     fn from(&self, worker: &WorkerKey, bytes: &[u8], arrived: Instant) {
         let Ok(message) = FromWorker::decode(bytes) else {
             return;
+        };
+        let stale = || {
+            self.stale_answers.fetch_add(1, Ordering::Relaxed);
         };
         let (consumer, token) = {
             let mut state = self.state.lock();
@@ -572,38 +709,48 @@ impl HostInner {
                 let dead = state.dead.contains(worker);
                 drop(state);
                 match message {
-                    FromWorker::Answer { .. } => {
-                        self.stale_answers.fetch_add(1, Ordering::Relaxed);
-                    }
+                    FromWorker::Answer { .. } => stale(),
                     // Every leave is answered, so the worker may go.
-                    FromWorker::Leave => {
-                        self.send(
-                            self.keys.host_to_worker(&worker.0, &worker.1),
-                            ToWorker::Bye,
-                        );
-                    }
-                    FromWorker::Beat if dead => self.send(
+                    FromWorker::Leave => self.send(
                         self.keys.host_to_worker(&worker.0, &worker.1),
-                        ToWorker::Refused {
-                            reason: "this incarnation was declared dead".into(),
-                            dead: true,
+                        ToWorker::Bye {
+                            host: self.incarnation.to_string(),
                         },
                     ),
+                    FromWorker::Beat | FromWorker::Started { .. } | FromWorker::Deferred { .. }
+                        if dead =>
+                    {
+                        self.refuse_dead(worker, "this incarnation was declared dead".into());
+                    }
                     _ => {}
                 }
                 return;
             };
             joined.last_seen = joined.last_seen.max(arrived);
             let token = match &message {
+                // An answer to another host incarnation (or to none) is
+                // never looked up: its delivery id may be one of ours.
+                FromWorker::Answer { host, .. }
+                | FromWorker::Started { host, .. }
+                | FromWorker::Deferred { host, .. }
+                    if host.as_deref() != Some(&*self.incarnation) =>
+                {
+                    None
+                }
                 FromWorker::Answer {
                     delivery_id,
                     answer,
+                    ..
                 } => {
                     let mut tokens = joined.link.tokens.lock();
                     match answer {
                         Answer::Extend { .. } => tokens.get(delivery_id).cloned(),
                         _ => tokens.remove(delivery_id),
                     }
+                }
+                FromWorker::Started { delivery_id, .. }
+                | FromWorker::Deferred { delivery_id, .. } => {
+                    joined.link.tokens.lock().get(delivery_id).cloned()
                 }
                 FromWorker::Beat => {
                     joined.beats += 1;
@@ -620,16 +767,43 @@ impl HostInner {
         match message {
             FromWorker::Beat => {}
             FromWorker::Leave => {
-                if let Some(joined) = self.forget(worker) {
+                if self.forget(worker).is_some() {
                     let _gone = consumer.leave();
                     // What it held is re-routed: it may undeclare now.
-                    self.send(joined.link.key.clone(), ToWorker::Bye);
+                    self.send(
+                        self.keys.host_to_worker(&worker.0, &worker.1),
+                        ToWorker::Bye {
+                            host: self.incarnation.to_string(),
+                        },
+                    );
                 }
             }
-            FromWorker::Answer { answer, .. } => {
-                let Some(token) = token else {
-                    self.stale_answers.fetch_add(1, Ordering::Relaxed);
+            FromWorker::Started { .. } | FromWorker::Deferred { .. } => {
+                // Not an answer: a stale one changes nothing and is not counted.
+                if let Some(token) = token {
+                    let _marked = token.set_started(matches!(message, FromWorker::Started { .. }));
+                }
+            }
+            FromWorker::Answer {
+                answer,
+                delivery_id,
+                ..
+            } => {
+                if let (Answer::Extend { .. }, None) = (&answer, self.group.options().ack_lease) {
+                    self.send(
+                        self.keys.host_to_worker(&worker.0, &worker.1),
+                        ToWorker::Error {
+                            host: self.incarnation.to_string(),
+                            delivery_id: Some(delivery_id),
+                            reason: "extend: this group has no acknowledgement lease; \
+                                     nothing was changed"
+                                .into(),
+                        },
+                    );
                     return;
+                }
+                let Some(token) = token else {
+                    return stale();
                 };
                 // The consumer fences what it no longer holds.
                 let answered = match answer {
@@ -641,7 +815,7 @@ impl HostInner {
                     }
                 };
                 if answered.is_err() {
-                    self.stale_answers.fetch_add(1, Ordering::Relaxed);
+                    stale();
                 }
             }
         }
@@ -653,7 +827,12 @@ impl HostInner {
         }
         let joined: Vec<Joined> = self.state.lock().workers.drain().map(|(_, j)| j).collect();
         for worker in &joined {
-            self.send(worker.link.key.clone(), ToWorker::Bye);
+            self.send(
+                worker.link.key.clone(),
+                ToWorker::Bye {
+                    host: self.incarnation.to_string(),
+                },
+            );
         }
         for worker in joined {
             let _gone = worker.consumer.leave();

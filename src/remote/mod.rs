@@ -11,4 +11,4 @@ pub(crate) mod worker;
 
 pub use config::{RemoteOptions, TlsFiles};
 pub use host::RemoteHost;
-pub use worker::{Worker, WorkerSpec, WorkerStatus};
+pub use worker::{HostLostHandler, Worker, WorkerSpec, WorkerStatus};

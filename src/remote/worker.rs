@@ -27,7 +27,18 @@ use crate::consumer::{Delivery, DeliveryHandler, Verdict};
 use crate::error::{Error, Result};
 use crate::remote::config::RemoteOptions;
 use crate::remote::own_thread::{on_own_thread, start_sender, Outbox, OwnedSession};
-use crate::remote::protocol::{valid_chunk, Answer, FromWorker, Keys, ToWorker, WorkerInfo};
+use crate::remote::protocol::{
+    new_incarnation, valid_chunk, Answer, FromWorker, Keys, RefusalKind, ToWorker, WorkerInfo,
+};
+use zenoh::sample::SampleKind;
+
+/// Told when the host this worker served is lost (its liveliness token
+/// went, a new host incarnation replaced it, or it closed): the reason.
+/// What the worker held from it is dropped (answers to it return
+/// `StaleDelivery`); the worker joins the next host incarnation by itself.
+/// Runs on the worker's delivery thread, after every delivery of the lost
+/// host and before any of the next.
+pub type HostLostHandler = Box<dyn FnMut(&str) + Send + 'static>;
 
 /// What a worker is.
 pub struct WorkerSpec {
@@ -52,12 +63,15 @@ pub enum WorkerStatus {
     /// A consumer of the group.
     Joined,
     /// The host refused this worker as it is (the reason): a bad name,
-    /// protocol or lease, or a duplicate id. It does not retry.
+    /// protocol or lease, or an id a local consumer holds. It does not retry.
     Refused(String),
-    /// The host declared the previous incarnation dead (the reason); a new
-    /// one is being announced.
+    /// The previous incarnation is over (the reason: the host declared it
+    /// dead, the host was lost or restarted, or its id was still held by an
+    /// incarnation not yet declared dead); a new one is being announced
+    /// (after the host's `retry_after_ms` for the last).
     Reincarnating(String),
-    /// The host said goodbye (it closed).
+    /// The host said goodbye (it closed). A new host incarnation of the
+    /// group, when one appears, is joined by a new incarnation.
     HostGone,
     /// This worker was closed.
     Closed,
@@ -67,6 +81,43 @@ struct Incarnation {
     id: String,
     outstanding: Mutex<IdMap<()>>,
     declared: Mutex<Vec<Box<dyn Send>>>,
+    /// The host incarnation that joined it: it serves no other.
+    host: Mutex<Option<String>>,
+    /// The group's acknowledgement lease, as `joined` said.
+    ack_lease_ms: Mutex<Option<u64>>,
+    /// Its host said bye: the next host incarnation is joined by a new one.
+    host_closed: AtomicBool,
+}
+
+impl Incarnation {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            id: new_incarnation(),
+            outstanding: Mutex::new(IdMap::default()),
+            declared: Mutex::new(Vec::new()),
+            host: Mutex::new(None),
+            ack_lease_ms: Mutex::new(None),
+            host_closed: AtomicBool::new(false),
+        })
+    }
+
+    fn host(&self) -> Option<String> {
+        self.host.lock().clone()
+    }
+}
+
+/// What the delivery thread handles, in order.
+enum WorkerEvent {
+    /// A host message on incarnation `.0`'s `to` key.
+    To(String, Vec<u8>),
+    /// A host incarnation's token appeared.
+    HostUp(String),
+    /// A host incarnation's token went.
+    HostDown(String),
+    /// Retry after a temporary refusal of incarnation `.0`.
+    Retry(String, String),
+    /// Look at `closed`.
+    Wake,
 }
 
 pub(crate) struct WorkerInner {
@@ -85,24 +136,17 @@ pub(crate) struct WorkerInner {
     leaving: AtomicBool,
     /// Set once the host let go (or did not answer in time): answers refused.
     closed: AtomicBool,
-    events: crossbeam_channel::Sender<(String, Vec<u8>)>,
+    events: crossbeam_channel::Sender<WorkerEvent>,
     outbox: Outbox<FromWorker>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    host_lost: Mutex<Option<HostLostHandler>>,
+    /// The host watcher (its liveliness subscriber).
+    watcher: Mutex<Option<Box<dyn Send>>>,
 }
 
 /// A worker connected to a host. Dropping it leaves the group gracefully.
 pub struct Worker {
     inner: Arc<WorkerInner>,
-}
-
-fn new_incarnation() -> String {
-    let seed = format!(
-        "{}-{:?}-{:?}",
-        std::process::id(),
-        Instant::now(),
-        std::time::SystemTime::now()
-    );
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(seed.as_bytes()))
 }
 
 impl Worker {
@@ -145,13 +189,10 @@ impl Worker {
                 max_in_flight: spec.max_in_flight,
                 tags: spec.tags,
                 lease_ms: u64::try_from(lease.as_millis()).unwrap_or(u64::MAX),
+                host: None,
             },
             session: OwnedSession::new(session),
-            incarnation: Mutex::new(Arc::new(Incarnation {
-                id: new_incarnation(),
-                outstanding: Mutex::new(IdMap::default()),
-                declared: Mutex::new(Vec::new()),
-            })),
+            incarnation: Mutex::new(Incarnation::new()),
             status: Mutex::new(WorkerStatus::Joining),
             status_changed: Condvar::new(),
             ready: Mutex::new(VecDeque::new()),
@@ -163,8 +204,11 @@ impl Worker {
             events,
             outbox,
             threads: Mutex::new(vec![sender]),
+            host_lost: Mutex::new(None),
+            watcher: Mutex::new(None),
         });
         let started = on_own_thread("zenoh declarations", || {
+            inner.watch_host()?;
             let first = Arc::clone(&inner.incarnation.lock());
             inner.announce(&first)
         })
@@ -180,8 +224,9 @@ impl Worker {
     }
 
     /// Wait up to `timeout` until the host accepted this worker. Errors:
-    /// `TimedOut`; `UnknownConsumer` (refused: the reason); `ShutDown`
-    /// (the host closed, or this worker did).
+    /// `TimedOut` (also while a temporary refusal is waited out: the
+    /// worker retries by itself); `UnknownConsumer` (refused permanently:
+    /// the reason); `ShutDown` (the host closed, or this worker did).
     pub fn wait_joined(&self, timeout: Duration) -> Result<()> {
         let deadline = Instant::now() + timeout;
         let mut status = self.inner.status.lock();
@@ -217,6 +262,21 @@ impl Worker {
     #[must_use]
     pub fn incarnation(&self) -> String {
         self.inner.incarnation.lock().id.clone()
+    }
+
+    /// The incarnation of the host that joined the current incarnation
+    /// (`None` while it is not joined).
+    #[must_use]
+    pub fn host_incarnation(&self) -> Option<String> {
+        self.inner.incarnation.lock().host()
+    }
+
+    /// Be told when the host is lost (see [`HostLostHandler`]); `None`
+    /// stops it. Replaces the previous handler (dropped on the calling
+    /// thread, or on the delivery thread if it is running then).
+    pub fn set_host_lost_handler(&self, handler: Option<HostLostHandler>) {
+        let old = std::mem::replace(&mut *self.inner.host_lost.lock(), handler);
+        drop(old);
     }
 
     /// Pull mode: wait up to `timeout` for the next delivery. Errors:
@@ -299,6 +359,7 @@ impl RemoteAnswer {
         worker.send(
             &self.incarnation,
             FromWorker::Answer {
+                host: self.incarnation.host(),
                 delivery_id,
                 answer,
             },
@@ -326,6 +387,11 @@ impl AnswerDelivery for RemoteAnswer {
     }
 
     fn extend_lease(&self, delivery_id: u64, by: Duration) -> Result<()> {
+        if self.incarnation.ack_lease_ms.lock().is_none() && self.holds(delivery_id) {
+            return Err(Error::InvalidArgument(
+                "extend_lease: the host's group has no acknowledgement lease".into(),
+            ));
+        }
         let lease_ms = u64::try_from(by.as_millis()).unwrap_or(u64::MAX).max(1);
         self.answer(delivery_id, Answer::Extend { lease_ms }, false)
     }
@@ -336,12 +402,34 @@ impl AnswerDelivery for RemoteAnswer {
             .lock()
             .contains_key(&delivery_id)
     }
+
+    fn started(&self, delivery_id: u64, started: bool) -> Result<()> {
+        let Some(worker) = self.worker.upgrade() else {
+            return Err(Error::ShutDown);
+        };
+        if worker.closed.load(Ordering::Acquire) {
+            return Err(Error::ShutDown);
+        }
+        if !self.holds(delivery_id) {
+            return Err(Error::StaleDelivery(delivery_id));
+        }
+        let host = self.incarnation.host();
+        worker.send(
+            &self.incarnation,
+            if started {
+                FromWorker::Started { host, delivery_id }
+            } else {
+                FromWorker::Deferred { host, delivery_id }
+            },
+        );
+        Ok(())
+    }
 }
 
 impl WorkerInner {
     /// Declare `incarnation`: its `to` subscriber, its info queryable, then
     /// its liveliness token (the host joins it on the token).
-    fn announce(&self, incarnation: &Incarnation) -> Result<()> {
+    fn announce(&self, incarnation: &Arc<Incarnation>) -> Result<()> {
         let zenoh_error = |what: &str, e: zenoh::Error| Error::SpawnFailed(format!("{what}: {e}"));
         let events = self.events.clone();
         let inc = incarnation.id.clone();
@@ -349,18 +437,25 @@ impl WorkerInner {
             .session
             .declare_subscriber(self.keys.host_to_worker(&self.id, &incarnation.id))
             .callback(move |sample| {
-                let _sent = events.send((inc.clone(), sample.payload().to_bytes().into_owned()));
+                let bytes = sample.payload().to_bytes().into_owned();
+                let _sent = events.send(WorkerEvent::To(inc.clone(), bytes));
             })
             .wait()
             .map_err(|e| zenoh_error("deliveries subscriber", e))?;
         let info_key = self.keys.info(&self.id, &incarnation.id);
-        let info = self.info.encode();
+        let info = self.info.clone();
         let reply_key = info_key.clone();
+        // Weak: the queryable is kept by the incarnation itself.
+        let serving = Arc::downgrade(incarnation);
         let queryable = self
             .session
             .declare_queryable(info_key)
             .callback(move |query| {
-                let _replied = query.reply(reply_key.clone(), info.clone()).wait();
+                let info = WorkerInfo {
+                    host: serving.upgrade().and_then(|i| i.host()),
+                    ..info.clone()
+                };
+                let _replied = query.reply(reply_key.clone(), info.encode()).wait();
             })
             .wait()
             .map_err(|e| zenoh_error("info queryable", e))?;
@@ -377,6 +472,44 @@ impl WorkerInner {
         Ok(())
     }
 
+    /// Watch the host's liveliness tokens: a new host incarnation, or the
+    /// loss of the one served, ends the current incarnation.
+    fn watch_host(&self) -> Result<()> {
+        let events = self.events.clone();
+        let subscriber = self
+            .session
+            .liveliness()
+            .declare_subscriber(self.keys.host_all())
+            .history(true)
+            .callback(move |sample| {
+                if let Some(host) = Keys::host_of(sample.key_expr().as_str()) {
+                    let _sent = events.send(match sample.kind() {
+                        SampleKind::Put => WorkerEvent::HostUp(host),
+                        SampleKind::Delete => WorkerEvent::HostDown(host),
+                    });
+                }
+            })
+            .wait()
+            .map_err(|e| Error::SpawnFailed(format!("host watcher: {e}")))?;
+        *self.watcher.lock() = Some(Box::new(subscriber));
+        Ok(())
+    }
+
+    /// The host this incarnation served is lost: drop what it held, tell
+    /// the delivery code, start over as a new incarnation.
+    fn host_lost(&self, incarnation: &Incarnation, reason: &str) {
+        incarnation.outstanding.lock().clear();
+        self.ready.lock().clear();
+        let handler = self.host_lost.lock().take();
+        if let Some(mut handler) = handler {
+            let _ran = crate::base::scope::call_host(|| handler(reason));
+            let mut slot = self.host_lost.lock();
+            if slot.is_none() {
+                *slot = Some(handler);
+            }
+        }
+    }
+
     /// The host declared this incarnation dead: what it held was re-routed;
     /// start over as a new one (a new consumer for the host).
     /// The incarnation lock is held throughout, and a leaving worker does
@@ -387,11 +520,7 @@ impl WorkerInner {
         if self.leaving.load(Ordering::Acquire) {
             return;
         }
-        let fresh = Arc::new(Incarnation {
-            id: new_incarnation(),
-            outstanding: Mutex::new(IdMap::default()),
-            declared: Mutex::new(Vec::new()),
-        });
+        let fresh = Incarnation::new();
         let old = std::mem::replace(&mut *current, Arc::clone(&fresh));
         drop(std::mem::take(&mut *old.declared.lock()));
         self.ready.lock().clear();
@@ -414,7 +543,7 @@ impl WorkerInner {
 
     fn start(
         self: &Arc<Self>,
-        event_rx: Receiver<(String, Vec<u8>)>,
+        event_rx: Receiver<WorkerEvent>,
         handler: Option<Box<dyn DeliveryHandler>>,
         lease: Duration,
     ) -> Result<()> {
@@ -453,39 +582,104 @@ impl WorkerInner {
 
     fn deliveries(
         self: &Arc<Self>,
-        event_rx: &Receiver<(String, Vec<u8>)>,
+        event_rx: &Receiver<WorkerEvent>,
         mut handler: Option<Box<dyn DeliveryHandler>>,
     ) {
-        for (incarnation_id, bytes) in event_rx {
+        for event in event_rx {
             if self.closed.load(Ordering::Acquire) {
                 break;
             }
             let incarnation = Arc::clone(&self.incarnation.lock());
-            if incarnation.id != incarnation_id {
-                continue; // for an incarnation that is over
-            }
+            let bytes = match event {
+                WorkerEvent::Wake => continue,
+                WorkerEvent::HostUp(host) => {
+                    // A new host incarnation: the one served (or said bye)
+                    // is gone, whatever its token says yet.
+                    if incarnation.host().is_some_and(|served| served != host) {
+                        if !incarnation.host_closed.load(Ordering::Acquire) {
+                            self.host_lost(
+                                &incarnation,
+                                &format!("host incarnation {host} replaced the one served"),
+                            );
+                        }
+                        self.start_over(format!("a new host incarnation {host}"));
+                    }
+                    continue;
+                }
+                WorkerEvent::HostDown(host) => {
+                    if incarnation.host().as_deref() == Some(&*host)
+                        && !incarnation.host_closed.load(Ordering::Acquire)
+                    {
+                        self.host_lost(&incarnation, "the host's liveliness token went");
+                        self.start_over(format!("host incarnation {host} was lost"));
+                    }
+                    continue;
+                }
+                WorkerEvent::Retry(id, reason) => {
+                    if incarnation.id == id {
+                        self.start_over(reason);
+                    }
+                    continue;
+                }
+                WorkerEvent::To(id, bytes) => {
+                    if incarnation.id != id {
+                        continue; // for an incarnation that is over
+                    }
+                    bytes
+                }
+            };
             let Ok(message) = ToWorker::decode(&bytes) else {
                 continue;
             };
+            let served = incarnation.host();
+            if served.as_deref().is_some_and(|h| h != message.host()) {
+                continue; // from another host incarnation: stale
+            }
             match message {
-                ToWorker::Joined => self.set_status(WorkerStatus::Joined),
-                ToWorker::Bye => {
+                ToWorker::Joined { host, terms } => {
+                    *incarnation.ack_lease_ms.lock() = terms.ack_lease_ms;
+                    *incarnation.host.lock() = Some(host);
+                    self.set_status(WorkerStatus::Joined);
+                }
+                ToWorker::Bye { .. } => {
                     // What it held was re-routed: answers to it are stale.
-                    incarnation.outstanding.lock().clear();
+                    incarnation.host_closed.store(true, Ordering::Release);
+                    // A bye that answers this worker's own leave is no loss.
+                    if served.is_some() && !self.leaving.load(Ordering::Acquire) {
+                        self.host_lost(&incarnation, "the host closed the group (bye)");
+                    }
                     self.set_status(WorkerStatus::HostGone);
                 }
                 ToWorker::Refused {
                     reason,
-                    dead: false,
+                    kind: RefusalKind::Permanent,
+                    ..
                 } => {
                     self.set_status(WorkerStatus::Refused(reason));
                 }
-                ToWorker::Refused { reason, dead: true } => {
+                ToWorker::Refused {
+                    reason,
+                    kind: RefusalKind::Temporary,
+                    retry_after_ms,
+                    ..
+                } => {
+                    self.set_status(WorkerStatus::Reincarnating(reason.clone()));
+                    self.retry_after(
+                        &incarnation,
+                        Duration::from_millis(retry_after_ms.unwrap_or(0)),
+                        reason,
+                    );
+                }
+                ToWorker::Refused {
+                    reason,
+                    kind: RefusalKind::Dead,
+                    ..
+                } => {
                     // Declared dead: what it held was re-routed.
                     incarnation.outstanding.lock().clear();
-                    self.set_status(WorkerStatus::Reincarnating(reason));
-                    self.reincarnate();
+                    self.start_over(reason);
                 }
+                ToWorker::Error { .. } | ToWorker::OldVersionRefused { .. } => {}
                 ToWorker::Delivery(_) if self.leaving.load(Ordering::Acquire) => {}
                 ToWorker::Delivery(wire) => {
                     incarnation.outstanding.lock().insert(wire.delivery_id, ());
@@ -502,9 +696,29 @@ impl WorkerInner {
                         crashed_handling: wire.crashed_handling,
                         crashed_holding: wire.crashed_holding,
                         message: wire.message,
+                        message_id: Some(Arc::from(wire.message_id)),
                     };
                     match handler.as_mut() {
-                        Some(handler) => self.run_handler(handler.as_mut(), &delivery),
+                        Some(handler) => {
+                            // Dying from now on counts as dying handling it.
+                            self.send(
+                                &incarnation,
+                                FromWorker::Started {
+                                    host: Some(wire.host),
+                                    delivery_id: wire.delivery_id,
+                                },
+                            );
+                            if self.run_handler(handler.as_mut(), &delivery) {
+                                // Deferred: no longer being worked on here.
+                                self.send(
+                                    &incarnation,
+                                    FromWorker::Deferred {
+                                        host: incarnation.host(),
+                                        delivery_id: delivery.delivery_id,
+                                    },
+                                );
+                            }
+                        }
                         None => {
                             self.ready.lock().push_back(delivery);
                             self.ready_signal.notify_all();
@@ -516,7 +730,26 @@ impl WorkerInner {
         drop(handler);
     }
 
-    fn run_handler(&self, handler: &mut dyn DeliveryHandler, delivery: &Delivery) {
+    /// End the current incarnation and announce a new one.
+    fn start_over(&self, reason: String) {
+        self.set_status(WorkerStatus::Reincarnating(reason));
+        self.reincarnate();
+    }
+
+    /// After a temporary refusal: a new incarnation once `after` passed.
+    fn retry_after(&self, incarnation: &Incarnation, after: Duration, reason: String) {
+        let events = self.events.clone();
+        let id = incarnation.id.clone();
+        let _spawned = std::thread::Builder::new()
+            .name("liminal-worker-retry".into())
+            .spawn(move || {
+                std::thread::sleep(after);
+                let _sent = events.send(WorkerEvent::Retry(id, reason));
+            });
+    }
+
+    /// Run the push handler and send its verdict; true when it deferred.
+    fn run_handler(&self, handler: &mut dyn DeliveryHandler, delivery: &Delivery) -> bool {
         let verdict = crate::base::scope::call_host(|| handler.deliver(delivery))
             .unwrap_or_else(|| Verdict::Crash("delivery handler panicked".into()));
         let token = delivery.token();
@@ -524,8 +757,9 @@ impl WorkerInner {
             Verdict::Ack => token.ack(),
             Verdict::Crash(reason) => token.crash(&reason),
             Verdict::Release(delay) => token.release(delay),
-            Verdict::Defer => Ok(()),
+            Verdict::Defer => return true,
         };
+        false
     }
 
     fn close(&self) {
@@ -564,7 +798,7 @@ impl WorkerInner {
         self.set_status(WorkerStatus::Closed);
         self.ready_signal.notify_all();
         // Wakes the delivery thread, which sees `closed` and ends.
-        let _woken = self.events.send((String::new(), Vec::new()));
+        let _woken = self.events.send(WorkerEvent::Wake);
         let _stop = self.outbox.send(None);
         let threads: Vec<JoinHandle<()>> = self.threads.lock().drain(..).collect();
         for thread in threads {
@@ -573,8 +807,10 @@ impl WorkerInner {
             }
         }
         let declared = std::mem::take(&mut *self.incarnation.lock().declared.lock());
+        let watcher = self.watcher.lock().take();
         let _closed = on_own_thread("zenoh close", move || {
             drop(declared);
+            drop(watcher);
             self.session.close().wait()
         });
     }

@@ -25,6 +25,9 @@ use super::HANG;
 /// The environment variable that turns this test binary into a worker.
 pub const WORKER_ENV: &str = "LIMINAL_TEST_WORKER";
 
+/// The environment variable that turns this test binary into a host.
+pub const HOST_ENV: &str = "LIMINAL_TEST_HOST";
+
 /// A free loopback TCP endpoint.
 pub fn free_endpoint() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -218,6 +221,23 @@ impl WorkerProcess {
         }
     }
 
+    /// Start this test binary as a host process listening on `endpoint`,
+    /// serving group `group` (see [`host_main`]).
+    pub fn spawn_host(endpoint: &str, group: &str, max_lease: Duration) -> Self {
+        let exe = std::env::current_exe().expect("test binary");
+        let spec = format!("{endpoint};{group};{}", max_lease.as_millis());
+        let mut command = Command::new(exe);
+        command
+            .args(["--exact", "worker_process", "--nocapture"])
+            .env(HOST_ENV, spec);
+        Self::start(command)
+    }
+
+    /// Its output lines, as they come.
+    pub fn lines(&self) -> &Receiver<String> {
+        &self.lines
+    }
+
     /// What follows `prefix` on the next line that has it (others skipped).
     pub fn expect(&self, prefix: &str) -> String {
         loop {
@@ -271,8 +291,81 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// A host process: runs when [`HOST_ENV`] is set
+/// (`<endpoint>;<group>;<max lease ms>[;<ack lease ms, 0: none>]`). Says `host
+/// <incarnation>` once open; takes commands on stdin: `wait <n>` (says
+/// `workers <n>` once `n` workers joined), `dispatch <n>` (dispatches `n`
+/// messages; says `completed <dispatch id> <consumer>` or `failed
+/// <dispatch id> <error>` for each), `stale` (says `stale <count>`).
+pub fn host_main() {
+    let Ok(spec) = std::env::var(HOST_ENV) else {
+        return;
+    };
+    let parts: Vec<&str> = spec.split(';').collect();
+    let (endpoint, name, lease_ms, ack_lease_ms) = match parts[..] {
+        [endpoint, name, lease_ms] => (endpoint, name, lease_ms, "0"),
+        [endpoint, name, lease_ms, ack] => (endpoint, name, lease_ms, ack),
+        _ => panic!("bad {HOST_ENV}: {spec}"),
+    };
+    let lease = Duration::from_millis(lease_ms.parse().expect("lease"));
+    let ack_lease: u64 = ack_lease_ms.parse().expect("ack lease");
+    let runtime = super::runtime();
+    let group = runtime
+        .group(
+            RoutingFunction::builtin(Builtin::LeastLoaded),
+            GroupOptions {
+                ack_lease: (ack_lease > 0).then(|| Duration::from_millis(ack_lease)),
+                ..GroupOptions::default()
+            },
+        )
+        .expect("group");
+    let remote = RemoteHost::open(&group, name, &options(Some(endpoint), None, lease), None)
+        .expect("remote host opens");
+    println!("host {}", remote.incarnation());
+    let mut next = 0_i64;
+    for line in std::io::stdin().lines() {
+        let Ok(line) = line else { break };
+        let mut words = line.split_whitespace();
+        match (
+            words.next(),
+            words.next().and_then(|n| n.parse::<usize>().ok()),
+        ) {
+            (Some("wait"), Some(n)) => {
+                wait_until(HANG, || remote.workers() == n);
+                println!("workers {n}");
+            }
+            (Some("dispatch"), Some(n)) => {
+                for _ in 0..n {
+                    next += 1;
+                    group
+                        .dispatch_async(
+                            super::msg(next),
+                            Box::new(|result| match result {
+                                Ok(outcome) => println!(
+                                    "completed {} {}",
+                                    outcome.trail.dispatch_id, outcome.delivered_to
+                                ),
+                                Err(failure) => {
+                                    println!(
+                                        "failed {} {}",
+                                        failure.trail.dispatch_id, failure.error
+                                    );
+                                }
+                            }),
+                        )
+                        .expect("dispatch accepted");
+                }
+            }
+            (Some("stale"), _) => println!("stale {}", remote.stale_answers()),
+            _ => panic!("unknown host command {line}"),
+        }
+    }
+    std::process::exit(0);
+}
+
 /// The worker side of [`WorkerProcess`]: runs when [`WORKER_ENV`] is set.
 pub fn worker_main() {
+    host_main();
     let Ok(spec) = std::env::var(WORKER_ENV) else {
         return;
     };
@@ -290,7 +383,7 @@ pub fn worker_main() {
     let handler = move |d: &Delivery| {
         if hold {
             holding.lock().unwrap().push(d.token());
-            println!("held {}", d.dispatch_id());
+            println!("held {} {}", d.dispatch_id(), d.message_id());
             Verdict::Defer
         } else {
             Verdict::Ack
@@ -307,6 +400,9 @@ pub fn worker_main() {
         &options(None, Some(endpoint), lease),
     )
     .expect("worker connects");
+    worker.set_host_lost_handler(Some(Box::new(|reason: &str| {
+        println!("host-lost {reason}");
+    })));
     let worker = Arc::new(worker);
     let watcher = Arc::clone(&worker);
     std::thread::spawn(move || {
