@@ -36,6 +36,7 @@ CRASH_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_char_p, C.c_int, C.c_char_p, C.c_bo
 COMPLETION_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_int, C.c_void_p)
 DEAD_LETTER_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_void_p, C.c_void_p)
 STATS_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_char_p, C.c_size_t)
+HOST_LOST_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_char_p, C.c_char_p)
 
 
 class ConsumerView(C.Structure):
@@ -78,6 +79,7 @@ CompletionCallback = _callback_struct("CompletionCallback", COMPLETION_FN)
 DeadLetterCallback = _callback_struct("DeadLetterCallback", DEAD_LETTER_FN)
 StatsCallback = _callback_struct("StatsCallback", STATS_FN)
 RouteCallback = _callback_struct("RouteCallback", ROUTE_FN)
+HostLostCallback = _callback_struct("HostLostCallback", HOST_LOST_FN)
 
 
 # ---- callback lifetimes -------------------------------------------------
@@ -289,3 +291,10 @@ _sig("liminal_worker_wait_joined", S, P, C.c_uint64)
 _sig("liminal_worker_next_delivery", S, P, C.c_uint64, OUT)
 _sig("liminal_worker_incarnation", S, P, C.c_char_p, C.c_size_t, SIZE_P)
 _sig("liminal_worker_free", None, P)
+# Remote protocol 2 (declared; the Pythonic API does not offer them yet).
+_sig("liminal_remote_incarnation", S, P, C.c_char_p, C.c_size_t, SIZE_P)
+_sig("liminal_remote_stale_answers", S, P, C.POINTER(C.c_uint64))
+_sig("liminal_worker_host_incarnation", S, P, C.c_char_p, C.c_size_t, SIZE_P)
+_sig("liminal_worker_set_host_lost", S, P, HostLostCallback)
+_sig("liminal_delivery_message_id", S, P, C.c_char_p, C.c_size_t, SIZE_P)
+_sig("liminal_delivery_started", S, P)
