@@ -33,7 +33,7 @@ for line in open(args.table, encoding="utf-8"):
         "rounds": int(cells[1]),
         "first_us": number(cells[2]),
         "last_us": number(cells[3]),
-        "cost_ratio": number(cells[4]),
+        "cost_ratio": number(cells[4].split()[0]),  # "1.2x" or "2.4x (cost over the 2x target)"
         "rss_warm_mib": number(cells[5]),
         "rss_end_mib": number(cells[6]),
         "rss_growth_pct": number(cells[7]),

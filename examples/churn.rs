@@ -1,8 +1,11 @@
 //! Crash churn at full size: `cargo run --release --example churn -- [rounds]
 //! [kind...]` (default 20,000 rounds of every kind; kinds: verdict,
 //! declared, injected, routing-crash, routing-timeout). Prints one line per
-//! kind and a Markdown table row; exits 1 when a round's cost grew more than
-//! 2x, resident memory more than 10 % after warm-up, or threads at all.
+//! kind and a Markdown table row; exits 1 when resident memory grew more
+//! than 10 % after warm-up, or threads at all. The cost of a round, last
+//! thousand against first, is a benchmark target (at most 2x), marked in the
+//! row but never a failure: a ratio of times depends on what else the
+//! machine runs.
 //! `scripts/soak.sh` runs it at 20,000 rounds; 1,000,000 rounds of
 //! `verdict` is the consumer-churn memory workload of the benchmarks.
 
@@ -43,17 +46,21 @@ fn main() {
             (rounds, 1_000.min(rounds / 4))
         };
         let report = churn(kind, rounds, window);
-        let ok = report.cost_ratio() <= 2.0
-            && report.rss_growth() <= 0.10
-            && report.threads_end <= report.threads_warm + 1;
+        let ok = report.rss_growth() <= 0.10 && report.threads_end <= report.threads_warm + 1;
         failed |= !ok;
+        let cost = if report.cost_ratio() <= 2.0 {
+            ""
+        } else {
+            " (cost over the 2x target)"
+        };
         println!(
-            "| {:?} | {} | {:.1} | {:.1} | {:.2}x | {:.1} MiB | {:.1} MiB | {:+.1} % | {} -> {} | {} -> {} |{}",
+            "| {:?} | {} | {:.1} | {:.1} | {:.2}x{} | {:.1} MiB | {:.1} MiB | {:+.1} % | {} -> {} | {} -> {} |{}",
             report.failure,
             report.rounds,
             report.first_us,
             report.last_us,
             report.cost_ratio(),
+            cost,
             report.rss_warm_kib as f64 / 1024.0,
             report.rss_end_kib as f64 / 1024.0,
             report.rss_growth() * 100.0,
