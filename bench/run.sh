@@ -126,9 +126,9 @@ done
 "$L" w6 "$W6" >> "$RESULTS"
 "$L" w7 "$N7" 250 >> "$RESULTS"
 
-# W10: consumer churn memory (examples/churn.rs prints a Markdown table and
-# exits 1 when cost or memory grew past its limits; the table is kept and
-# turned into result rows either way).
+# W10: consumer churn memory (examples/churn.rs prints a Markdown table,
+# marks a cost ratio over its target and exits 1 when memory or threads grew
+# past their limits; the table is kept and turned into result rows either way).
 churn() {
     local label=$1
     shift
