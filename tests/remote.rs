@@ -1193,14 +1193,27 @@ fn late_answers_of_a_dead_incarnation_are_fenced() {
     assert_eq!(log.consumers().len(), 10, "each delivered once, locally");
 }
 
-/// Closing the group closes its remote host: workers are told (bye).
+/// Closing the group closes its remote host: workers are told (bye). The
+/// worker's status is not watched: it moves on at once (it waits for a new
+/// host), so a poll can miss it; the host-lost notice cannot be missed.
 #[test]
 fn closing_the_group_tells_its_workers() {
     let host = Host::open("close", GroupOptions::default(), SECOND);
     let staying = worker(&host, "close", "w", 8, |_d: &Delivery| Verdict::Ack);
+    let (lost_tx, lost_rx) = crossbeam_channel::unbounded();
+    staying.set_host_lost_handler(Some(Box::new(move |reason: &str| {
+        let _ = lost_tx.send(reason.to_owned());
+    })));
     host.group.close();
-    wait_until(HANG, || staying.status() == WorkerStatus::HostGone);
+    // Told once: by the bye, or by the host's token if that went first.
+    let reason = lost_rx.recv_timeout(HANG).expect("told its host is gone");
+    assert!(
+        reason.contains("bye") || reason.contains("liveliness"),
+        "{reason}"
+    );
+    assert_ne!(staying.status(), WorkerStatus::Joined);
     assert_eq!(host.remote.workers(), 0);
+    assert!(lost_rx.try_recv().is_err(), "told once");
 }
 
 /// Zenoh panics when called from a tokio current-thread runtime; the
