@@ -509,11 +509,12 @@ fn leaving_and_closing_are_graceful() {
     assert!(host.crashes.try_recv().is_err(), "a leave is not a crash");
 
     let staying = worker(&host, "leave", "staying", 8, |_d: &Delivery| Verdict::Ack);
+    let lost = host_lost_notices(&staying);
     let Host {
         remote, runtime, ..
     } = host;
     drop(remote);
-    wait_until(HANG, || staying.status() == WorkerStatus::HostGone);
+    expect_host_lost(&lost, &staying);
     runtime.shutdown().unwrap();
     drop(staying);
 }
@@ -523,9 +524,32 @@ fn leaving_and_closing_are_graceful() {
 fn runtime_shutdown_closes_remote_hosts() {
     let host = Host::open("shutdown", GroupOptions::default(), SECOND);
     let staying = worker(&host, "shutdown", "w", 8, |_d: &Delivery| Verdict::Ack);
+    let lost = host_lost_notices(&staying);
     host.runtime.shutdown().unwrap();
-    wait_until(HANG, || staying.status() == WorkerStatus::HostGone);
+    expect_host_lost(&lost, &staying);
     assert_eq!(host.remote.workers(), 0);
+}
+
+/// The worker's host-lost notices. Tests wait for one rather than poll the
+/// worker's status: it leaves `HostGone` at once (it waits for a new host),
+/// so a poll on a busy machine can miss it.
+fn host_lost_notices(worker: &Worker) -> crossbeam_channel::Receiver<String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    worker.set_host_lost_handler(Some(Box::new(move |reason: &str| {
+        let _ = tx.send(reason.to_owned());
+    })));
+    rx
+}
+
+/// One notice that the host is gone (by its bye, or by its token if that
+/// went first), and the worker no longer joined.
+fn expect_host_lost(notices: &crossbeam_channel::Receiver<String>, worker: &Worker) {
+    let reason = notices.recv_timeout(HANG).expect("told its host is gone");
+    assert!(
+        reason.contains("bye") || reason.contains("liveliness"),
+        "{reason}"
+    );
+    assert_ne!(worker.status(), WorkerStatus::Joined);
 }
 
 /// A host's crash handler may declare another of its workers crashed (a
@@ -1200,20 +1224,11 @@ fn late_answers_of_a_dead_incarnation_are_fenced() {
 fn closing_the_group_tells_its_workers() {
     let host = Host::open("close", GroupOptions::default(), SECOND);
     let staying = worker(&host, "close", "w", 8, |_d: &Delivery| Verdict::Ack);
-    let (lost_tx, lost_rx) = crossbeam_channel::unbounded();
-    staying.set_host_lost_handler(Some(Box::new(move |reason: &str| {
-        let _ = lost_tx.send(reason.to_owned());
-    })));
+    let lost = host_lost_notices(&staying);
     host.group.close();
-    // Told once: by the bye, or by the host's token if that went first.
-    let reason = lost_rx.recv_timeout(HANG).expect("told its host is gone");
-    assert!(
-        reason.contains("bye") || reason.contains("liveliness"),
-        "{reason}"
-    );
-    assert_ne!(staying.status(), WorkerStatus::Joined);
+    expect_host_lost(&lost, &staying);
     assert_eq!(host.remote.workers(), 0);
-    assert!(lost_rx.try_recv().is_err(), "told once");
+    assert!(lost.try_recv().is_err(), "told once");
 }
 
 /// Zenoh panics when called from a tokio current-thread runtime; the
