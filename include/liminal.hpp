@@ -1334,7 +1334,9 @@ public:
         w_.reset(w);
     }
     /// Wait until the host accepted it; throws liminal::Error otherwise
-    /// (LIMINAL_TIMED_OUT, LIMINAL_UNKNOWN_CONSUMER when refused, …).
+    /// (LIMINAL_TIMED_OUT, LIMINAL_UNKNOWN_CONSUMER when refused, …). The
+    /// host makes it a consumer just after it sends the acceptance (see
+    /// liminal_worker_wait_joined).
     void wait_joined(milliseconds timeout) const {
         check(liminal_worker_wait_joined(w_.get(), detail::count(timeout, "timeout")));
     }

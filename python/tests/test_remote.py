@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -53,6 +54,16 @@ class Host:
         self.remote.close()
         self.group.close()
 
+    def wait_workers(self, n: int) -> None:
+        """Until the host counts `n` workers as consumers. A worker's
+        wait_joined returns when the host's acceptance arrives, which the
+        host sends just before it makes the worker a consumer (see
+        liminal_worker_wait_joined): a dispatch must wait for this."""
+        deadline = time.monotonic() + WAIT
+        while self.remote.workers != n:
+            assert time.monotonic() < deadline, f"the host never counted {n} workers"
+            time.sleep(0.001)
+
 
 @pytest.fixture
 def host(runtime, request):
@@ -72,7 +83,7 @@ def test_a_worker_in_this_process_takes_deliveries(host):
                         connect=[host.endpoint]) as worker:
         worker.wait_joined(timeout=WAIT)
         assert worker.incarnation
-        assert host.remote.workers == 1
+        host.wait_workers(1)
         assert [c.id for c in host.group.snapshot()] == ["w"]
         outcome = host.group.dispatch({"n": 1, "text": "über"}, b"\x00\x01", timeout=WAIT)
     assert (outcome.delivered_to, outcome.attempts) == ("w", 1)
@@ -83,6 +94,7 @@ def test_a_worker_in_this_process_takes_deliveries(host):
 def test_a_pull_worker_takes_deliveries_itself(host):
     with liminal.Worker(host.group.name, "puller", connect=[host.endpoint]) as worker:
         worker.wait_joined(timeout=WAIT)
+        host.wait_workers(1)
         future = host.group.dispatch_async({"n": 2})
         delivery = worker.next_delivery(timeout=WAIT)
         assert delivery is not None
@@ -100,6 +112,7 @@ def test_a_worker_handler_that_raises_crashes_it_and_the_message_is_rerouted(hos
     local.register(host.group, "z-local")
     with liminal.Worker(host.group.name, "a-remote", fail, connect=[host.endpoint]) as worker:
         worker.wait_joined(timeout=WAIT)
+        host.wait_workers(1)
         outcome = host.group.dispatch({"n": 3}, timeout=WAIT)  # to a-remote first (id order)
         report = host.next_crash()
     assert (outcome.delivered_to, outcome.rerouted_from, outcome.crashed_handling) == (
@@ -127,6 +140,7 @@ def test_a_killed_worker_process_loses_what_it_held_to_another_consumer(host):
     reader.start()
     try:
         assert lines.get(timeout=WAIT) == "joined"
+        host.wait_workers(1)
         future = host.group.dispatch_async({"n": 4})  # to a-proc first (id order), which holds it
         assert lines.get(timeout=WAIT) == "got 4"
         assert not future.done()

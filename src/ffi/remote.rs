@@ -554,7 +554,11 @@ pub extern "C" fn liminal_worker_new(
     })
 }
 
-/// Wait up to `timeout_ms` until the host accepted this worker. Errors:
+/// Wait up to `timeout_ms` until the host accepted this worker. The host
+/// sends its acceptance just before it makes the worker a consumer of the
+/// group (so that it arrives ahead of any delivery): a dispatch the host
+/// makes right after this returns may not see the worker yet; the host
+/// counts it in `liminal_remote_workers` once it is a consumer. Errors:
 /// `LIMINAL_TIMED_OUT` (also while a temporary refusal is being waited
 /// out: the worker retries by itself); `LIMINAL_UNKNOWN_CONSUMER` (refused
 /// permanently: the last error says why); `LIMINAL_SHUT_DOWN` (the host

@@ -1068,7 +1068,9 @@ class Worker(_Handle):
 
     def wait_joined(self, timeout: float) -> None:
         """Wait up to `timeout` seconds until the host accepted this worker;
-        raises `LiminalError` (TIMED_OUT, UNKNOWN_CONSUMER when refused, SHUT_DOWN)."""
+        raises `LiminalError` (TIMED_OUT, UNKNOWN_CONSUMER when refused, SHUT_DOWN).
+        The host makes the worker a consumer just after it sends the
+        acceptance: it counts it (`RemoteGroup.workers`) once it is one."""
         _check(lib.liminal_worker_wait_joined(self._live(), _ms(timeout, "timeout")))
 
     def next_delivery(self, timeout: Optional[float] = None) -> Optional[Delivery]:
