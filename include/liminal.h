@@ -563,7 +563,7 @@ typedef struct liminal_consumer_view {
  * | thread | the runtime's routing thread (never a dispatching thread) |
  * | overlap | calls of one function never overlap: while a call that timed out is still running, evaluations of that function fail at once with `LIMINAL_ROUTING_TIMED_OUT`; different functions never run concurrently either (one routing thread) |
  * | may call | message getters, non-blocking functions (`liminal_consumer_*` updates, `liminal_group_deploy`, `liminal_group_dispatch_async`); blocking calls return `LIMINAL_WOULD_DEADLOCK` |
- * | may block | up to the runtime's routing timeout; past it the dispatch fails with `LIMINAL_ROUTING_TIMED_OUT` and the call is abandoned on its thread (its `free_user` runs when it returns); a call that returns after the timeout fails its dispatch the same way, its selection unused |
+ * | may block | up to the runtime's routing timeout; past it the dispatch fails with `LIMINAL_ROUTING_TIMED_OUT` and the call is abandoned on its thread (its `free_user` runs when it returns); a call that returns after the timeout fails its dispatch the same way, whatever it answered |
  *
  * `views` holds `count` eligible consumers in id order, with their figures
  * taken just before the call. To select, write a consumer id to
@@ -931,7 +931,7 @@ enum liminal_status liminal_runtime_options_set_scheduler_threads(struct liminal
  * at least 1). A call that runs longer fails its dispatch with
  * `LIMINAL_ROUTING_TIMED_OUT`: at the timeout if it is still running
  * (the call is abandoned on its thread), or when it returns if it returned
- * late; what a late call selected is not used. Errors:
+ * late: what a late call answered (a choice, none, a failure) is not used. Errors:
  * `LIMINAL_INVALID_ARGUMENT`.
  */
 LIMINAL_EXPORT

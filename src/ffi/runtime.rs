@@ -88,7 +88,7 @@ pub extern "C" fn liminal_runtime_options_set_scheduler_threads(
 /// at least 1). A call that runs longer fails its dispatch with
 /// `LIMINAL_ROUTING_TIMED_OUT`: at the timeout if it is still running
 /// (the call is abandoned on its thread), or when it returns if it returned
-/// late; what a late call selected is not used. Errors:
+/// late: what a late call answered (a choice, none, a failure) is not used. Errors:
 /// `LIMINAL_INVALID_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn liminal_runtime_options_set_routing_timeout_ms(

@@ -184,31 +184,25 @@ impl Slice for RouterProcess {
                     .store(false, Ordering::Release);
                 return NativeOutcome::Stop(ExitReason::Normal);
             }
-            // A call that ran past the timeout fails its dispatch even when
-            // the watchdog (on the timer thread, which a busy machine can
-            // hold up) had not got to it: the promise is about the call.
+            // A call that ran past the timeout fails its dispatch as timed
+            // out, whatever it returned, even when the watchdog (on the
+            // timer thread, which a busy machine can hold up) had not got
+            // to it: the promise is about the call, not about the timer.
             let overran = self
                 .queue
                 .supervisor
                 .upgrade()
                 .is_some_and(|supervisor| started.elapsed() >= supervisor.timeout);
-            match result {
-                Ok(_) if overran => {
-                    job.finish(Err(RoutingError::TimedOut(function.hash())));
-                    self.queue.push(job);
-                }
-                Ok(selection) => {
-                    job.finish(Ok(selection));
-                    self.queue.push(job);
-                }
-                Err(_panic) => {
-                    // Contained: the evaluation fails as crashed, and the
-                    // router carries on (an exit would leave beamr
-                    // bookkeeping behind for every crash).
-                    job.finish(Err(RoutingError::Crashed(function.hash())));
-                    self.queue.push(job);
-                }
-            }
+            let outcome = match result {
+                _ if overran => Err(RoutingError::TimedOut(function.hash())),
+                Ok(selection) => Ok(selection),
+                // Contained: the evaluation fails as crashed, and the
+                // router carries on (an exit would leave beamr bookkeeping
+                // behind for every crash).
+                Err(_panic) => Err(RoutingError::Crashed(function.hash())),
+            };
+            job.finish(outcome);
+            self.queue.push(job);
         }
         NativeOutcome::Continue
     }
