@@ -16,7 +16,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use crate::base::scope::call_host;
-use crate::base::timer::TimerKey;
+use crate::base::timer::{Timer, TimerKey};
 use crate::base::Services;
 use crate::consumer::attempt::{Attempt, AttemptOwner, GiveBack};
 use crate::consumer::core::ConsumerCore;
@@ -53,6 +53,23 @@ struct State {
     deadline: Option<TimerKey>,
     /// An expiry that found the message between choice and forward.
     expiring: Option<DispatchError>,
+    /// Taken, with the trail, by the one finisher (see [`State::finish`]).
+    completion: Option<Completion>,
+}
+
+impl State {
+    /// Done: the completion and the trail, taken in one step under the
+    /// state's lock, so a second finisher (a shutdown racing an answer,
+    /// say) finds neither and can never complete with an emptied trail.
+    /// `None` when another finisher was first. Cancels the deadline.
+    fn finish(&mut self, timer: &Timer) -> Option<(Completion, Trail)> {
+        self.stage = Stage::Done;
+        let completion = self.completion.take()?;
+        if let Some(key) = self.deadline.take() {
+            timer.cancel(key);
+        }
+        Some((completion, std::mem::take(&mut self.trail)))
+    }
 }
 
 /// Where a conversation belongs (its group): what it needs from it.
@@ -84,7 +101,6 @@ pub(crate) struct Conversation {
     home: Arc<dyn ConversationHome>,
     accepted: Instant,
     state: Mutex<State>,
-    completion: Mutex<Option<Completion>>,
 }
 
 impl Conversation {
@@ -114,8 +130,8 @@ impl Conversation {
                 waiting_since: Some(now),
                 deadline: None,
                 expiring: None,
+                completion: Some(completion),
             }),
-            completion: Mutex::new(Some(completion)),
         })
     }
 
@@ -284,21 +300,10 @@ impl Conversation {
     }
 
     fn finish_failed(self: &Arc<Self>, error: DispatchError) {
-        let (completion, trail) = {
-            let mut state = self.state.lock();
-            state.stage = Stage::Done;
-            // Whoever takes the completion takes the trail, in one step:
-            // a second finisher (a shutdown racing an answer, say) finds
-            // neither, and can never complete with an emptied trail.
-            let Some(completion) = self.completion.lock().take() else {
-                return;
-            };
-            if let Some(key) = state.deadline.take() {
-                self.home.services().timer.cancel(key);
-            }
-            (completion, std::mem::take(&mut state.trail))
-        };
-        self.complete(completion, Err(DispatchFailure { error, trail }));
+        let finished = self.state.lock().finish(&self.home.services().timer);
+        if let Some((completion, trail)) = finished {
+            self.complete(completion, Err(DispatchFailure { error, trail }));
+        }
     }
 
     /// Run the completion (taken, with the trail, by the one finisher).
@@ -345,17 +350,11 @@ impl AttemptOwner for Conversation {
             if !matches!(state.stage, Stage::Held { delivery_id: d, .. } if d == delivery_id) {
                 return;
             }
-            state.stage = Stage::Done;
             state.expiring = None;
-            // The one finisher takes the completion and the trail together
-            // (see `finish_failed`).
-            let Some(completion) = self.completion.lock().take() else {
+            let Some(finished) = state.finish(&self.home.services().timer) else {
                 return;
             };
-            if let Some(key) = state.deadline.take() {
-                self.home.services().timer.cancel(key);
-            }
-            (completion, std::mem::take(&mut state.trail))
+            finished
         };
         me.complete(
             completion,
