@@ -769,6 +769,45 @@ fn a_pull_worker_takes_deliveries_itself() {
     assert_eq!(dispatcher.join().unwrap().unwrap().delivered_to, "w");
 }
 
+/// A host listening with mutual TLS on a free port, and the certificates
+/// of its test: an authority `ca` that signed the host's and `good`, and a
+/// `rogue-ca` that signed `rogue`.
+struct TlsHost {
+    pki: Pki,
+    good: (String, String),
+    rogue: (String, String),
+    host: Host,
+    port: String,
+}
+
+impl TlsHost {
+    fn open(test: &str, group: &str) -> Self {
+        let pki = Pki::new(test);
+        pki.authority("ca");
+        pki.authority("rogue-ca");
+        let host_cert = pki.leaf("host", "ca");
+        let good = pki.leaf("good", "ca");
+        let rogue = pki.leaf("rogue", "rogue-ca");
+        let host_tls = pki.tls("ca", &host_cert);
+        let mut port = String::new();
+        let host = Host::open_with(group, GroupOptions::default(), |endpoint| {
+            port = endpoint.rsplit(':').next().unwrap().to_owned();
+            liminal::RemoteOptions {
+                listen: vec![format!("tls/127.0.0.1:{port}")],
+                tls: Some(host_tls),
+                ..liminal::RemoteOptions::default()
+            }
+        });
+        Self {
+            pki,
+            good,
+            rogue,
+            host,
+            port,
+        }
+    }
+}
+
 /// Certificates made with the `openssl` command for one test.
 struct Pki {
     dir: std::path::PathBuf,
@@ -917,22 +956,13 @@ fn joins(host: &Host, group: &str, remote: &liminal::RemoteOptions) -> bool {
 /// signed becomes a consumer; the same endpoint in the clear is refused.
 #[test]
 fn mutual_tls_keeps_out_a_worker_without_the_right_certificate() {
-    let pki = Pki::new("mtls");
-    pki.authority("ca");
-    pki.authority("rogue-ca");
-    let host_cert = pki.leaf("host", "ca");
-    let good = pki.leaf("good", "ca");
-    let rogue = pki.leaf("rogue", "rogue-ca");
-    let host_tls = pki.tls("ca", &host_cert);
-    let mut port = String::new();
-    let host = Host::open_with("tls", GroupOptions::default(), |endpoint| {
-        port = endpoint.rsplit(':').next().unwrap().to_owned();
-        liminal::RemoteOptions {
-            listen: vec![format!("tls/127.0.0.1:{port}")],
-            tls: Some(host_tls),
-            ..liminal::RemoteOptions::default()
-        }
-    });
+    let TlsHost {
+        pki,
+        good,
+        rogue,
+        host,
+        port,
+    } = TlsHost::open("mtls", "tls");
     let connect = vec![format!("tls/127.0.0.1:{port}")];
     let worker_options = |tls: liminal::TlsFiles| liminal::RemoteOptions {
         connect: connect.clone(),
@@ -1050,22 +1080,13 @@ fn python_joins(host: &Host, worker: WorkerProcess) -> bool {
 /// or a wrong password, it never becomes a consumer.
 #[test]
 fn a_python_worker_joins_with_mutual_tls_and_with_credentials() {
-    let pki = Pki::new("py-mtls");
-    pki.authority("ca");
-    pki.authority("rogue-ca");
-    let host_cert = pki.leaf("host", "ca");
-    let good = pki.leaf("good", "ca");
-    let rogue = pki.leaf("rogue", "rogue-ca");
-    let host_tls = pki.tls("ca", &host_cert);
-    let mut port = String::new();
-    let host = Host::open_with("pytls", GroupOptions::default(), |endpoint| {
-        port = endpoint.rsplit(':').next().unwrap().to_owned();
-        liminal::RemoteOptions {
-            listen: vec![format!("tls/127.0.0.1:{port}")],
-            tls: Some(host_tls),
-            ..liminal::RemoteOptions::default()
-        }
-    });
+    let TlsHost {
+        pki,
+        good,
+        rogue,
+        host,
+        port,
+    } = TlsHost::open("py-mtls", "pytls");
     let endpoint = format!("tls/127.0.0.1:{port}");
     let tls = |leaf: &(String, String)| {
         vec![(

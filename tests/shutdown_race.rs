@@ -38,19 +38,21 @@ fn wait_for_late(run: &sequence::Run) -> Vec<(sequence::Kind, String)> {
     run.late()
 }
 
-/// `LIMINAL_SHUTDOWN_RACE_HOGS` (default 2): threads keeping the cores busy.
-fn hogs() -> usize {
-    std::env::var("LIMINAL_SHUTDOWN_RACE_HOGS")
+/// `LIMINAL_SHUTDOWN_RACE_<name>` as a count, or `default`.
+fn setting(name: &str, default: usize) -> usize {
+    std::env::var(format!("LIMINAL_SHUTDOWN_RACE_{name}"))
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2)
+        .unwrap_or(default)
+}
+
+/// Threads keeping the cores busy (`LIMINAL_SHUTDOWN_RACE_HOGS`, default 2).
+fn hogs() -> usize {
+    setting("HOGS", 2)
 }
 
 fn rounds() -> usize {
-    std::env::var("LIMINAL_SHUTDOWN_RACE_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
+    setting("ROUNDS", 1)
 }
 
 /// Runs `work` (input paths, each `repeat` times) on `threads` threads
@@ -107,10 +109,7 @@ fn every_free_user_has_run_when_runtime_free_returns() {
     // One input alone (to chase a finding): LIMINAL_SHUTDOWN_RACE_INPUT,
     // on LIMINAL_SHUTDOWN_RACE_THREADS threads (default 2).
     if let Some(input) = std::env::var_os("LIMINAL_SHUTDOWN_RACE_INPUT") {
-        let threads = std::env::var("LIMINAL_SHUTDOWN_RACE_THREADS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2);
+        let threads = setting("THREADS", 2);
         let work = vec![PathBuf::from(input); 1000];
         let failures = replay(&work, rounds(), threads);
         assert!(failures.is_empty(), "{}", failures.join("\n"));
