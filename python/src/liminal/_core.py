@@ -176,6 +176,22 @@ def _reason_bytes(text: str) -> bytes:
     return text.encode("utf-8", "replace").replace(b"\0", b"\\0") or b"(no reason)"
 
 
+def _next_delivery(call: Any, ptr: Any, timeout: Optional[float]) -> Optional["Delivery"]:
+    """Pull mode, for a consumer or a worker (`call` is its next-delivery
+    function): wait up to `timeout` seconds (None: forever, in hour-long
+    waits) for the next delivery, owned; None when none came."""
+    out = P()
+    wait = _ms(timeout, "timeout") if timeout is not None else 3_600_000
+    while True:
+        status = call(ptr, wait, C.byref(out))
+        if status == Status.TIMED_OUT and timeout is None:
+            continue
+        if status == Status.TIMED_OUT:
+            return None
+        _check(status)
+        return Delivery(out.value, owned=True)
+
+
 def _exception_reason(error: BaseException) -> str:
     try:
         text = str(error)
@@ -658,17 +674,7 @@ class Consumer(_Handle):
         """Pull mode: wait up to `timeout` seconds (None: forever) for the
         next delivery; None when none came. The result is owned: answer it,
         then close it (or use `with`)."""
-        ptr = self._live()
-        out = P()
-        while True:
-            wait = _ms(timeout, "timeout") if timeout is not None else 3_600_000
-            status = lib.liminal_consumer_next_delivery(ptr, wait, C.byref(out))
-            if status == Status.TIMED_OUT and timeout is None:
-                continue
-            if status == Status.TIMED_OUT:
-                return None
-            _check(status)
-            return Delivery(out.value, owned=True)
+        return _next_delivery(lib.liminal_consumer_next_delivery, self._live(), timeout)
 
     def detach(self) -> None:
         """Free the handle only; the consumer itself stays in its group."""
@@ -1075,17 +1081,7 @@ class Worker(_Handle):
 
     def next_delivery(self, timeout: Optional[float] = None) -> Optional[Delivery]:
         """Pull mode: the next delivery (owned), or None after `timeout` seconds."""
-        ptr = self._live()
-        out = P()
-        while True:
-            wait = _ms(timeout, "timeout") if timeout is not None else 3_600_000
-            status = lib.liminal_worker_next_delivery(ptr, wait, C.byref(out))
-            if status == Status.TIMED_OUT and timeout is None:
-                continue
-            if status == Status.TIMED_OUT:
-                return None
-            _check(status)
-            return Delivery(out.value, owned=True)
+        return _next_delivery(lib.liminal_worker_next_delivery, self._live(), timeout)
 
     @property
     def incarnation(self) -> str:
