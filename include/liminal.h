@@ -999,10 +999,15 @@ LIMINAL_EXPORT enum liminal_status liminal_runtime_shutdown(const struct liminal
  * it stay valid to free; every other call on them returns
  * `LIMINAL_SHUT_DOWN`. When it returns, every callback's `free_user` has
  * run — the callbacks of handles not freed yet (groups, consumers,
- * routing functions, kept deliveries) included, and whatever other host
- * threads are calling meanwhile — except a routing function's whose call
- * timed out and still runs: that one runs when the call returns, on its
- * thread. So a host may free its callback state as soon as this returns.
+ * routing functions, kept deliveries) included — with two exceptions,
+ * each finishing on its own thread: a routing function's whose call timed
+ * out and still runs (its `free_user` runs when the call returns), and a
+ * callback that another host thread's own call is running at that moment
+ * (a completion or dead-letter callback run by that thread's
+ * acknowledgement, release or declared crash: its `free_user` runs on
+ * that thread when the callback returns). So a host may free its callback
+ * state as soon as this returns and its own threads stopped calling the
+ * library.
  * From inside a callback it returns `LIMINAL_WOULD_DEADLOCK` and frees
  * nothing.
  */

@@ -697,8 +697,11 @@ struct ConsumerView {
 /// dispatch not completed yet completes with LIMINAL_SHUT_DOWN, and when it
 /// returns every callback handed to the library through it (delivery, crash,
 /// completion, dead-letter, stats, routing functions) has been destroyed,
-/// except a routing function whose call timed out and still runs: it goes
-/// when that call returns. Groups, consumers, routings and deliveries made
+/// except a routing function whose call timed out and still runs (it goes
+/// when that call returns) and a callback another thread's own call is
+/// running at that moment (a completion or dead letter run by its
+/// acknowledgement, release or declared crash: it goes when it returns, on
+/// that thread). Groups, consumers, routings and deliveries made
 /// from it may outlive it: they stay safe to destroy, and their calls that
 /// return a status fail with LIMINAL_SHUT_DOWN. Do not destroy a Runtime
 /// inside a callback: liminal_runtime_free refuses there
