@@ -199,7 +199,9 @@ typedef enum liminal_status {
    */
   LIMINAL_CONVERSATION_FAILED = 10,
   /**
-   * The message used up its failed attempts (dead-lettered).
+   * The message used up its failed attempts (dead-lettered);
+   * `liminal_outcome_is_poison` tells whether every one was a consumer
+   * dying while handling it (poison that kills its consumers).
    */
   LIMINAL_ATTEMPTS_EXHAUSTED = 11,
   /**
@@ -1989,6 +1991,15 @@ enum liminal_status liminal_outcome_reroute_ns(const struct liminal_outcome *out
  * `max_attempts`.
  */
 LIMINAL_EXPORT uint32_t liminal_outcome_crashed_handling(const struct liminal_outcome *outcome);
+
+/**
+ * Whether it was dead-lettered as poison that kills its consumers (false
+ * for NULL): its status is `LIMINAL_ATTEMPTS_EXHAUSTED` and every failed
+ * attempt was a consumer dying *handling* it (a crash while its callback
+ * ran, a crash verdict, a remote worker that died after answering
+ * `started`); none was a release or an expired lease.
+ */
+LIMINAL_EXPORT bool liminal_outcome_is_poison(const struct liminal_outcome *outcome);
 
 /**
  * Consumers that died merely *holding* it (0 for NULL). These count

@@ -523,6 +523,9 @@ struct Outcome {
     uint32_t released = 0;                   ///< times a consumer released it
     uint32_t lease_expired = 0;              ///< times its lease expired
     uint64_t waited_ns = 0;                  ///< time in the waiting room
+    /// Dead-lettered as poison: LIMINAL_ATTEMPTS_EXHAUSTED with every failed
+    /// attempt a consumer dying handling it (liminal_outcome_is_poison).
+    bool poison = false;
 
     /// Whether it was delivered (status is LIMINAL_OK).
     bool delivered() const noexcept { return status == LIMINAL_OK; }
@@ -544,6 +547,7 @@ struct Outcome {
         out.released = liminal_outcome_released(o);
         out.lease_expired = liminal_outcome_lease_expired(o);
         out.waited_ns = liminal_outcome_waited_ns(o);
+        out.poison = liminal_outcome_is_poison(o);
         return out;
     }
 };

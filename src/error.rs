@@ -75,6 +75,20 @@ pub struct DispatchFailure {
     pub trail: Trail,
 }
 
+impl DispatchFailure {
+    /// Whether the message is poison that kills its consumers: it used up
+    /// its attempts (`AttemptsExhausted`) and every failed attempt was a
+    /// consumer dying *handling* it (its callback running with it, a crash
+    /// answer, a worker process that died after `started`), none a release
+    /// or an expired lease. The status stays `AttemptsExhausted`: this is
+    /// the reason within it.
+    #[must_use]
+    pub fn is_poison(&self) -> bool {
+        matches!(self.error, DispatchError::AttemptsExhausted(failed)
+            if failed > 0 && failed == self.trail.crashed_handling)
+    }
+}
+
 impl std::ops::Deref for DispatchFailure {
     type Target = Trail;
 

@@ -250,6 +250,7 @@ fn poison_message_is_dead_lettered_after_max_attempts() {
     assert_eq!(failure.error, DispatchError::AttemptsExhausted(3));
     assert_eq!(failure.rerouted_from, vec!["a", "b", "c"]);
     assert_eq!(failure.attempts, 3);
+    assert!(failure.is_poison(), "every attempt killed its consumer");
     assert_eq!(dead_letters.load(Ordering::SeqCst), 1);
     assert_eq!(group.len(), 2, "the rest of the group survives");
     assert_eq!(group.dispatch(msg(1)).unwrap().delivered_to, "d");

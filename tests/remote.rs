@@ -431,6 +431,7 @@ fn poison_is_counted_across_incarnations() {
                 "{f:?}"
             );
             assert_eq!(f.trail.crashed_handling, 2);
+            assert!(f.is_poison(), "crash answers are dying handling it: {f:?}");
         }
         other => panic!("{other:?}"),
     }
@@ -1493,6 +1494,7 @@ fn poison_that_kills_workers_is_dead_lettered() {
             assert_eq!(failure.error, DispatchError::AttemptsExhausted(3));
             assert_eq!(failure.trail.crashed_handling, 3, "{failure:?}");
             assert_eq!(failure.trail.crashed_holding, 0, "{failure:?}");
+            assert!(failure.is_poison(), "dead-lettered as poison: {failure:?}");
         } else {
             let outcome = result.unwrap_or_else(|f| panic!("dispatch {id} failed: {f:?}"));
             assert!(outcome.delivered_to.starts_with("py"));

@@ -597,6 +597,7 @@ fn release_counts_toward_max_attempts() {
     let failure = expect_failure(group.dispatch(msg(1)));
     assert_eq!(failure.error, DispatchError::AttemptsExhausted(2));
     assert_eq!((failure.trail.released, failure.trail.attempts), (2, 2));
+    assert!(!failure.is_poison(), "releases are no poison");
     assert_eq!(log.consumers(), vec!["a", "b"]);
     assert_eq!(
         letters.recv_timeout(HANG).unwrap(),

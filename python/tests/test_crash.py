@@ -119,6 +119,7 @@ def test_a_message_every_consumer_raises_on_is_dead_lettered_not_lost(runtime):
     assert (message.fields, message.payload) == ({"n": 9}, b"keep me")
     assert (outcome.status, outcome.crashed_handling, outcome.delivered_to) == (
         liminal.Status.ATTEMPTS_EXHAUSTED, 3, None)
+    assert outcome.poison  # every attempt killed its consumer
     assert outcome.rerouted_from == ("c0", "c1", "c2")
     assert [len(r.crashes) for r in recorders] == [1, 1, 1]
     assert all(r.crashes[0].reason == "ValueError: consumer failed on message 9" for r in recorders)

@@ -45,7 +45,9 @@ pub enum liminal_status {
     LIMINAL_SPAWN_FAILED = 9,
     /// The dispatch conversation could not be driven.
     LIMINAL_CONVERSATION_FAILED = 10,
-    /// The message used up its failed attempts (dead-lettered).
+    /// The message used up its failed attempts (dead-lettered);
+    /// `liminal_outcome_is_poison` tells whether every one was a consumer
+    /// dying while handling it (poison that kills its consumers).
     LIMINAL_ATTEMPTS_EXHAUSTED = 11,
     /// The delivery was already answered, re-routed or withdrawn; this
     /// answer was fenced off.

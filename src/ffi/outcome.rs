@@ -16,6 +16,7 @@ pub struct liminal_outcome {
     delivered_to: Option<CString>,
     rerouted_from: Vec<CString>,
     reroute_ns: Vec<u64>,
+    poison: bool,
     trail: Trail,
 }
 
@@ -28,9 +29,15 @@ fn nanos(duration: std::time::Duration) -> u64 {
 }
 
 impl liminal_outcome {
-    fn new(status: liminal_status, delivered_to: Option<&str>, trail: &Trail) -> Self {
+    fn new(
+        status: liminal_status,
+        delivered_to: Option<&str>,
+        poison: bool,
+        trail: &Trail,
+    ) -> Self {
         Self {
             status,
+            poison,
             delivered_to: delivered_to.map(boundary::c_string),
             rerouted_from: trail
                 .rerouted_from
@@ -55,6 +62,7 @@ impl liminal_outcome {
         Self::new(
             liminal_status::LIMINAL_OK,
             Some(&outcome.delivered_to),
+            false,
             &outcome.trail,
         )
     }
@@ -63,6 +71,7 @@ impl liminal_outcome {
         Self::new(
             liminal_status::from_dispatch(&failure.error),
             None,
+            failure.is_poison(),
             &failure.trail,
         )
     }
@@ -150,6 +159,16 @@ pub extern "C" fn liminal_outcome_reroute_ns(
 #[no_mangle]
 pub extern "C" fn liminal_outcome_crashed_handling(outcome: *const liminal_outcome) -> u32 {
     read(outcome, 0, |o| o.trail.crashed_handling)
+}
+
+/// Whether it was dead-lettered as poison that kills its consumers (false
+/// for NULL): its status is `LIMINAL_ATTEMPTS_EXHAUSTED` and every failed
+/// attempt was a consumer dying *handling* it (a crash while its callback
+/// ran, a crash verdict, a remote worker that died after answering
+/// `started`); none was a release or an expired lease.
+#[no_mangle]
+pub extern "C" fn liminal_outcome_is_poison(outcome: *const liminal_outcome) -> bool {
+    read(outcome, false, |o| o.poison)
 }
 
 /// Consumers that died merely *holding* it (0 for NULL). These count

@@ -527,6 +527,7 @@ int main(void) {
     CHECK(liminal_outcome_delivered_to(NULL) == NULL);
     CHECK(liminal_outcome_rerouted_count(NULL) == 0 && liminal_outcome_rerouted_from(NULL, 0) == NULL);
     CHECK(liminal_outcome_crashed_handling(NULL) == 0 && liminal_outcome_crashed_holding(NULL) == 0);
+    CHECK(!liminal_outcome_is_poison(NULL));
     CHECK(liminal_outcome_released(NULL) == 0 && liminal_outcome_lease_expired(NULL) == 0);
     CHECK(liminal_outcome_waited_ns(NULL) == 0);
     uint64_t ns = 7;

@@ -453,6 +453,7 @@ typedef struct dead_letters {
     liminal_status status;
     size_t rerouted;
     uint32_t crashed_handling;
+    bool poison;
 } dead_letters;
 
 static void on_dead_letter(void *user, const liminal_message *message, const liminal_outcome *trail) {
@@ -461,6 +462,7 @@ static void on_dead_letter(void *user, const liminal_message *message, const lim
     d->status = liminal_outcome_status(trail);
     d->rerouted = liminal_outcome_rerouted_count(trail);
     d->crashed_handling = liminal_outcome_crashed_handling(trail);
+    d->poison = liminal_outcome_is_poison(trail);
     latch_add(&d->seen);
 }
 
@@ -484,6 +486,7 @@ static void test_dead_letters(void) {
     CHECK_STATUS(liminal_group_dispatch(group, poison, NULL, &outcome), LIMINAL_ATTEMPTS_EXHAUSTED);
     latch_wait(&d.seen, 1);
     CHECK(d.status == LIMINAL_ATTEMPTS_EXHAUSTED && d.rerouted == 2 && d.crashed_handling == 2);
+    CHECK(d.poison); /* both attempts killed their consumer */
     size_t count = 0;
     CHECK_OK(liminal_group_consumer_count(group, &count));
     CHECK(count == 2); /* exactly max_attempts consumers died */

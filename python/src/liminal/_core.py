@@ -322,6 +322,9 @@ class Outcome:
     released: int
     lease_expired: int
     waited_ns: int
+    #: Dead-lettered as poison: ATTEMPTS_EXHAUSTED, and every failed attempt
+    #: was a consumer dying while handling it (no release, no expired lease).
+    poison: bool = False
 
     @property
     def ok(self) -> bool:
@@ -357,6 +360,7 @@ class Outcome:
             released=lib.liminal_outcome_released(outcome),
             lease_expired=lib.liminal_outcome_lease_expired(outcome),
             waited_ns=lib.liminal_outcome_waited_ns(outcome),
+            poison=bool(lib.liminal_outcome_is_poison(outcome)),
         )
 
 

@@ -272,6 +272,7 @@ _sig("liminal_outcome_crashed_holding", C.c_uint32, P)
 _sig("liminal_outcome_released", C.c_uint32, P)
 _sig("liminal_outcome_lease_expired", C.c_uint32, P)
 _sig("liminal_outcome_waited_ns", C.c_uint64, P)
+_sig("liminal_outcome_is_poison", C.c_bool, P)
 _sig("liminal_outcome_free", None, P)
 
 _sig("liminal_remote_options_new", S, OUT)
