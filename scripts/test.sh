@@ -13,7 +13,7 @@ TARGET_DIR=$(scripts/cargo-target-dir.sh)
 JOBS=$(nproc 2>/dev/null || echo 2)
 PASSED=0
 
-step() { printf '\n==> %s\n' "$*"; }
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 ok() { PASSED=$((PASSED + 1)); }
 
 step "cargo fmt --check"
