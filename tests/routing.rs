@@ -108,6 +108,39 @@ fn hot_deploy_keeps_the_in_flight_version() {
     assert!(group.routing().same_as(&v2));
 }
 
+/// A built-in deployed while a host function is deciding on the only
+/// waiting message: the host function picks nobody, the message goes back
+/// to the room after the deploy's own placement ran, and the built-in must
+/// still place it (nothing else will change: one consumer with room).
+#[test]
+fn a_built_in_deployed_mid_evaluation_places_what_the_host_function_declined() {
+    let runtime = runtime();
+    let log = Log::default();
+    let entered = Arc::new(Barrier::new(2));
+    let release = Arc::new(Barrier::new(2));
+    let nobody = {
+        let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
+        runtime.load_routing(b"nobody, slowly", "nobody", move |_m, _v| {
+            entered.wait();
+            release.wait();
+            None
+        })
+    };
+    let group = runtime.group(nobody, GroupOptions::default()).unwrap();
+    group.register(acking("a", &log)).unwrap();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    group
+        .dispatch_async(msg(1), Box::new(move |r| tx.send(r).unwrap()))
+        .unwrap();
+    entered.wait();
+    group
+        .deploy(RoutingFunction::builtin(Builtin::FirstWithCapacity))
+        .unwrap();
+    release.wait();
+    let outcome = rx.recv_timeout(HANG).expect("placed by the built-in");
+    assert_eq!(outcome.unwrap().delivered_to, "a");
+}
+
 #[test]
 fn identical_identity_bytes_load_once() {
     let runtime = runtime();

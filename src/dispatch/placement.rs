@@ -377,7 +377,16 @@ impl RouteJob for HostPlacement {
         let function = placement.slot.current();
         let mut room = placement.room.lock();
         if !matches!(function.inner.kind, Kind::Host(_)) {
+            // A built-in was deployed while this job ran: its pump found
+            // the room short of what this job had out, so pump again now
+            // for what came back (it would otherwise wait for the next
+            // change).
             room.lane_busy = false;
+            let waiting = !room.queue.is_empty();
+            drop(room);
+            if waiting {
+                placement.pump();
+            }
             return None;
         }
         loop {
