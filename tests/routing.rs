@@ -77,20 +77,33 @@ fn routing_timeout_is_contained_and_does_not_hold_up_later_dispatches() {
     runtime.shutdown().unwrap();
 }
 
+/// A host routing function that answers `choice` once the test lets it:
+/// each call waits on `entered` (the test sees it running), then on
+/// `release`.
+fn held_routing(
+    runtime: &Runtime,
+    name: &str,
+    choice: Option<&str>,
+) -> (RoutingFunction, Arc<Barrier>, Arc<Barrier>) {
+    let entered = Arc::new(Barrier::new(2));
+    let release = Arc::new(Barrier::new(2));
+    let choice = choice.map(str::to_owned);
+    let function = {
+        let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
+        runtime.load_routing(name.as_bytes(), name, move |_m, _v| {
+            entered.wait();
+            release.wait();
+            choice.clone()
+        })
+    };
+    (function, entered, release)
+}
+
 #[test]
 fn hot_deploy_keeps_the_in_flight_version() {
     let runtime = runtime();
     let log = Log::default();
-    let entered = Arc::new(Barrier::new(2));
-    let release = Arc::new(Barrier::new(2));
-    let v1 = {
-        let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
-        runtime.load_routing(b"v1", "v1", move |_m, _v| {
-            entered.wait();
-            release.wait();
-            Some("a".into())
-        })
-    };
+    let (v1, entered, release) = held_routing(&runtime, "v1", Some("a"));
     let v2 = runtime.load_routing(b"v2", "v2", |_m, _v| Some("b".into()));
     let group = runtime.group(v1, GroupOptions::default()).unwrap();
     group.register(acking("a", &log)).unwrap();
@@ -116,16 +129,7 @@ fn hot_deploy_keeps_the_in_flight_version() {
 fn a_built_in_deployed_mid_evaluation_places_what_the_host_function_declined() {
     let runtime = runtime();
     let log = Log::default();
-    let entered = Arc::new(Barrier::new(2));
-    let release = Arc::new(Barrier::new(2));
-    let nobody = {
-        let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
-        runtime.load_routing(b"nobody, slowly", "nobody", move |_m, _v| {
-            entered.wait();
-            release.wait();
-            None
-        })
-    };
+    let (nobody, entered, release) = held_routing(&runtime, "nobody", None);
     let group = runtime.group(nobody, GroupOptions::default()).unwrap();
     group.register(acking("a", &log)).unwrap();
     let (tx, rx) = crossbeam_channel::bounded(1);
