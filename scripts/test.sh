@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: formatting, lints, Rust tests, header
-# freshness, C tests (plain, ASan+UBSan, valgrind), the Python ctypes test,
+# The whole test suite, as CI runs it (after scripts/lint.sh: formatting and
+# clippy): Rust tests, header freshness, C tests (plain, ASan+UBSan, valgrind), the Python ctypes test,
 # the remote consumers (feature remote: worker processes, TLS, a Python
 # worker), the examples in-tree and against an installed prefix, and the
 # benchmark in smoke mode. Needs the Rust toolchain; installs a C/C++ compiler, CMake,
@@ -15,15 +15,6 @@ PASSED=0
 
 step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 ok() { PASSED=$((PASSED + 1)); }
-
-step "cargo fmt --check"
-cargo fmt --check
-ok
-
-step "cargo clippy --all-targets -- -D warnings (without and with the remote feature)"
-cargo clippy --all-targets -- -D warnings
-cargo clippy --all-targets --features remote -- -D warnings
-ok
 
 step "CMake build (library via cargo, with the remote feature; C tests, examples) + ctest"
 # Release with the remote feature, like the Rust tests below: cargo builds
