@@ -24,8 +24,8 @@ are in seconds. Failures raise `LiminalError` (`.status`, `.name`).
 
 from ._core import (Builtin, Consumer, ConsumerInfo, CrashKind, CrashReport, Delivery, DispatchFuture,
                     FieldType, Group, LeasePolicy, LiminalError, Outcome, Overflow, ReceivedMessage,
-                    RemoteHost, Routing, Runtime, Status, Verdict, Worker, has_remote, status_name,
-                    version)
+                    RemoteHost, Routing, Runtime, Status, Verdict, WaitingKey, Worker, has_remote,
+                    status_name, version)
 from ._ffi import LIBRARY_PATH
 
 __version__ = version()
@@ -33,6 +33,6 @@ __version__ = version()
 __all__ = [
     "Builtin", "Consumer", "ConsumerInfo", "CrashKind", "CrashReport", "Delivery", "DispatchFuture",
     "FieldType", "Group", "LeasePolicy", "LiminalError", "Outcome", "Overflow", "ReceivedMessage",
-    "RemoteHost", "Routing", "Runtime", "Status", "Verdict", "Worker", "has_remote", "status_name",
+    "RemoteHost", "Routing", "Runtime", "Status", "Verdict", "WaitingKey", "Worker", "has_remote", "status_name",
     "version", "LIBRARY_PATH", "__version__",
 ]

@@ -263,9 +263,11 @@ def _new_message(fields: Optional[Fields], payload: Optional[bytes]) -> P:
 
 @dataclass(frozen=True)
 class ReceivedMessage:
-    """A copy of a delivered message: its fields (in order) and payload."""
+    """A copy of a delivered message: its fields (in order), payload and
+    ordering key (None for an unordered message)."""
     fields: Dict[str, FieldValue]
     payload: bytes
+    key: Optional[str] = None
 
     def __getitem__(self, name: str) -> FieldValue:
         return self.fields[name]
@@ -303,7 +305,23 @@ class ReceivedMessage:
         length = C.c_size_t()
         _check(lib.liminal_message_payload(message, C.byref(data), C.byref(length)))
         payload = C.string_at(data, length.value) if data and length.value else b""
-        return cls(fields, payload)
+        key: Optional[str] = None
+        try:
+            key = _copied_text(lib.liminal_message_ordering_key, message)
+        except LiminalError as error:
+            if error.status != Status.NOT_FOUND:  # NOT_FOUND: unordered
+                raise
+        return cls(fields, payload, key)
+
+
+@dataclass(frozen=True)
+class WaitingKey:
+    """An ordering key with messages waiting behind its head."""
+    key: str
+    #: Its messages not completed: the head plus those behind it.
+    depth: int
+    #: Seconds its head has been its head.
+    head_age: float
 
 
 # ---- outcomes -----------------------------------------------------------
@@ -851,8 +869,26 @@ class Group(_Handle):
         _check(lib.liminal_group_deploy(self._live(), routing._live()))
 
     # -- dispatch
-    def _dispatch_options(self, deadline: Optional[float], timeout: Optional[float]) -> Optional[P]:
-        if deadline is None and timeout is None:
+    def waiting_keys(self, max_keys: int = 16) -> Tuple[List[WaitingKey], int]:
+        """At most `max_keys` of the ordering keys that have messages waiting
+        behind their head, deepest first, and how many such keys there are."""
+        out = P()
+        _check(lib.liminal_group_waiting_keys(self._live(), max_keys, C.byref(out)))
+        try:
+            keys = []
+            for i in range(lib.liminal_key_list_count(out)):
+                key = C.c_char_p()
+                depth = C.c_size_t()
+                age = C.c_uint64()
+                _check(lib.liminal_key_list_get(out, i, C.byref(key), C.byref(depth), C.byref(age)))
+                keys.append(WaitingKey(cast(bytes, key.value).decode(), depth.value, age.value / 1e9))
+            return keys, int(lib.liminal_key_list_total(out))
+        finally:
+            lib.liminal_key_list_free(out)
+
+    def _dispatch_options(self, deadline: Optional[float], timeout: Optional[float],
+                          key: Optional[str] = None) -> Optional[P]:
+        if deadline is None and timeout is None and key is None:
             return None
         options = P()
         _check(lib.liminal_dispatch_options_new(C.byref(options)))
@@ -861,22 +897,27 @@ class Group(_Handle):
                 _check(lib.liminal_dispatch_options_set_deadline_ms(options, _ms(deadline, "deadline", 1)))
             if timeout is not None:
                 _check(lib.liminal_dispatch_options_set_timeout_ms(options, _ms(timeout, "timeout", 1)))
+            if key is not None:
+                _check(lib.liminal_dispatch_options_set_key(options, _text(key, "ordering key")))
         except BaseException:
             lib.liminal_dispatch_options_free(options)
             raise
         return options
 
     def dispatch(self, fields: Optional[Fields] = None, payload: Optional[bytes] = None, *,
-                 deadline: Optional[float] = None, timeout: Optional[float] = None) -> Outcome:
+                 deadline: Optional[float] = None, timeout: Optional[float] = None,
+                 key: Optional[str] = None) -> Outcome:
         """Dispatch a message and wait for its outcome. Raises `LiminalError`
         when it was not delivered (ATTEMPTS_EXHAUSTED, EXPIRED, TIMED_OUT
         for `timeout`, …) or was refused (QUEUE_FULL, DRAINING, …).
-        `deadline` and `timeout` are in seconds. Not from a handler."""
+        `deadline` and `timeout` are in seconds; `key` orders it behind the
+        messages with the same key (overriding the group's `key_field`).
+        Not from a handler."""
         group = self._live()
         message = _new_message(fields, payload)
         options = None
         try:
-            options = self._dispatch_options(deadline, timeout)
+            options = self._dispatch_options(deadline, timeout, key)
             out = P()
             _check(lib.liminal_group_dispatch(group, message, options, C.byref(out)))
         finally:
@@ -888,14 +929,15 @@ class Group(_Handle):
             lib.liminal_outcome_free(out)
 
     def dispatch_async(self, fields: Optional[Fields] = None, payload: Optional[bytes] = None, *,
-                       deadline: Optional[float] = None,
+                       deadline: Optional[float] = None, key: Optional[str] = None,
                        on_complete: Optional[Callable[[Outcome], Any]] = None) -> DispatchFuture:
         """Dispatch a message and return at once. The returned future
         completes exactly once, on a library thread: with the `Outcome`
         when delivered, else with a `LiminalError` carrying it.
         `on_complete(outcome)`, if given, runs first, on that thread (no
         blocking library calls there). Raises `LiminalError` at once when
-        the dispatch is refused (QUEUE_FULL, DRAINING, SHUT_DOWN)."""
+        the dispatch is refused (QUEUE_FULL, DRAINING, SHUT_DOWN, or
+        INVALID_ARGUMENT for a bad ordering `key`)."""
         group = self._live()
         future = DispatchFuture()
         future.set_running_or_notify_cancel()  # it cannot be cancelled
@@ -920,15 +962,20 @@ class Group(_Handle):
             except BaseException:  # noqa: BLE001
                 _report_callback_error("completion")
 
-        function = _ffi.COMPLETION_FN(complete)
-        key = _ffi.keep(function, future)
-        message = _new_message(fields, payload)
-        options = None
+        # Options and message first: a bad argument raises before the
+        # library owns the callback (it frees it even when it refuses).
+        options = self._dispatch_options(deadline, None, key)
         try:
-            options = self._dispatch_options(deadline, None)
+            message = _new_message(fields, payload)
+        except BaseException:
+            lib.liminal_dispatch_options_free(options)
+            raise
+        function = _ffi.COMPLETION_FN(complete)
+        user = _ffi.keep(function, future)
+        try:
             dispatch_id = C.c_uint64()
             _check(lib.liminal_group_dispatch_async(group, message, options,
-                                                    _ffi.CompletionCallback(function, key, FREE),
+                                                    _ffi.CompletionCallback(function, user, FREE),
                                                     C.byref(dispatch_id)))
         finally:
             lib.liminal_message_free(message)
@@ -1139,11 +1186,15 @@ class Runtime(_Handle):
               auto_ack: Optional[float] = None, waiting_room: Optional[int] = None,
               overflow: Optional[Overflow] = None, block_timeout: Optional[float] = None,
               deadline: Optional[float] = None, ack_lease: Optional[float] = None,
-              lease_policy: Optional[LeasePolicy] = None) -> Group:
+              lease_policy: Optional[LeasePolicy] = None,
+              key_field: Optional[str] = None) -> Group:
         """A new consumer group, routed by `routing` (a `Routing`, a
         `Builtin`, default FIRST_WITH_CAPACITY). Durations in seconds:
         `auto_ack`, `block_timeout` (with `Overflow.BLOCK`), `deadline`
-        (each message's default), `ack_lease`."""
+        (each message's default), `ack_lease`. `key_field` names the field
+        whose value (text, or an int in decimal) is a message's ordering
+        key: messages that share a key are handled one at a time, in the
+        order accepted, through every re-route (docs/ORDERING.md)."""
         runtime = self._live()
         owned_routing = None
         if routing is None or isinstance(routing, Builtin):
@@ -1171,6 +1222,8 @@ class Runtime(_Handle):
                 _check(lib.liminal_group_options_set_ack_lease_ms(options, _ms(ack_lease, "ack_lease")))
             if lease_policy is not None:
                 _check(lib.liminal_group_options_set_lease_policy(options, int(lease_policy)))
+            if key_field is not None:
+                _check(lib.liminal_group_options_set_key_field(options, _text(key_field, "key field")))
             out = P()
             _check(lib.liminal_group_new(runtime, routing._live(), options, C.byref(out)))
         finally:

@@ -193,8 +193,7 @@ _sig("liminal_group_options_set_overflow", S, P, C.c_int32, C.c_uint64)
 _sig("liminal_group_options_set_deadline_ms", S, P, C.c_uint64)
 _sig("liminal_group_options_set_ack_lease_ms", S, P, C.c_uint64)
 _sig("liminal_group_options_set_lease_policy", S, P, C.c_int32)
-# Ordered keys (the Pythonic API does not offer them yet: declared so the
-# whole header is).
+# Ordered keys.
 _sig("liminal_group_options_set_key_field", S, P, C.c_char_p)
 _sig("liminal_dispatch_options_set_key", S, P, C.c_char_p)
 _sig("liminal_message_ordering_key", S, P, C.c_char_p, C.c_size_t, SIZE_P)
