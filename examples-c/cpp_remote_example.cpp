@@ -78,11 +78,15 @@ int main() {
             });
             worker.wait_joined(10s);
             expect(worker.host_incarnation() == incarnation, "the worker names the host that joined it");
-            expect(host.workers() == 1, "one remote consumer joined");
+            // wait_joined returns on the host's acceptance, which the host
+            // sends just before it makes the worker a consumer: a dispatch
+            // now waits in the group's waiting room for that, and once one
+            // is delivered the host counts the worker.
             for (int order = 1; order <= 5; order++) {
                 liminal::Outcome outcome = group.dispatch(liminal::Message().set("order", order));
                 expect(outcome.delivered_to == "cpp-worker", "delivered to the remote worker");
             }
+            expect(host.workers() == 1, "one remote consumer joined");
             expect(handled == 5 && ids_ok, "five deliveries, each with <host incarnation>-<dispatch id>");
         }  // the worker leaves gracefully here
         expect(host.stale_answers() == 0, "no stale answer");
