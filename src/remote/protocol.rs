@@ -400,6 +400,7 @@ impl ToWorker {
                     "crashed_handling": d.crashed_handling,
                     "crashed_holding": d.crashed_holding,
                     "lease_ms": d.lease_ms,
+                    "key": d.message.ordering_key(),
                     "fields": fields,
                     "payload": payload,
                 })
@@ -452,6 +453,11 @@ impl ToWorker {
                         .map_err(|e| format!("payload not base64: {e}"))?;
                     message.set_payload(bytes);
                 }
+                let key = match &value["key"] {
+                    Value::Null => None,
+                    Value::String(key) if !key.is_empty() => Some(Arc::from(key.as_str())),
+                    other => return Err(format!("key not a non-empty text: {other}")),
+                };
                 let small = |name: &str| {
                     number(name)
                         .and_then(|v| u32::try_from(v).map_err(|_| format!("{name} too big")))
@@ -469,7 +475,7 @@ impl ToWorker {
                     crashed_handling: small("crashed_handling").unwrap_or(0),
                     crashed_holding: small("crashed_holding").unwrap_or(0),
                     lease_ms: value["lease_ms"].as_u64(),
-                    message: Arc::new(message),
+                    message: Message::keyed(Arc::new(message), key),
                 }))
             }
             other => Err(format!("unknown message type {other}")),
@@ -627,7 +633,7 @@ mod tests {
             redelivered: true,
             crashed_handling: 1,
             crashed_holding: 0,
-            message: Arc::new(message),
+            message: Message::keyed(Arc::new(message), Some("account-7".into())),
         });
         assert_eq!(ToWorker::decode(&delivery.encode()).unwrap(), delivery);
         for answer in [

@@ -383,7 +383,8 @@ pub fn worker_main() {
     let handler = move |d: &Delivery| {
         if hold {
             holding.lock().unwrap().push(d.token());
-            println!("held {} {}", d.dispatch_id(), d.message_id());
+            let key = d.message().ordering_key().unwrap_or("-").to_owned();
+            println!("held {} {} {key}", d.dispatch_id(), d.message_id());
             Verdict::Defer
         } else {
             Verdict::Ack

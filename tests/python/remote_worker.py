@@ -13,7 +13,7 @@ one whose field ``poison`` is true; and exits the process at once, as a
 segfault would, on one whose field ``exit`` is true); ``hold`` (or
 ``defer``) answers nothing. Prints one line per event on stdout:
 ``joined <incarnation> <host incarnation>``, ``got <dispatch_id> <fields as
-JSON> <payload as hex>``, ``held <dispatch_id> <message_id>``, ``crashed
+JSON> <payload as hex>``, ``held <dispatch_id> <message_id> <key or ->``, ``crashed
 <dispatch_id>``, ``refused <kind> <reason>``, ``host-lost <reason>``,
 ``left``. Reads commands on stdin: ``ack-all`` acknowledges every held
 delivery; ``ack-stale`` sends, on purpose, an ack for every delivery it
@@ -230,7 +230,7 @@ class Worker:
         if self.mode == "hold":
             with self.lock:
                 self.held.append((incarnation, host, delivery["delivery_id"]))
-            say(f"held {dispatch_id} {delivery['message_id']}")
+            say(f"held {dispatch_id} {delivery['message_id']} {delivery.get('key') or '-'}")
             return
         # Work begins: dying from now on counts against the message.
         self.put(
