@@ -430,7 +430,8 @@ typedef struct liminal_metrics {
    */
   uint64_t in_flight;
   /**
-   * Messages waiting for a consumer now, over all groups.
+   * Messages waiting for a consumer now, over all groups (as
+   * `liminal_group_waiting` counts them).
    */
   uint64_t waiting;
   /**
@@ -704,7 +705,10 @@ typedef struct liminal_delivery_callback {
  *
  * Called for each lease expiry the consumer survives (`alive` true) and at
  * most once when it dies (`alive` false); never for a graceful leave.
- * `consumer_id` and `reason` are borrowed for the call.
+ * `consumer_id` and `reason` are borrowed for the call. It is not ordered
+ * with what the consumer held: those messages may already be re-routed,
+ * delivered or dead-lettered, their completions run, before this call
+ * (count crashes here or in `liminal_runtime_metrics`, not at completion).
  */
 typedef void (*liminal_crash_fn)(void *user,
                                  const char *consumer_id,
@@ -1432,8 +1436,9 @@ enum liminal_status liminal_group_consumer_count(const struct liminal_group *gro
                                                  size_t *out);
 
 /**
- * Messages waiting for a consumer now (in the waiting room, released with
- * a delay, or being routed). Errors: `LIMINAL_SHUT_DOWN`.
+ * Messages waiting for a consumer now (in the waiting room, behind their
+ * ordering key's head included, released with a delay, or being routed).
+ * Errors: `LIMINAL_SHUT_DOWN`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_group_waiting(const struct liminal_group *group,

@@ -1123,8 +1123,8 @@ public:
     /// Number of live consumers. Throws liminal::Error (LIMINAL_SHUT_DOWN),
     /// as do waiting() and in_flight().
     size_t size() const { return read_count(liminal_group_consumer_count); }
-    /// Messages waiting for a consumer now (in the waiting room, released
-    /// with a delay, or being routed).
+    /// Messages waiting for a consumer now (in the waiting room, behind their
+    /// ordering key's head included, released with a delay, or being routed).
     size_t waiting() const { return read_count(liminal_group_waiting); }
     /// Accepted dispatches not completed yet.
     size_t in_flight() const { return read_count(liminal_group_in_flight); }

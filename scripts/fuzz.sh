@@ -16,7 +16,6 @@
 # RUSTC_BOOTSTRAP=1 enables them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 SECONDS_TO_RUN=${1:-1800}
 JOBS=${2:-$(nproc 2>/dev/null || echo 2)}
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --version 0.13.2 --locked
@@ -32,8 +31,7 @@ RUSTC_BOOTSTRAP=1 cargo fuzz build api_sequence
 
 START=$(date +%s)
 set +e
-LSAN_OPTIONS="suppressions=$ROOT/tests/c/lsan.supp" RUSTC_BOOTSTRAP=1 \
-    cargo fuzz run api_sequence "$WORK/corpus" fuzz/corpus/api_sequence fuzz/regressions -- \
+RUSTC_BOOTSTRAP=1 cargo fuzz run api_sequence "$WORK/corpus" fuzz/corpus/api_sequence fuzz/regressions -- \
     -fork="$JOBS" -max_total_time="$SECONDS_TO_RUN" -max_len=512 -timeout=30 \
     -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$ARTIFACTS" \
     >"$LOG" 2>&1

@@ -54,8 +54,7 @@ ok
 step "C tests under valgrind (no errors, no definite leaks)"
 for t in test_flows test_bad_input test_status_version test_contracts test_waiting_room test_free_user test_ordering; do
     LIMINAL_UNDER_VALGRIND=1 valgrind --quiet --error-exitcode=1 --leak-check=full \
-        --errors-for-leak-kinds=definite --show-leak-kinds=definite \
-        --suppressions="$ROOT/tests/c/valgrind.supp" "build/tests/c/$t"
+        --errors-for-leak-kinds=definite --show-leak-kinds=definite "build/tests/c/$t"
 done
 ok
 

@@ -156,7 +156,9 @@ impl Group {
         self.dispatcher.dispatch_blocking(message.into(), options)
     }
 
-    /// Messages waiting for a consumer now.
+    /// Messages waiting for a consumer now (in the waiting room, behind
+    /// their ordering key's head included, released with a delay, or being
+    /// routed).
     #[must_use]
     pub fn waiting(&self) -> usize {
         self.dispatcher.placement.depth()

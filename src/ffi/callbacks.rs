@@ -171,7 +171,10 @@ impl From<crate::CrashKind> for liminal_crash_kind {
 ///
 /// Called for each lease expiry the consumer survives (`alive` true) and at
 /// most once when it dies (`alive` false); never for a graceful leave.
-/// `consumer_id` and `reason` are borrowed for the call.
+/// `consumer_id` and `reason` are borrowed for the call. It is not ordered
+/// with what the consumer held: those messages may already be re-routed,
+/// delivered or dead-lettered, their completions run, before this call
+/// (count crashes here or in `liminal_runtime_metrics`, not at completion).
 pub type liminal_crash_fn = Option<
     unsafe extern "C" fn(
         user: *mut c_void,

@@ -394,8 +394,9 @@ pub extern "C" fn liminal_group_consumer_count(
     })
 }
 
-/// Messages waiting for a consumer now (in the waiting room, released with
-/// a delay, or being routed). Errors: `LIMINAL_SHUT_DOWN`.
+/// Messages waiting for a consumer now (in the waiting room, behind their
+/// ordering key's head included, released with a delay, or being routed).
+/// Errors: `LIMINAL_SHUT_DOWN`.
 #[no_mangle]
 pub extern "C" fn liminal_group_waiting(
     group: *const liminal_group,

@@ -273,7 +273,8 @@ pub struct liminal_metrics {
     pub lease_expired: u64,
     /// Dispatches accepted and not completed now.
     pub in_flight: u64,
-    /// Messages waiting for a consumer now, over all groups.
+    /// Messages waiting for a consumer now, over all groups (as
+    /// `liminal_group_waiting` counts them).
     pub waiting: u64,
     /// Delivered dispatches: acceptance to acknowledgement, median.
     pub dispatch_p50_ns: u64,

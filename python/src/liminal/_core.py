@@ -852,7 +852,8 @@ class Group(_Handle):
 
     @property
     def waiting(self) -> int:
-        """Messages waiting for a consumer now (the waiting room)."""
+        """Messages waiting for a consumer now (the waiting room, messages
+        behind their ordering key's head included)."""
         return _size(lib.liminal_group_waiting, self._live())
 
     @property

@@ -287,6 +287,29 @@ impl Default for AtomTable {
     }
 }
 
+impl Drop for AtomTable {
+    /// Free the names `intern` leaked. They are `&'static str` only inside
+    /// this table: `resolve` lends them for the table's lifetime, and
+    /// `by_index` is private, so nothing can hold one past this drop. The
+    /// common atoms are literals (the same pointer as in `COMMON_ATOMS`)
+    /// and are not freed. Without this, every table dropped (one per scheduler)
+    /// leaked the names interned into it.
+    fn drop(&mut self) {
+        for (index, name) in std::mem::take(&mut self.by_index) {
+            let literal = COMMON_ATOMS
+                .iter()
+                .any(|(common, atom)| atom.index() == index && std::ptr::eq(*common, name));
+            if literal {
+                continue;
+            }
+            // SAFETY: every name that is not a COMMON_ATOMS literal was made
+            // by `Box::leak` of a `Box<str>` in `intern` and stored only here;
+            // the table is being dropped, so no borrow from `resolve` lives.
+            drop(unsafe { Box::from_raw(std::ptr::from_ref::<str>(name).cast_mut()) });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::{collections::HashSet, sync::Arc, thread};
