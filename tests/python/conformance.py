@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 
 import zenoh
 
@@ -382,7 +383,9 @@ def check_host_restart(program):
     assert worker.expect(fresh, "joined")["host"] == host.incarnation
     host.command("dispatch 2")
     new = [worker.expect(fresh, "delivery") for _ in range(2)]
-    assert {d["delivery_id"] for d in new} == {d["delivery_id"] for d in old}, "ids start over"
+    # The new host starts its delivery ids over, so these usually collide
+    # with the old ones (not always: on a busy machine an attempt may be
+    # counted in between). Either way, an answer naming the old host is stale.
     for d in old:
         worker.put(fresh, {"type": "answer", "host": old_host,
                            "delivery_id": d["delivery_id"], "verdict": "ack"})
@@ -408,7 +411,15 @@ def main():
     program = sys.argv[1]
     chosen = sys.argv[2:] or CHECKS
     for name in chosen:
-        globals()["check_" + name](program)
+        try:
+            globals()["check_" + name](program)
+        except BaseException:  # noqa: BLE001
+            # Report and leave at once: Zenoh's threads and the beat
+            # threads would otherwise keep the interpreter from exiting.
+            print(f"FAILED {name}", flush=True)
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(1)
         print(f"ok {name}", flush=True)
     print(f"conformance: {len(chosen)} checks passed", flush=True)
     os._exit(0)

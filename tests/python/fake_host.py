@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 
 import zenoh
 
@@ -152,4 +153,11 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BaseException:  # noqa: BLE001
+        # Report and leave at once: Zenoh's threads would otherwise keep
+        # the interpreter from exiting, and the test waiting on it hangs.
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
