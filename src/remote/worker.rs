@@ -37,7 +37,8 @@ use zenoh::sample::SampleKind;
 /// What the worker held from it is dropped (answers to it return
 /// `StaleDelivery`); the worker joins the next host incarnation by itself.
 /// Runs on the worker's delivery thread, after every delivery of the lost
-/// host and before any of the next.
+/// host and before any of the next; by then the worker's status is no
+/// longer `Joined`.
 pub type HostLostHandler = Box<dyn FnMut(&str) + Send + 'static>;
 
 /// What a worker is.
@@ -495,9 +496,11 @@ impl WorkerInner {
         Ok(())
     }
 
-    /// The host this incarnation served is lost: drop what it held, tell
-    /// the delivery code, start over as a new incarnation.
-    fn host_lost(&self, incarnation: &Incarnation, reason: &str) {
+    /// The host this incarnation served is lost: take the status it leaves
+    /// the worker in (first, so that whoever the handler tells sees the
+    /// worker no longer joined), drop what it held, tell the delivery code.
+    fn host_lost(&self, incarnation: &Incarnation, reason: &str, status: WorkerStatus) {
+        self.set_status(status);
         incarnation.outstanding.lock().clear();
         self.ready.lock().clear();
         let handler = self.host_lost.lock().take();
@@ -596,13 +599,15 @@ impl WorkerInner {
                     // A new host incarnation: the one served (or said bye)
                     // is gone, whatever its token says yet.
                     if incarnation.host().is_some_and(|served| served != host) {
+                        let why = format!("a new host incarnation {host}");
                         if !incarnation.host_closed.load(Ordering::Acquire) {
                             self.host_lost(
                                 &incarnation,
                                 &format!("host incarnation {host} replaced the one served"),
+                                WorkerStatus::Reincarnating(why.clone()),
                             );
                         }
-                        self.start_over(format!("a new host incarnation {host}"));
+                        self.start_over(why);
                     }
                     continue;
                 }
@@ -610,8 +615,13 @@ impl WorkerInner {
                     if incarnation.host().as_deref() == Some(&*host)
                         && !incarnation.host_closed.load(Ordering::Acquire)
                     {
-                        self.host_lost(&incarnation, "the host's liveliness token went");
-                        self.start_over(format!("host incarnation {host} was lost"));
+                        let why = format!("host incarnation {host} was lost");
+                        self.host_lost(
+                            &incarnation,
+                            "the host's liveliness token went",
+                            WorkerStatus::Reincarnating(why.clone()),
+                        );
+                        self.start_over(why);
                     }
                     continue;
                 }
@@ -646,7 +656,11 @@ impl WorkerInner {
                     incarnation.host_closed.store(true, Ordering::Release);
                     // A bye that answers this worker's own leave is no loss.
                     if served.is_some() && !self.leaving.load(Ordering::Acquire) {
-                        self.host_lost(&incarnation, "the host closed the group (bye)");
+                        self.host_lost(
+                            &incarnation,
+                            "the host closed the group (bye)",
+                            WorkerStatus::HostGone,
+                        );
                     }
                     self.set_status(WorkerStatus::HostGone);
                 }
