@@ -311,7 +311,7 @@ fn connect(
     .expect("worker connects")
 }
 
-/// An in-process worker, joined.
+/// An in-process worker, joined and a consumer of the host's group.
 fn worker(
     host: &Host,
     group: &str,
@@ -328,6 +328,8 @@ fn worker(
         Some(Box::new(handler)),
     );
     worker.wait_joined(HANG).expect("joined");
+    // The acceptance comes just before the host makes it a consumer.
+    wait_until(HANG, || host.group.consumer(id).is_some());
     worker
 }
 
@@ -755,6 +757,7 @@ fn a_pull_worker_takes_deliveries_itself() {
     let host = Host::open("pull", GroupOptions::default(), SECOND);
     let worker = connect(&host, "pull", "w", 4, vec!["gpu".into()], None);
     worker.wait_joined(HANG).unwrap();
+    wait_until(HANG, || host.group.consumer("w").is_some());
     let tags: HashSet<String> = host.group.consumers()[0].tags.iter().cloned().collect();
     assert!(tags.contains("gpu"));
     let dispatcher = {
