@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The contributor's checks, run by CI before the test suite: formatting,
+# The contributor's checks, run by CI after the test suite: formatting,
 # clippy with and without the remote feature (warnings are errors), and the
 # committed header against the one the build generates. Needs the Rust
 # toolchain with rustfmt and clippy. These check the source, not the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it (after scripts/lint.sh: formatting and
+# The whole test suite, as CI runs it (then scripts/lint.sh: formatting and
 # clippy): Rust tests, header freshness, C tests (plain, ASan+UBSan, valgrind), the Python ctypes test,
 # the remote consumers (feature remote: worker processes, TLS, a Python
 # worker), the examples in-tree and against an installed prefix, and the
