@@ -155,6 +155,13 @@ pub enum Error {
     /// A beamr process or thread could not be started.
     #[error("spawn failed: {0}")]
     SpawnFailed(String),
+    /// A durable group's store is held by another live process.
+    #[error("store locked by another process: {0}")]
+    StoreLocked(String),
+    /// A durable group's store could not be opened or read, or a write or
+    /// sync failed (the store then accepts nothing more).
+    #[error("store failed: {0}")]
+    StoreFailed(String),
     /// A dispatch was accepted but ended without a delivery.
     #[error(transparent)]
     Dispatch(Box<DispatchFailure>),

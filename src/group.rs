@@ -12,7 +12,7 @@ use crate::message::Message;
 use crate::outcome::Outcome;
 use crate::routing::function::RoutingFunction;
 use crate::routing::view::ConsumerState;
-use crate::stats::{OrderingStats, WaitingKeys};
+use crate::stats::{OrderingStats, StoreStats, WaitingKeys};
 
 /// A consumer group: a routing function, a set of consumers ordered by id,
 /// and a waiting room. Cloning shares the same group.
@@ -176,6 +176,12 @@ impl Group {
     #[must_use]
     pub fn ordering_stats(&self) -> OrderingStats {
         self.dispatcher.placement.ordering_stats()
+    }
+
+    /// A durable group's store figures (`None` for a group without a store).
+    #[must_use]
+    pub fn store_stats(&self) -> Option<StoreStats> {
+        self.dispatcher.store_stats()
     }
 
     /// Accepted dispatches not completed yet.

@@ -1,9 +1,9 @@
 //! liminal: fault-aware message dispatch on the beamr runtime.
 //!
 //! Dependencies run one way, top to bottom:
-//! `ffi` → `remote` → `runtime` → `group` → `dispatch` → `ordering` →
-//! `consumer` → `routing` → `base` → `stats` → `metrics` → `error` →
-//! `outcome`, `message`; nothing imports upward.
+//! `ffi` → `remote` → `runtime` → `group` → `dispatch` → `store` →
+//! `ordering` → `consumer` → `routing` → `base` → `stats` → `metrics` →
+//! `error` → `outcome`, `message`; nothing imports upward.
 //!
 //! A [`Runtime`] owns one beamr scheduler. A [`Group`] holds consumers, a
 //! routing function and a waiting room. Each dispatched [`Message`] gets its
@@ -49,6 +49,7 @@ mod remote;
 mod routing;
 mod runtime;
 mod stats;
+mod store;
 
 /// The C ABI (see `include/liminal.h`).
 pub mod ffi;
@@ -60,6 +61,7 @@ pub use consumer::{
 };
 pub use dispatch::{
     Completion, DeadLetterHandler, DispatchOptions, DispatchResult, GroupOptions, Overflow,
+    RecoveredHandler,
 };
 pub use error::{DispatchError, DispatchFailure, Error, Result, RoutingError};
 pub use group::Group;
@@ -73,4 +75,8 @@ pub use remote::{
 };
 pub use routing::{content_hash, Builtin, ConsumerState, RouteFn, RoutingFunction};
 pub use runtime::{Runtime, RuntimeOptions, StatsHandler};
-pub use stats::{ConsumerStats, GroupStats, OrderingStats, Stats, WaitingKey, WaitingKeys};
+pub use stats::{
+    ConsumerStats, GroupStats, OrderingStats, Stats, StoreDropped, StoreStats, WaitingKey,
+    WaitingKeys,
+};
+pub use store::{StoreOptions, SyncPolicy};

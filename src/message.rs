@@ -48,6 +48,7 @@ pub struct Message {
     fields: Vec<(String, FieldValue)>,
     payload: Option<Vec<u8>>,
     ordering_key: Option<Arc<str>>,
+    stable_id: Option<Arc<str>>,
 }
 
 impl Message {
@@ -131,6 +132,24 @@ impl Message {
         if message.ordering_key != key {
             Arc::make_mut(&mut message).ordering_key = key;
         }
+        message
+    }
+
+    /// `message` carrying `key`.
+    pub(crate) fn with_key(mut message: Self, key: Option<Arc<str>>) -> Self {
+        message.ordering_key = key;
+        message
+    }
+
+    /// The stable id a durable group's store gave it (`None` for messages
+    /// of groups without a store).
+    pub(crate) fn stable_id(&self) -> Option<&Arc<str>> {
+        self.stable_id.as_ref()
+    }
+
+    /// `message` carrying the stable id `id` (copied only when shared).
+    pub(crate) fn identified(mut message: Arc<Self>, id: Arc<str>) -> Arc<Self> {
+        Arc::make_mut(&mut message).stable_id = Some(id);
         message
     }
 

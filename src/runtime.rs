@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use crate::base::scope::in_callback;
 use crate::base::{beam, Services};
 use crate::consumer::process::ProcessPool;
-use crate::dispatch::dispatcher::Dispatcher;
+use crate::dispatch::dispatcher::{Dispatcher, RecoveredHandler};
 use crate::dispatch::GroupOptions;
 use crate::error::{Error, Result};
 use crate::group::Group;
@@ -22,6 +22,8 @@ use crate::routing::function::{FunctionInner, RoutingFunction};
 use crate::routing::supervisor::RoutingSupervisor;
 use crate::routing::view::ConsumerState;
 use crate::stats::Stats;
+use crate::store::journal::Journal;
+use crate::store::StoreOptions;
 
 /// Runtime options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,17 +145,58 @@ impl Runtime {
     pub fn group(&self, routing: RoutingFunction, options: GroupOptions) -> Result<Group> {
         options.validate()?;
         self.check()?;
+        Ok(self.add_group(routing, options, None))
+    }
+
+    /// Open a durable group on the store `store`: a dispatch is accepted
+    /// only once its message is on stable storage (by `store.sync`), its
+    /// completion is recorded, and what the store holds accepted and not
+    /// completed comes back now, in acceptance order, with its counts and
+    /// deadline, waiting for consumers. Those recovered messages end in
+    /// `recovered` (their dispatchers died with the old host), once each,
+    /// on the thread that ends them; their dead letters also reach the
+    /// group's dead-letter handler once installed. A message the host was
+    /// handling when it died is delivered again (at least once): each
+    /// delivery carries the message's stable id to deduplicate with.
+    ///
+    /// Errors: `InvalidArgument`, `ShutDown`, `StoreLocked` (another live
+    /// process holds the store), `StoreFailed` (it cannot be created or
+    /// read, or was written by a newer format).
+    pub fn durable_group(
+        &self,
+        routing: RoutingFunction,
+        options: GroupOptions,
+        store: StoreOptions,
+        recovered: RecoveredHandler,
+    ) -> Result<Group> {
+        options.validate()?;
+        store.validate()?;
+        self.check()?;
+        let path = store.path.clone();
+        let (journal, pending) = Journal::open(&path, store)?;
+        let group = self.add_group(routing, options, Some(journal));
+        group.dispatcher.recover(pending, &recovered);
+        Ok(group)
+    }
+
+    fn add_group(
+        &self,
+        routing: RoutingFunction,
+        options: GroupOptions,
+        store: Option<Arc<Journal>>,
+    ) -> Group {
         let dispatcher = Dispatcher::new(
             Arc::clone(&self.services),
             Arc::clone(&self.routing),
             Arc::clone(&self.processes),
             routing,
             options,
+            store,
         );
         let mut groups = self.groups.lock();
         groups.retain(|group| group.strong_count() > 0);
         groups.push(Arc::downgrade(&dispatcher));
-        Ok(Group { dispatcher })
+        Group { dispatcher }
     }
 
     fn live_groups(&self) -> Vec<Arc<Dispatcher>> {

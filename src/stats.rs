@@ -89,6 +89,58 @@ pub struct GroupStats {
     pub ordering: OrderingStats,
     /// Its members, in id order.
     pub consumers: Vec<ConsumerStats>,
+    /// Its store, for a durable group.
+    pub store: Option<StoreStats>,
+}
+
+/// What opening a store found damaged and left out.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreDropped {
+    /// Damaged stretches inside segments (a flipped byte, a torn write
+    /// followed by later records): skipped up to the next intact record.
+    pub damaged: u64,
+    /// Torn tails: an unfinished last record of a segment (a kill while it
+    /// was being written; it was never acknowledged).
+    pub torn: u64,
+    /// Segments whose header was unreadable (left out whole).
+    pub segments: u64,
+    /// Bytes left out in all.
+    pub bytes: u64,
+}
+
+impl StoreDropped {
+    /// Whether nothing was dropped.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.damaged == 0 && self.torn == 0 && self.segments == 0
+    }
+}
+
+/// A durable group's store figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Messages accepted and not completed.
+    pub pending: u64,
+    /// Bytes of their newest records.
+    pub pending_bytes: u64,
+    /// Bytes of the segment files.
+    pub disk_bytes: u64,
+    /// Segment files.
+    pub segments: u64,
+    /// `fdatasync` calls made, their mean and longest duration.
+    pub syncs: u64,
+    /// Mean duration of a sync, microseconds.
+    pub sync_mean_us: u64,
+    /// Longest sync, microseconds.
+    pub sync_max_us: u64,
+    /// Bytes written since the store was opened.
+    pub bytes_written: u64,
+    /// Messages given back when the store was opened.
+    pub recovered: u64,
+    /// What opening found damaged and left out.
+    pub dropped: StoreDropped,
+    /// Why the store stopped accepting (a failed write or sync), if it did.
+    pub failed: Option<String>,
 }
 
 /// A runtime's statistics at one moment.

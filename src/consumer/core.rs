@@ -457,7 +457,7 @@ impl ConsumerCore {
             crashed_handling: attempt.crashed_handling,
             crashed_holding: attempt.crashed_holding,
             message: Arc::clone(attempt.owner.message()),
-            message_id: None,
+            message_id: attempt.owner.message().stable_id().cloned(),
         }
     }
 

@@ -69,11 +69,13 @@ pub struct Delivery {
 
 impl Delivery {
     /// The message's stable id: the same for every attempt of the message,
-    /// whichever consumer or worker incarnation receives it. A delivery
-    /// received by a remote worker has the id its host gave it
-    /// (`<host incarnation>-<dispatch id>`, unique across host restarts);
-    /// a local delivery's is its dispatch id in decimal (unique in its
-    /// runtime).
+    /// whichever consumer or worker incarnation receives it. A message of
+    /// a durable group has its store's id (`<store id>-<sequence number>`,
+    /// 16 hex digits, a dash, decimal), the same across host restarts on
+    /// that store. Otherwise a delivery received by a remote worker has the
+    /// id its host gave it (`<host incarnation>-<dispatch id>`, unique
+    /// across host restarts), and a local delivery's is its dispatch id in
+    /// decimal (unique in its runtime).
     #[must_use]
     pub fn message_id(&self) -> std::borrow::Cow<'_, str> {
         match &self.message_id {

@@ -27,6 +27,7 @@ use crate::error::DispatchFailure;
 use crate::message::Message;
 use crate::outcome::{Outcome, RerouteTiming, Trail};
 use crate::routing::view::Candidate;
+use crate::store::record::Counts;
 
 enum Stage {
     /// In the waiting room, being routed, or between choice and forward.
@@ -83,9 +84,9 @@ pub(crate) trait ConversationHome: Send + Sync {
     /// Released with a delay: it waits on the timer meanwhile.
     fn delayed_started(&self);
     fn delayed_done(&self);
-    /// It completed: out of the registry of accepted dispatches, and out
-    /// of its key (its completion callback runs next).
-    fn forget(&self, conv: &Conversation);
+    /// It completed with `result`: out of the registry of accepted
+    /// dispatches, and out of its key (its completion callback runs next).
+    fn forget(&self, conv: &Conversation, result: &crate::dispatch::DispatchResult);
     /// Its completion callback returned.
     fn completed(&self);
     /// It failed (not at shutdown): tell the dead-letter handler.
@@ -137,6 +138,39 @@ impl Conversation {
 
     pub(crate) fn message(&self) -> &Arc<Message> {
         &self.message
+    }
+
+    /// A message its group's store gave back after a restart: it keeps its
+    /// counts, and counts as redelivered (a consumer may have seen it
+    /// before the restart).
+    pub(crate) fn recovered(
+        id: u64,
+        message: Arc<Message>,
+        home: Arc<dyn ConversationHome>,
+        completion: Completion,
+        counts: Counts,
+    ) -> Arc<Self> {
+        let conv = Self::new(id, message, home, completion);
+        {
+            let mut state = conv.state.lock();
+            state.failed = counts.failed;
+            state.redeliver = true;
+            state.trail.attempts = counts.attempts;
+            state.trail.crashed_handling = counts.crashed_handling;
+            state.trail.crashed_holding = counts.crashed_holding;
+        }
+        conv
+    }
+
+    /// Its attempt counts now.
+    pub(crate) fn counts(&self) -> Counts {
+        let state = self.state.lock();
+        Counts {
+            failed: state.failed,
+            crashed_handling: state.trail.crashed_handling,
+            crashed_holding: state.trail.crashed_holding,
+            attempts: state.trail.attempts,
+        }
     }
 
     /// Its group's acceptance sequence number (0 before admission).
@@ -320,7 +354,7 @@ impl Conversation {
         }
         // Out of the count of dispatches in flight before the completion
         // can wake a blocking caller; a drain still waits for the callback.
-        self.home.forget(self);
+        self.home.forget(self, &result);
         let _ignored = call_host(move || completion(result));
         self.home.completed();
     }

@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -17,7 +17,7 @@ use crate::base::Services;
 use crate::consumer::core::{ConsumerCore, Death};
 use crate::consumer::process::ProcessPool;
 use crate::dispatch::conversation::{Conversation, ConversationHome};
-use crate::dispatch::options::{DispatchOptions, GroupOptions, UNORDERABLE};
+use crate::dispatch::options::{DispatchOptions, GroupOptions, Overflow, UNORDERABLE};
 use crate::dispatch::placement::{Placement, Refused};
 use crate::dispatch::Completion;
 use crate::error::{DispatchError, DispatchFailure, Error, Result};
@@ -28,9 +28,16 @@ use crate::routing::function::RoutingFunction;
 use crate::routing::supervisor::RoutingSupervisor;
 use crate::routing::view::Candidate;
 use crate::stats::{GroupStats, WaitingKeys};
+use crate::store::journal::{Journal, Recovered};
 
 /// Called with every message that ends without a delivery (except at shutdown).
 pub type DeadLetterHandler = Arc<dyn Fn(&Arc<Message>, &DispatchFailure) + Send + Sync + 'static>;
+
+/// Receives the end of every message a durable group's store gave back
+/// when the group was opened (their dispatchers died with the old host),
+/// once per message, on the thread that ended it.
+pub type RecoveredHandler =
+    Arc<dyn Fn(&Arc<Message>, &crate::dispatch::DispatchResult) + Send + Sync + 'static>;
 
 const OPEN: u8 = 0;
 const DRAINING: u8 = 1;
@@ -68,6 +75,8 @@ pub(crate) struct Dispatcher {
     dropped: AtomicU64,
     /// Parts that close with the group (remote hosts: workers told).
     pub(crate) extensions: crate::base::Extensions,
+    /// A durable group's journal.
+    store: Option<Arc<Journal>>,
 }
 
 impl Dispatcher {
@@ -77,6 +86,7 @@ impl Dispatcher {
         processes: Arc<ProcessPool>,
         function: RoutingFunction,
         options: GroupOptions,
+        store: Option<Arc<Journal>>,
     ) -> Arc<Self> {
         let name = options
             .name
@@ -96,7 +106,39 @@ impl Dispatcher {
             rejected: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             extensions: crate::base::Extensions::default(),
+            store,
         })
+    }
+
+    /// Bring back what the store recovered, in acceptance order, before
+    /// anything new is accepted: each waits in the room (behind its key's
+    /// head, if it has a key), keeps its counts and absolute deadline, and
+    /// ends in `handler`.
+    pub(crate) fn recover(self: &Arc<Self>, recovered: Vec<Recovered>, handler: &RecoveredHandler) {
+        for entry in recovered {
+            let home: Arc<dyn ConversationHome> = Arc::clone(self) as _;
+            let handler = Arc::clone(handler);
+            let message = Arc::clone(&entry.message);
+            let conv = Conversation::recovered(
+                self.services.next_id(),
+                entry.message,
+                home,
+                Box::new(move |result| handler(&message, &result)),
+                entry.counts,
+            );
+            conv.set_seq(entry.seq);
+            self.convs
+                .lock()
+                .accepted
+                .insert(conv.id, Arc::clone(&conv));
+            self.placement.readmit(&conv);
+            if let Some(at) = entry.deadline {
+                let left = at
+                    .duration_since(SystemTime::now())
+                    .unwrap_or(Duration::ZERO);
+                conv.arm_deadline(Instant::now() + left);
+            }
+        }
     }
 
     /// Add a consumer built by `build` (which spawns its process), unless
@@ -145,7 +187,8 @@ impl Dispatcher {
     }
 
     /// Accept a dispatch: admit it to the waiting room (by the overflow
-    /// policy), then place what can be placed.
+    /// policy), then place what can be placed. A durable group writes it to
+    /// its store first and admits it once that write is durable.
     pub(crate) fn dispatch(
         self: &Arc<Self>,
         message: Arc<Message>,
@@ -163,8 +206,41 @@ impl Dispatcher {
             return Err(Error::InvalidArgument(UNORDERABLE.into()));
         }
         let message = Message::keyed(message, key);
+        let ttl = options.deadline.or(self.options.deadline);
+        let Some(journal) = &self.store else {
+            return self.admit_new(message, 0, ttl, completion);
+        };
+        // A full room refuses before anything is written.
+        if self.options.overflow == Overflow::Reject
+            && self.placement.depth() >= self.options.waiting_room
+        {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            self.services.metrics.record_rejected();
+            return Err(Error::QueueFull);
+        }
+        let deadline = ttl.map(|ttl| SystemTime::now() + ttl);
+        journal.accept(&message, deadline, |seq, message| {
+            let admitted = self.admit_new(message, seq, ttl, completion);
+            if admitted.is_err() {
+                // Written, then refused (the room filled meanwhile, or the
+                // group began to drain): it was never accepted.
+                journal.completed(seq);
+            }
+            admitted
+        })?
+    }
+
+    /// Admit a new message (with its store's sequence number, or 0).
+    fn admit_new(
+        self: &Arc<Self>,
+        message: Arc<Message>,
+        seq: u64,
+        ttl: Option<Duration>,
+        completion: Completion,
+    ) -> Result<Arc<Conversation>> {
         let home: Arc<dyn ConversationHome> = Arc::clone(self) as _;
         let conv = Conversation::new(self.services.next_id(), message, home, completion);
+        conv.set_seq(seq);
         let track = || {
             let mut convs = self.convs.lock();
             // Under the registry's lock, which shutdown takes after setting
@@ -190,7 +266,7 @@ impl Dispatcher {
             Err(Refused::Other(error)) => return Err(error),
         };
         self.services.metrics.record_dispatched();
-        if let Some(ttl) = options.deadline.or(self.options.deadline) {
+        if let Some(ttl) = ttl {
             conv.arm_deadline(Instant::now() + ttl);
         }
         for oldest in dropped {
@@ -277,6 +353,7 @@ impl Dispatcher {
             dropped: self.dropped.load(Ordering::Relaxed),
             draining: self.accepting.load(Ordering::Acquire) != OPEN,
             ordering: self.placement.ordering_stats(),
+            store: self.store_stats(),
             consumers: self
                 .placement
                 .snapshot()
@@ -284,6 +361,11 @@ impl Dispatcher {
                 .map(|c| c.stats())
                 .collect(),
         }
+    }
+
+    /// Its store's figures, for a durable group.
+    pub(crate) fn store_stats(&self) -> Option<crate::stats::StoreStats> {
+        self.store.as_ref().map(|journal| journal.stats())
     }
 
     /// At most `max` of its keys with messages waiting behind their head,
@@ -324,9 +406,37 @@ impl Dispatcher {
         for conv in self.placement.close(DispatchError::NoConsumerAvailable) {
             conv.fail(DispatchError::NoConsumerAvailable);
         }
-        let _registering = self.registration.lock();
-        for consumer in self.placement.snapshot().iter() {
-            let _already_gone = consumer.die_now(Death::Leave);
+        {
+            let _registering = self.registration.lock();
+            for consumer in self.placement.snapshot().iter() {
+                let _already_gone = consumer.die_now(Death::Leave);
+            }
+        }
+        self.close_store();
+    }
+
+    /// A durable group's store records what is buffered and is let go:
+    /// what was not completed stays in it for the next opening.
+    fn close_store(&self) {
+        if let Some(journal) = &self.store {
+            journal.close();
+        }
+    }
+
+    /// Whether completing a dispatch with `result` ends its message for
+    /// good (its store records the completion). A message failed only
+    /// because its host is going away (the runtime shuts down, the group
+    /// closes) stays pending in the store.
+    fn ends_for_good(&self, result: &crate::dispatch::DispatchResult) -> bool {
+        match result {
+            Ok(_) => true,
+            Err(failure) => match failure.error {
+                DispatchError::ShutDown => false,
+                DispatchError::NoConsumerAvailable => {
+                    !self.is_closed() && !self.services.is_shut_down()
+                }
+                _ => true,
+            },
         }
     }
 
@@ -378,6 +488,13 @@ impl Dispatcher {
         // even if the group's handle lives on.
         let handler = self.dead_letter.write().take();
         drop(handler);
+        self.close_store();
+    }
+}
+
+impl Drop for Dispatcher {
+    fn drop(&mut self) {
+        self.close_store();
     }
 }
 
@@ -391,6 +508,9 @@ impl ConversationHome for Dispatcher {
     }
 
     fn requeue(&self, conv: Arc<Conversation>) {
+        if let Some(journal) = &self.store {
+            journal.attempted(conv.seq(), conv.counts());
+        }
         // The room decides under its lock: a check of the group's flags
         // here could pass just before a close or a shutdown empties the
         // room, and the message would then wait in it for ever.
@@ -411,7 +531,12 @@ impl ConversationHome for Dispatcher {
         self.placement.delayed_done();
     }
 
-    fn forget(&self, conv: &Conversation) {
+    fn forget(&self, conv: &Conversation, result: &crate::dispatch::DispatchResult) {
+        if let Some(journal) = &self.store {
+            if self.ends_for_good(result) {
+                journal.completed(conv.seq());
+            }
+        }
         {
             let mut convs = self.convs.lock();
             if convs.accepted.remove(&conv.id).is_some() {

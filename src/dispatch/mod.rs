@@ -8,7 +8,7 @@ pub(crate) mod options;
 pub(crate) mod placement;
 pub(crate) mod room;
 
-pub use dispatcher::DeadLetterHandler;
+pub use dispatcher::{DeadLetterHandler, RecoveredHandler};
 pub use options::{DispatchOptions, GroupOptions, Overflow};
 
 use crate::error::DispatchFailure;

@@ -152,6 +152,17 @@ impl Placement {
         Ok(dropped)
     }
 
+    /// A message its group's store recovered waits again (always let in,
+    /// as a re-route is: it was accepted before).
+    pub(crate) fn readmit(&self, conv: &Arc<Conversation>) {
+        {
+            let mut room = self.room.lock();
+            room.admit(Arc::clone(conv));
+            self.note_depth(&room);
+        }
+        self.pump();
+    }
+
     /// A message given back (or refused by a consumer that just died) waits
     /// again, in its old place. Once the room is closed it is handed back
     /// with the error to complete it with.

@@ -43,10 +43,17 @@ impl Room {
         self.queue.len() + self.keys.parked() + self.delayed + self.evaluating
     }
 
-    /// A new message: it gets its acceptance sequence number, then waits
-    /// in the routable queue, or behind its key's head.
+    /// A new message: it gets its acceptance sequence number (unless its
+    /// group's store gave it one), then waits in the routable queue, or
+    /// behind its key's head.
     pub(crate) fn admit(&mut self, conv: Arc<Conversation>) {
-        let seq = self.keys.next_seq();
+        let seq = match conv.seq() {
+            0 => self.keys.next_seq(),
+            given => {
+                self.keys.resume_after(given);
+                given
+            }
+        };
         conv.set_seq(seq);
         let routable = match conv.message().ordering_key_arc() {
             Some(key) => {

@@ -80,12 +80,19 @@ pub enum liminal_status {
     /// This library was built without the feature the call needs (remote
     /// consumers: `liminal_has_remote()`).
     LIMINAL_UNSUPPORTED = 24,
+    /// A durable group's store is held by another live process (two hosts
+    /// must never both dispatch one store's messages).
+    LIMINAL_STORE_LOCKED = 25,
+    /// A durable group's store failed: it could not be opened or read (a
+    /// newer format, a file that cannot be read), or a write or sync failed
+    /// and the store stopped accepting. Nothing was accepted.
+    LIMINAL_STORE_FAILED = 26,
 }
 
 use liminal_status as S;
 
 /// Every status, in numeric order.
-pub(crate) const ALL: [liminal_status; 25] = [
+pub(crate) const ALL: [liminal_status; 27] = [
     S::LIMINAL_OK,
     S::LIMINAL_NULL_ARGUMENT,
     S::LIMINAL_INVALID_ARGUMENT,
@@ -111,6 +118,8 @@ pub(crate) const ALL: [liminal_status; 25] = [
     S::LIMINAL_DROPPED,
     S::LIMINAL_DRAINING,
     S::LIMINAL_UNSUPPORTED,
+    S::LIMINAL_STORE_LOCKED,
+    S::LIMINAL_STORE_FAILED,
 ];
 
 impl liminal_status {
@@ -143,6 +152,8 @@ impl liminal_status {
             Error::TimedOut => S::LIMINAL_TIMED_OUT,
             Error::WouldDeadlock(_) => S::LIMINAL_WOULD_DEADLOCK,
             Error::SpawnFailed(_) => S::LIMINAL_SPAWN_FAILED,
+            Error::StoreLocked(_) => S::LIMINAL_STORE_LOCKED,
+            Error::StoreFailed(_) => S::LIMINAL_STORE_FAILED,
             Error::Dispatch(failure) => Self::from_dispatch(&failure.error),
         }
     }
@@ -174,6 +185,8 @@ impl liminal_status {
             S::LIMINAL_DROPPED => c"LIMINAL_DROPPED",
             S::LIMINAL_DRAINING => c"LIMINAL_DRAINING",
             S::LIMINAL_UNSUPPORTED => c"LIMINAL_UNSUPPORTED",
+            S::LIMINAL_STORE_LOCKED => c"LIMINAL_STORE_LOCKED",
+            S::LIMINAL_STORE_FAILED => c"LIMINAL_STORE_FAILED",
         }
     }
 
@@ -208,6 +221,8 @@ impl liminal_status {
             S::LIMINAL_DROPPED => c"dropped: the oldest waiting message at overflow",
             S::LIMINAL_DRAINING => c"draining: no new dispatches accepted",
             S::LIMINAL_UNSUPPORTED => c"not built into this library",
+            S::LIMINAL_STORE_LOCKED => c"the store is held by another live process",
+            S::LIMINAL_STORE_FAILED => c"the store failed (see the error text)",
         }
     }
 

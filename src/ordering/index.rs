@@ -53,7 +53,6 @@ impl<T> KeyIndex<T> {
     /// Issue sequence numbers after `seq` from now on (a recovered group:
     /// the highest its store ever issued, completed messages included, so
     /// no number is issued twice).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn resume_after(&mut self, seq: u64) {
         self.next_seq = self.next_seq.max(seq.saturating_add(1));
     }

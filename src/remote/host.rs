@@ -103,7 +103,11 @@ impl DeliveryHandler for RemoteHandler {
             host: self.link.host.to_string(),
             delivery_id: delivery.delivery_id(),
             dispatch_id: delivery.dispatch_id(),
-            message_id: message_id(&self.link.host, delivery.dispatch_id()),
+            message_id: match delivery.message_arc().stable_id() {
+                // A durable group's id: the same after the host restarts.
+                Some(id) => id.to_string(),
+                None => message_id(&self.link.host, delivery.dispatch_id()),
+            },
             lease_ms: self.link.ack_lease_ms,
             attempt: delivery.attempt(),
             redelivered: delivery.redelivered(),
