@@ -261,6 +261,17 @@ typedef enum liminal_status {
    * consumers: `liminal_has_remote()`).
    */
   LIMINAL_UNSUPPORTED = 24,
+  /**
+   * A durable group's store is held by another live process (two hosts
+   * must never both dispatch one store's messages).
+   */
+  LIMINAL_STORE_LOCKED = 25,
+  /**
+   * A durable group's store failed: it could not be opened or read (a
+   * newer format, a file that cannot be read), or a write or sync failed
+   * and the store stopped accepting. Nothing was accepted.
+   */
+  LIMINAL_STORE_FAILED = 26,
 } liminal_status;
 
 /**
@@ -607,6 +618,47 @@ typedef struct liminal_route_callback {
  * A built-in router: one of `LIMINAL_BUILTIN_*`.
  */
 typedef int32_t liminal_builtin;
+
+/**
+ * A durable group's recovered-message callback: a message its store gave
+ * back when the group was opened (accepted by an earlier host, not
+ * completed) has ended. Its dispatcher died with that host, so this is
+ * the only completion it gets; it is called once per recovered message.
+ *
+ * | contract | |
+ * |---|---|
+ * | thread | the thread that ended it (as for the completion callback) |
+ * | overlap | calls may overlap on different threads |
+ * | may call | any non-blocking function, `liminal_group_dispatch_async` included; blocking calls return `LIMINAL_WOULD_DEADLOCK` |
+ * | may block | no: it may hold a scheduler worker |
+ *
+ * `message` and `outcome` are borrowed for the call; the outcome's status
+ * is `LIMINAL_OK` when a consumer acknowledged it, otherwise why it failed
+ * (a failed one also reaches the dead-letter callback, if one is set).
+ */
+typedef void (*liminal_recovered_fn)(void *user,
+                                     const struct liminal_message *message,
+                                     const struct liminal_outcome *outcome);
+
+/**
+ * `{function, user, free_user}` for a durable group's recovered messages.
+ */
+typedef struct liminal_recovered_callback {
+  /**
+   * The callback; NULL: recovered messages end silently (failures still
+   * reach the dead-letter callback).
+   */
+  liminal_recovered_fn function;
+  /**
+   * Passed to every call; must be usable from any thread.
+   */
+  void *user;
+  /**
+   * Optional destructor for `user`: runs once the options and every
+   * group created with them let go of it (after its last call).
+   */
+  liminal_free_fn free_user;
+} liminal_recovered_callback;
 
 /**
  * A dead-letter callback: a dispatch ended without a delivery (attempts
@@ -1266,14 +1318,85 @@ LIMINAL_EXPORT void liminal_routing_free(struct liminal_routing *routing);
  * Create group options holding the defaults: name `group-<n>`, 3 failed
  * attempts, holding crashes not counted, no auto-acknowledgement, a
  * waiting room of 65,536 with overflow reject, no deadline, no ack lease,
- * lease policy crash. `*out` owns them; free with `liminal_group_options_free`.
+ * lease policy crash, not durable (no store). `*out` owns them; free with `liminal_group_options_free`.
  */
-LIMINAL_EXPORT enum liminal_status liminal_group_options_new(struct liminal_group_options **out);
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_new(struct liminal_group_options **out);
 
 /**
  * Free group options (NULL is accepted).
  */
 LIMINAL_EXPORT void liminal_group_options_free(struct liminal_group_options *options);
+
+/**
+ * Make groups created with these options **durable**, keeping their
+ * messages in the store at the directory `path` (UTF-8, copied; created
+ * if missing; NULL makes them non-durable again).
+ *
+ * A dispatch to a durable group returns `LIMINAL_OK` only once its
+ * message is on stable storage: written and `fdatasync`ed (dispatches
+ * arriving while a sync runs share the next one). The dispatching thread
+ * waits for that, `liminal_group_dispatch_async` included (so several
+ * dispatching threads, not one, give group commit its batches). A full
+ * waiting room refuses before anything is written. What ends a message
+ * (acknowledged, dead-lettered, expired, dropped, timed out) is recorded
+ * too, without waiting for a sync: a crash before the next sync delivers
+ * that message again (a duplicate, never a loss). A message failed only
+ * because its host is going away (`LIMINAL_SHUT_DOWN`, or the group freed)
+ * stays in the store.
+ *
+ * `liminal_group_new` then opens the store and brings back every message
+ * an earlier host accepted and did not complete, in acceptance order,
+ * with its attempt and crash counts and its absolute deadline; they wait
+ * for consumers like new messages, count as redelivered, and end in the
+ * recovered-message callback (`liminal_group_options_set_recovered`).
+ * Delivery is at least once: a message being handled when its host died
+ * is delivered again, with the same `liminal_delivery_message_id`
+ * (`<store id>-<sequence number>`), for consumers to deduplicate.
+ *
+ * `liminal_group_new` fails with `LIMINAL_STORE_LOCKED` while another
+ * group or process holds the store (freeing the group, or the runtime's
+ * shutdown, lets it go; so does the holder's death, however it dies), and
+ * with `LIMINAL_STORE_FAILED` when it cannot be created or read or was
+ * written by a newer liminal. A damaged store (a torn last write, a
+ * flipped byte) opens with every intact record; what was left out is in
+ * the statistics (`liminal.store.dropped_*`). After a failed write or
+ * sync the store accepts nothing more (dispatches fail with
+ * `LIMINAL_STORE_FAILED`): the kernel may have dropped the unwritten data,
+ * so the host must reopen the group to know what is stored.
+ *
+ * Errors: `LIMINAL_INVALID_ARGUMENT` for an empty path.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_store(struct liminal_group_options *options,
+                                                    const char *path);
+
+/**
+ * A durable group's sync policy: 0 (the default) syncs every group commit
+ * before any dispatch in it returns. A positive `interval_ms` lets a
+ * dispatch return once its message is written to the operating system
+ * (it survives the host process being killed) and syncs every
+ * `interval_ms`: an operating-system crash or power loss may then lose
+ * what was accepted in the last interval. Applies to the store set with
+ * `liminal_group_options_set_store` (set that first).
+ * Errors: `LIMINAL_INVALID_ARGUMENT` when no store is set.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_store_sync_interval_ms(struct liminal_group_options *options,
+                                                                     uint32_t interval_ms);
+
+/**
+ * The callback that receives the end of every message a durable group's
+ * store gives back when the group is created (see
+ * `liminal_recovered_fn`; a NULL `function` clears it). The options own
+ * `callback` from this call on, even when it fails; its `free_user` runs
+ * once the options are freed and every group created with them is freed.
+ * Set it before `liminal_group_new`: recovered messages may end (a
+ * deadline already passed) before `liminal_group_new` returns.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_recovered(struct liminal_group_options *options,
+                                                        struct liminal_recovered_callback callback);
 
 /**
  * The group's name in statistics (non-empty UTF-8, copied; default
@@ -1395,9 +1518,12 @@ enum liminal_status liminal_group_options_set_key_field(struct liminal_group_opt
 /**
  * Create a group on `runtime`, routed by `routing` (borrowed; the group
  * keeps its own reference), with `options` (borrowed; NULL means all
- * defaults). `*out` owns the group. Errors: `LIMINAL_NULL_ARGUMENT`,
- * `LIMINAL_SHUT_DOWN`, `LIMINAL_INVALID_ARGUMENT` (options that cannot go
- * together: a key field with auto-acknowledgement).
+ * defaults). `*out` owns the group. With a store in `options` the group is
+ * durable (`liminal_group_options_set_store`): its store is opened and
+ * what it holds is brought back before this returns. Errors:
+ * `LIMINAL_NULL_ARGUMENT`, `LIMINAL_SHUT_DOWN`, `LIMINAL_INVALID_ARGUMENT`
+ * (options that cannot go together: a key field with
+ * auto-acknowledgement), `LIMINAL_STORE_LOCKED`, `LIMINAL_STORE_FAILED`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_group_new(const struct liminal_runtime *runtime,
@@ -1408,7 +1534,9 @@ enum liminal_status liminal_group_new(const struct liminal_runtime *runtime,
 /**
  * Close and free: the group accepts nothing more, every consumer leaves,
  * and what waits or is held fails with `LIMINAL_NO_CONSUMER_AVAILABLE` (a
- * delivery whose callback is running finishes, and its answer counts).
+ * delivery whose callback is running finishes, and its answer counts). A
+ * durable group's messages that fail so stay in its store for the next
+ * opening, and the store is let go.
  * Consumer handles stay valid to free. NULL is accepted. Safe from any
  * callback, its own consumers' included.
  */

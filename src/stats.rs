@@ -152,6 +152,26 @@ pub struct Stats {
     pub groups: Vec<GroupStats>,
 }
 
+/// A durable group's store figures (under `"store"` in its group's JSON).
+fn store_json(s: &StoreStats) -> Value {
+    json!({
+        "liminal.store.pending": s.pending,
+        "liminal.store.pending_bytes": s.pending_bytes,
+        "liminal.store.disk_bytes": s.disk_bytes,
+        "liminal.store.segments": s.segments,
+        "liminal.store.syncs": s.syncs,
+        "liminal.store.sync_mean_us": s.sync_mean_us,
+        "liminal.store.sync_max_us": s.sync_max_us,
+        "liminal.store.bytes_written": s.bytes_written,
+        "liminal.store.recovered": s.recovered,
+        "liminal.store.dropped_damaged": s.dropped.damaged,
+        "liminal.store.dropped_torn": s.dropped.torn,
+        "liminal.store.dropped_segments": s.dropped.segments,
+        "liminal.store.dropped_bytes": s.dropped.bytes,
+        "liminal.store.failed": s.failed,
+    })
+}
+
 fn percentiles_json(p: &Percentiles) -> Value {
     json!({
         "count": p.count,
@@ -189,7 +209,7 @@ impl Stats {
             .groups
             .iter()
             .map(|g| {
-                json!({
+                let mut group = json!({
                     "messaging.consumer.group.name": g.name,
                     "liminal.waiting_room.depth": g.waiting,
                     "liminal.waiting_room.capacity": g.waiting_room,
@@ -210,7 +230,11 @@ impl Stats {
                         "liminal.consumer.lease_expiries": c.lease_expiries,
                         "liminal.consumer.paused": c.paused,
                     })).collect::<Vec<_>>(),
-                })
+                });
+                if let (Some(store), Some(object)) = (&g.store, group.as_object_mut()) {
+                    object.insert("store".into(), store_json(store));
+                }
+                group
             })
             .collect();
         json!({

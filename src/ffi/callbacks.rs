@@ -297,6 +297,43 @@ pub struct liminal_dead_letter_callback {
     pub free_user: liminal_free_fn,
 }
 
+/// A durable group's recovered-message callback: a message its store gave
+/// back when the group was opened (accepted by an earlier host, not
+/// completed) has ended. Its dispatcher died with that host, so this is
+/// the only completion it gets; it is called once per recovered message.
+///
+/// | contract | |
+/// |---|---|
+/// | thread | the thread that ended it (as for the completion callback) |
+/// | overlap | calls may overlap on different threads |
+/// | may call | any non-blocking function, `liminal_group_dispatch_async` included; blocking calls return `LIMINAL_WOULD_DEADLOCK` |
+/// | may block | no: it may hold a scheduler worker |
+///
+/// `message` and `outcome` are borrowed for the call; the outcome's status
+/// is `LIMINAL_OK` when a consumer acknowledged it, otherwise why it failed
+/// (a failed one also reaches the dead-letter callback, if one is set).
+pub type liminal_recovered_fn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        message: *const liminal_message,
+        outcome: *const liminal_outcome,
+    ),
+>;
+
+/// `{function, user, free_user}` for a durable group's recovered messages.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct liminal_recovered_callback {
+    /// The callback; NULL: recovered messages end silently (failures still
+    /// reach the dead-letter callback).
+    pub function: liminal_recovered_fn,
+    /// Passed to every call; must be usable from any thread.
+    pub user: *mut c_void,
+    /// Optional destructor for `user`: runs once the options and every
+    /// group created with them let go of it (after its last call).
+    pub free_user: liminal_free_fn,
+}
+
 /// The answer of a routing callback: one of `LIMINAL_ROUTE_*`.
 pub type liminal_route_result = i32;
 /// `*selected_id` names the chosen consumer.

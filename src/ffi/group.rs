@@ -9,7 +9,7 @@ use crate::dispatch::{GroupOptions, Overflow};
 use crate::ffi::boundary::{
     self, borrow_mut, free_handle, guard, new_handle, out_ptr, read, utf8, with, Failure, Handle,
 };
-use crate::ffi::callbacks::{liminal_dead_letter_callback, UserData};
+use crate::ffi::callbacks::{liminal_dead_letter_callback, liminal_recovered_callback, UserData};
 use crate::ffi::consumer::liminal_consumer;
 use crate::ffi::error::liminal_status;
 use crate::ffi::message::liminal_message;
@@ -18,7 +18,8 @@ use crate::ffi::routing::{liminal_routing, ViewTable};
 use crate::ffi::runtime::liminal_runtime;
 use crate::ffi::snapshot::liminal_snapshot;
 use crate::group::Group;
-use crate::LeasePolicy;
+use crate::{LeasePolicy, RecoveredHandler, StoreOptions, SyncPolicy};
+use std::ffi::c_void;
 
 /// A consumer group. Thread-safe.
 pub struct liminal_group {
@@ -33,6 +34,18 @@ impl Handle for liminal_group {
 /// two threads at once. Reusable: a group copies what it needs.
 pub struct liminal_group_options {
     options: GroupOptions,
+    /// A durable group's store, when set.
+    store: Option<StoreOptions>,
+    /// A durable group's recovered-message callback.
+    recovered: Option<RecoveredCallback>,
+}
+
+/// The host's recovered-message callback, shared by the options and every
+/// group created with them.
+#[derive(Clone)]
+struct RecoveredCallback {
+    function: unsafe extern "C" fn(*mut c_void, *const liminal_message, *const liminal_outcome),
+    user: Arc<UserData>,
 }
 
 impl Handle for liminal_group_options {
@@ -69,7 +82,7 @@ pub enum liminal_lease_policy {
 /// Create group options holding the defaults: name `group-<n>`, 3 failed
 /// attempts, holding crashes not counted, no auto-acknowledgement, a
 /// waiting room of 65,536 with overflow reject, no deadline, no ack lease,
-/// lease policy crash. `*out` owns them; free with `liminal_group_options_free`.
+/// lease policy crash, not durable (no store). `*out` owns them; free with `liminal_group_options_free`.
 #[no_mangle]
 pub extern "C" fn liminal_group_options_new(
     out: *mut *mut liminal_group_options,
@@ -79,6 +92,8 @@ pub extern "C" fn liminal_group_options_new(
         let out = unsafe { out_ptr(out, "out") }?;
         *out = new_handle(liminal_group_options {
             options: GroupOptions::default(),
+            store: None,
+            recovered: None,
         });
         Ok(())
     })
@@ -95,10 +110,124 @@ fn set_group_option(
     options: *mut liminal_group_options,
     set: impl FnOnce(&mut GroupOptions) -> Result<(), Failure>,
 ) -> liminal_status {
+    set_options(options, |o| set(&mut o.options))
+}
+
+fn set_options(
+    options: *mut liminal_group_options,
+    set: impl FnOnce(&mut liminal_group_options) -> Result<(), Failure>,
+) -> liminal_status {
     guard(|| {
         // SAFETY: NULL or a live handle, not modified concurrently (documented).
         let options = unsafe { borrow_mut(options) }?;
-        set(&mut options.options)
+        set(options)
+    })
+}
+
+/// Make groups created with these options **durable**, keeping their
+/// messages in the store at the directory `path` (UTF-8, copied; created
+/// if missing; NULL makes them non-durable again).
+///
+/// A dispatch to a durable group returns `LIMINAL_OK` only once its
+/// message is on stable storage: written and `fdatasync`ed (dispatches
+/// arriving while a sync runs share the next one). The dispatching thread
+/// waits for that, `liminal_group_dispatch_async` included (so several
+/// dispatching threads, not one, give group commit its batches). A full
+/// waiting room refuses before anything is written. What ends a message
+/// (acknowledged, dead-lettered, expired, dropped, timed out) is recorded
+/// too, without waiting for a sync: a crash before the next sync delivers
+/// that message again (a duplicate, never a loss). A message failed only
+/// because its host is going away (`LIMINAL_SHUT_DOWN`, or the group freed)
+/// stays in the store.
+///
+/// `liminal_group_new` then opens the store and brings back every message
+/// an earlier host accepted and did not complete, in acceptance order,
+/// with its attempt and crash counts and its absolute deadline; they wait
+/// for consumers like new messages, count as redelivered, and end in the
+/// recovered-message callback (`liminal_group_options_set_recovered`).
+/// Delivery is at least once: a message being handled when its host died
+/// is delivered again, with the same `liminal_delivery_message_id`
+/// (`<store id>-<sequence number>`), for consumers to deduplicate.
+///
+/// `liminal_group_new` fails with `LIMINAL_STORE_LOCKED` while another
+/// group or process holds the store (freeing the group, or the runtime's
+/// shutdown, lets it go; so does the holder's death, however it dies), and
+/// with `LIMINAL_STORE_FAILED` when it cannot be created or read or was
+/// written by a newer liminal. A damaged store (a torn last write, a
+/// flipped byte) opens with every intact record; what was left out is in
+/// the statistics (`liminal.store.dropped_*`). After a failed write or
+/// sync the store accepts nothing more (dispatches fail with
+/// `LIMINAL_STORE_FAILED`): the kernel may have dropped the unwritten data,
+/// so the host must reopen the group to know what is stored.
+///
+/// Errors: `LIMINAL_INVALID_ARGUMENT` for an empty path.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_store(
+    options: *mut liminal_group_options,
+    path: *const c_char,
+) -> liminal_status {
+    set_options(options, |o| {
+        // SAFETY: NULL or NUL-terminated.
+        let path = unsafe { boundary::utf8_opt(path, "path") }?;
+        o.store = match path {
+            None => None,
+            Some("") => return Err(boundary::invalid("path: must not be empty")),
+            Some(path) => {
+                let sync = o.store.as_ref().map(|s| s.sync).unwrap_or_default();
+                let mut store = StoreOptions::new(path);
+                store.sync = sync;
+                Some(store)
+            }
+        };
+        Ok(())
+    })
+}
+
+/// A durable group's sync policy: 0 (the default) syncs every group commit
+/// before any dispatch in it returns. A positive `interval_ms` lets a
+/// dispatch return once its message is written to the operating system
+/// (it survives the host process being killed) and syncs every
+/// `interval_ms`: an operating-system crash or power loss may then lose
+/// what was accepted in the last interval. Applies to the store set with
+/// `liminal_group_options_set_store` (set that first).
+/// Errors: `LIMINAL_INVALID_ARGUMENT` when no store is set.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_store_sync_interval_ms(
+    options: *mut liminal_group_options,
+    interval_ms: u32,
+) -> liminal_status {
+    set_options(options, |o| {
+        let Some(store) = o.store.as_mut() else {
+            return Err(boundary::invalid(
+                "no store set: call liminal_group_options_set_store first",
+            ));
+        };
+        store.sync = match interval_ms {
+            0 => SyncPolicy::EveryCommit,
+            ms => SyncPolicy::Interval(Duration::from_millis(u64::from(ms))),
+        };
+        Ok(())
+    })
+}
+
+/// The callback that receives the end of every message a durable group's
+/// store gives back when the group is created (see
+/// `liminal_recovered_fn`; a NULL `function` clears it). The options own
+/// `callback` from this call on, even when it fails; its `free_user` runs
+/// once the options are freed and every group created with them is freed.
+/// Set it before `liminal_group_new`: recovered messages may end (a
+/// deadline already passed) before `liminal_group_new` returns.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_recovered(
+    options: *mut liminal_group_options,
+    callback: liminal_recovered_callback,
+) -> liminal_status {
+    let user = Arc::new(UserData::new(callback.user, callback.free_user));
+    set_options(options, move |o| {
+        o.recovered = callback
+            .function
+            .map(|function| RecoveredCallback { function, user });
+        Ok(())
     })
 }
 
@@ -309,9 +438,12 @@ pub extern "C" fn liminal_group_options_set_key_field(
 
 /// Create a group on `runtime`, routed by `routing` (borrowed; the group
 /// keeps its own reference), with `options` (borrowed; NULL means all
-/// defaults). `*out` owns the group. Errors: `LIMINAL_NULL_ARGUMENT`,
-/// `LIMINAL_SHUT_DOWN`, `LIMINAL_INVALID_ARGUMENT` (options that cannot go
-/// together: a key field with auto-acknowledgement).
+/// defaults). `*out` owns the group. With a store in `options` the group is
+/// durable (`liminal_group_options_set_store`): its store is opened and
+/// what it holds is brought back before this returns. Errors:
+/// `LIMINAL_NULL_ARGUMENT`, `LIMINAL_SHUT_DOWN`, `LIMINAL_INVALID_ARGUMENT`
+/// (options that cannot go together: a key field with
+/// auto-acknowledgement), `LIMINAL_STORE_LOCKED`, `LIMINAL_STORE_FAILED`.
 #[no_mangle]
 pub extern "C" fn liminal_group_new(
     runtime: *const liminal_runtime,
@@ -325,10 +457,34 @@ pub extern "C" fn liminal_group_new(
         // SAFETY: as above.
         let out = unsafe { out_ptr(out, "out") }?;
         // SAFETY: NULL or a live handle.
-        let options = unsafe { options.as_ref() }
-            .map(|o| o.options.clone())
-            .unwrap_or_default();
-        let group = runtime.runtime.group(routing.function.clone(), options)?;
+        let options = unsafe { options.as_ref() };
+        let group_options = options.map(|o| o.options.clone()).unwrap_or_default();
+        let group = match options.and_then(|o| o.store.clone()) {
+            None => runtime
+                .runtime
+                .group(routing.function.clone(), group_options)?,
+            Some(store) => {
+                let callback = options.and_then(|o| o.recovered.clone());
+                let handler: RecoveredHandler = Arc::new(move |message, result| {
+                    let Some(callback) = &callback else { return };
+                    let handle = liminal_message {
+                        message: Arc::clone(message),
+                    };
+                    let outcome = match result {
+                        Ok(outcome) => liminal_outcome::delivered(outcome),
+                        Err(failure) => liminal_outcome::failed(failure),
+                    };
+                    // SAFETY: the host's callback with borrowed, live arguments.
+                    unsafe { (callback.function)(callback.user.ptr(), &handle, &outcome) };
+                });
+                runtime.runtime.durable_group(
+                    routing.function.clone(),
+                    group_options,
+                    store,
+                    handler,
+                )?
+            }
+        };
         *out = new_handle(liminal_group { group });
         Ok(())
     })
@@ -336,7 +492,9 @@ pub extern "C" fn liminal_group_new(
 
 /// Close and free: the group accepts nothing more, every consumer leaves,
 /// and what waits or is held fails with `LIMINAL_NO_CONSUMER_AVAILABLE` (a
-/// delivery whose callback is running finishes, and its answer counts).
+/// delivery whose callback is running finishes, and its answer counts). A
+/// durable group's messages that fail so stay in its store for the next
+/// opening, and the store is let go.
 /// Consumer handles stay valid to free. NULL is accepted. Safe from any
 /// callback, its own consumers' included.
 #[no_mangle]

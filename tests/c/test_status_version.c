@@ -7,7 +7,7 @@
 #error "EXPECTED_VERSION (from Cargo.toml) must be defined by the build"
 #endif
 
-#define LAST_STATUS LIMINAL_UNSUPPORTED
+#define LAST_STATUS LIMINAL_STORE_FAILED
 
 static int is_one_of(int s, const int *list, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -39,7 +39,8 @@ int main(void) {
     CHECK(strcmp(liminal_status_name(LIMINAL_UNSUPPORTED), "LIMINAL_UNSUPPORTED") == 0);
     CHECK(strcmp(liminal_status_name(LIMINAL_NO_CONSUMER_AVAILABLE), "LIMINAL_NO_CONSUMER_AVAILABLE") == 0);
     CHECK(LIMINAL_CONSUMER_GONE == 19 && LIMINAL_QUEUE_FULL == 20 && LIMINAL_EXPIRED == 21 &&
-          LIMINAL_DROPPED == 22 && LIMINAL_DRAINING == 23 && LIMINAL_UNSUPPORTED == 24);
+          LIMINAL_DROPPED == 22 && LIMINAL_DRAINING == 23 && LIMINAL_UNSUPPORTED == 24 &&
+          LIMINAL_STORE_LOCKED == 25 && LIMINAL_STORE_FAILED == 26);
 
     /* Unknown values are safe. */
     CHECK(strcmp(liminal_status_name(LAST_STATUS + 1), "LIMINAL_UNKNOWN_STATUS") == 0);

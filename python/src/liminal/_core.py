@@ -50,6 +50,8 @@ class Status(enum.IntEnum):
     DROPPED = 22
     DRAINING = 23
     UNSUPPORTED = 24
+    STORE_LOCKED = 25
+    STORE_FAILED = 26
 
 
 class Verdict(enum.IntEnum):
