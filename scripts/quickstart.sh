@@ -5,12 +5,15 @@
 #   scripts/quickstart.sh            the local bus: three consumers, one crashes
 #   scripts/quickstart.sh --remote   remote consumers over Zenoh: a host and two
 #                                    worker processes, one kill -9ed mid-stream
+#   scripts/quickstart.sh --durable  a durable group: its host is kill -9ed with
+#                                    ten orders unfinished; a new one recovers them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-}" in
     "") remote=OFF target=quickstart ;;
     --remote) remote=ON target=remote_quickstart ;;
-    *) echo "usage: $0 [--remote]" >&2; exit 2 ;;
+    --durable) remote=OFF target=durable_quickstart ;;
+    *) echo "usage: $0 [--remote | --durable]" >&2; exit 2 ;;
 esac
 scripts/ensure-tools.sh quickstart
 # LIMINAL_REMOTE only ever turns on here: a build tree configured with the
