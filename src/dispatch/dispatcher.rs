@@ -115,6 +115,9 @@ impl Dispatcher {
     /// head, if it has a key), keeps its counts and absolute deadline, and
     /// ends in `handler`.
     pub(crate) fn recover(self: &Arc<Self>, recovered: Vec<Recovered>, handler: &RecoveredHandler) {
+        let mut convs = Vec::with_capacity(recovered.len());
+        let mut deadlines = Vec::new();
+        let now = (Instant::now(), SystemTime::now());
         for entry in recovered {
             let home: Arc<dyn ConversationHome> = Arc::clone(self) as _;
             let handler = Arc::clone(handler);
@@ -127,17 +130,21 @@ impl Dispatcher {
                 entry.counts,
             );
             conv.set_seq(entry.seq);
-            self.convs
-                .lock()
-                .accepted
-                .insert(conv.id, Arc::clone(&conv));
-            self.placement.readmit(&conv);
             if let Some(at) = entry.deadline {
-                let left = at
-                    .duration_since(SystemTime::now())
-                    .unwrap_or(Duration::ZERO);
-                conv.arm_deadline(Instant::now() + left);
+                let left = at.duration_since(now.1).unwrap_or(Duration::ZERO);
+                deadlines.push((Arc::clone(&conv), now.0 + left));
             }
+            convs.push(conv);
+        }
+        {
+            let mut registry = self.convs.lock();
+            for conv in &convs {
+                registry.accepted.insert(conv.id, Arc::clone(conv));
+            }
+        }
+        self.placement.readmit(convs);
+        for (conv, at) in deadlines {
+            conv.arm_deadline(at);
         }
     }
 
@@ -208,7 +215,8 @@ impl Dispatcher {
         let message = Message::keyed(message, key);
         let ttl = options.deadline.or(self.options.deadline);
         let Some(journal) = &self.store else {
-            return self.admit_new(message, 0, ttl, completion);
+            let (conv, dropped) = self.admit(message, 0, completion)?;
+            return Ok(self.settle(conv, dropped, ttl));
         };
         // A full room refuses before anything is written.
         if self.options.overflow == Overflow::Reject
@@ -219,25 +227,31 @@ impl Dispatcher {
             return Err(Error::QueueFull);
         }
         let deadline = ttl.map(|ttl| SystemTime::now() + ttl);
-        journal.accept(&message, deadline, |seq, message| {
-            let admitted = self.admit_new(message, seq, ttl, completion);
-            if admitted.is_err() {
+        let me = Arc::clone(self);
+        let admitted = journal.accept(&message, deadline, move |seq, message| {
+            (seq, me.admit(message, seq, completion))
+        })?;
+        match admitted {
+            (_, Ok((conv, dropped))) => Ok(self.settle(conv, dropped, ttl)),
+            (seq, Err(error)) => {
                 // Written, then refused (the room filled meanwhile, or the
                 // group began to drain): it was never accepted.
                 journal.completed(seq);
+                Err(error)
             }
-            admitted
-        })?
+        }
     }
 
-    /// Admit a new message (with its store's sequence number, or 0).
-    fn admit_new(
+    /// Admit a new message (with its store's sequence number, or 0) to the
+    /// waiting room by the overflow policy. Returns it with the oldest
+    /// messages it pushed out (drop-oldest), which the caller fails. Runs
+    /// no host code: a durable group's commit leader runs it for others.
+    fn admit(
         self: &Arc<Self>,
         message: Arc<Message>,
         seq: u64,
-        ttl: Option<Duration>,
         completion: Completion,
-    ) -> Result<Arc<Conversation>> {
+    ) -> Result<(Arc<Conversation>, Vec<Arc<Conversation>>)> {
         let home: Arc<dyn ConversationHome> = Arc::clone(self) as _;
         let conv = Conversation::new(self.services.next_id(), message, home, completion);
         conv.set_seq(seq);
@@ -256,15 +270,25 @@ impl Dispatcher {
             || self.check_accepting(),
             track,
         );
-        let dropped = match admitted {
-            Ok(dropped) => dropped,
+        match admitted {
+            Ok(dropped) => Ok((conv, dropped)),
             Err(Refused::Full) => {
                 self.rejected.fetch_add(1, Ordering::Relaxed);
                 self.services.metrics.record_rejected();
-                return Err(Error::QueueFull);
+                Err(Error::QueueFull)
             }
-            Err(Refused::Other(error)) => return Err(error),
-        };
+            Err(Refused::Other(error)) => Err(error),
+        }
+    }
+
+    /// After admission, on the dispatching thread: count it, arm its
+    /// deadline, fail what it pushed out.
+    fn settle(
+        &self,
+        conv: Arc<Conversation>,
+        dropped: Vec<Arc<Conversation>>,
+        ttl: Option<Duration>,
+    ) -> Arc<Conversation> {
         self.services.metrics.record_dispatched();
         if let Some(ttl) = ttl {
             conv.arm_deadline(Instant::now() + ttl);
@@ -273,7 +297,7 @@ impl Dispatcher {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             oldest.fail(DispatchError::Dropped);
         }
-        Ok(conv)
+        conv
     }
 
     /// Dispatch and wait for the outcome (up to `options.timeout`).

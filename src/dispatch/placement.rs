@@ -152,12 +152,14 @@ impl Placement {
         Ok(dropped)
     }
 
-    /// A message its group's store recovered waits again (always let in,
-    /// as a re-route is: it was accepted before).
-    pub(crate) fn readmit(&self, conv: &Arc<Conversation>) {
+    /// Messages its group's store recovered wait again, in the order
+    /// given (always let in, as a re-route is: they were accepted before).
+    pub(crate) fn readmit(&self, convs: Vec<Arc<Conversation>>) {
         {
             let mut room = self.room.lock();
-            room.admit(Arc::clone(conv));
+            for conv in convs {
+                room.admit(conv);
+            }
             self.note_depth(&room);
         }
         self.pump();

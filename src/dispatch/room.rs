@@ -99,6 +99,10 @@ impl Room {
 
     /// Insert in dispatch-id order.
     pub(crate) fn insert(&mut self, conv: Arc<Conversation>) {
+        if self.queue.back().is_none_or(|last| last.id < conv.id) {
+            self.queue.push_back(conv);
+            return;
+        }
         let position = self.queue.partition_point(|c| c.id < conv.id);
         self.queue.insert(position, conv);
     }

@@ -1,5 +1,6 @@
 //! The journal of one durable group: group commit over the store's log,
-//! the admission turnstile, the index of pending messages, compaction.
+//! admission in acceptance order, the index of pending messages,
+//! compaction.
 //!
 //! **Group commit.** A dispatch encodes its record into a shared buffer and
 //! waits until the synced offset covers it. The first waiter that finds no
@@ -9,9 +10,16 @@
 //! buffer and a flusher thread commits them when no dispatch does.
 //!
 //! **Order.** Sequence numbers are issued as records enter the buffer, and
-//! messages enter the waiting room strictly in that order (a turnstile), so
+//! the leader of the commit that made a batch durable admits its messages
+//! to the waiting room in that order before it wakes their dispatchers, so
 //! the order a group's keys see before a restart is the order the store
-//! gives back after it.
+//! gives back after it. (Admitting is all the leader does for others: what
+//! may run host code, a dropped message's completion, runs on each
+//! dispatcher's own thread afterwards.)
+//!
+//! **Records nobody waits for** (completions, attempt counts) ride with the
+//! next commit; when no dispatch comes, the flusher thread commits them
+//! within [`LAZY_COMMIT`].
 //!
 //! **A failed sync poisons the journal**: the kernel may have dropped the
 //! pages it could not write, so a retry that succeeds proves nothing. Every
@@ -40,6 +48,15 @@ use crate::store::log::Log;
 use crate::store::record::{Accepted, Counts, Record};
 use crate::store::{StoreOptions, SyncPolicy};
 
+/// How long a completion or attempt record may wait for a dispatch's commit
+/// to ride with before the flusher commits it alone. A crash in this window
+/// delivers the completed message again (a duplicate, never a loss).
+pub(crate) const LAZY_COMMIT: Duration = Duration::from_millis(10);
+
+/// Admits one durable message to the waiting room (run by a commit's
+/// leader, in sequence order, once the message is durable).
+type Admission = Box<dyn FnOnce() + Send>;
+
 /// A message the store gave back on opening.
 pub(crate) struct Recovered {
     pub(crate) seq: u64,
@@ -62,8 +79,9 @@ struct Pending {
 
 /// What a buffered record does to the index once it is written.
 enum Entry {
-    /// A new message: its segment becomes the one written.
-    Accepted(u64),
+    /// A new message: its segment becomes the one written; its admission
+    /// runs once it is durable.
+    Accepted(u64, Option<Admission>),
     /// A pending message written again by compaction, out of `from`.
     Moved { seq: u64, from: u64 },
     /// Nothing to track.
@@ -91,10 +109,6 @@ struct State {
     pending: HashMap<u64, Pending>,
     pending_bytes: u64,
     segments: BTreeMap<u64, Segment>,
-    /// The next sequence number allowed into the waiting room, and the
-    /// later ones whose turn already ended (they failed before it came).
-    turn: u64,
-    turns_done: std::collections::BTreeSet<u64>,
     /// The segment whose pending messages are being written again.
     moving: Option<u64>,
 }
@@ -110,9 +124,10 @@ struct Counters {
 
 pub(crate) struct Journal {
     state: Mutex<State>,
-    /// Waiters for a commit, the flusher and the turnstile wait here.
-    changed: Condvar,
-    turned: Condvar,
+    /// Dispatches wait here for their commit.
+    committed: Condvar,
+    /// The flusher waits here for records nobody else will commit.
+    flush: Condvar,
     /// The store's files; `None` once closed (its lock released).
     log: Mutex<Option<Log>>,
     options: StoreOptions,
@@ -134,7 +149,8 @@ impl Journal {
     /// pending in sequence order.
     pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<(Arc<Self>, Vec<Recovered>)> {
         let (mut log, scan) = Log::open(dir)?;
-        let mut pending: HashMap<u64, Pending> = HashMap::new();
+        let store_id = log.store_id();
+        let mut pending: HashMap<u64, Pending> = HashMap::with_capacity(scan.records.len());
         let mut segments: BTreeMap<u64, Segment> = BTreeMap::new();
         for &(number, bytes) in &scan.segments {
             segments.insert(number, Segment { pending: 0, bytes });
@@ -151,7 +167,11 @@ impl Journal {
                             len: found.len,
                             deadline_unix_ms: accepted.deadline_unix_ms,
                             counts: accepted.counts,
-                            message: accepted.message,
+                            // Not shared yet: no copy.
+                            message: Message::identified(
+                                accepted.message,
+                                Arc::from(message_id(store_id, accepted.seq)),
+                            ),
                         },
                     );
                     if let Some(Pending {
@@ -185,7 +205,6 @@ impl Journal {
         }
         let next_seq = highest + 1;
         log.start(next_seq)?;
-        let store_id = log.store_id();
         segments.insert(
             log.active(),
             Segment {
@@ -194,18 +213,14 @@ impl Journal {
             },
         );
         let mut recovered: Vec<Recovered> = pending
-            .iter_mut()
-            .map(|(&seq, entry)| {
-                let id: Arc<str> = Arc::from(message_id(store_id, seq));
-                entry.message = Message::identified(Arc::clone(&entry.message), id);
-                Recovered {
-                    seq,
-                    message: Arc::clone(&entry.message),
-                    deadline: entry
-                        .deadline_unix_ms
-                        .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
-                    counts: entry.counts,
-                }
+            .iter()
+            .map(|(&seq, entry)| Recovered {
+                seq,
+                message: Arc::clone(&entry.message),
+                deadline: entry
+                    .deadline_unix_ms
+                    .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+                counts: entry.counts,
             })
             .collect();
         recovered.sort_unstable_by_key(|r| r.seq);
@@ -223,12 +238,10 @@ impl Journal {
                 pending,
                 pending_bytes,
                 segments,
-                turn: next_seq,
-                turns_done: std::collections::BTreeSet::new(),
                 moving: None,
             }),
-            changed: Condvar::new(),
-            turned: Condvar::new(),
+            committed: Condvar::new(),
+            flush: Condvar::new(),
             log: Mutex::new(Some(log)),
             options,
             store_id,
@@ -252,26 +265,28 @@ impl Journal {
         Arc::from(message_id(self.store_id, seq))
     }
 
-    /// Accept `message`: write its record and wait until it is durable,
-    /// then run `admit` with its sequence number, strictly in sequence
-    /// order among this journal's accepted messages. Fails with
-    /// `StoreFailed` once the journal is poisoned or closed (nothing was
-    /// acknowledged then).
-    pub(crate) fn accept<R>(
+    /// Accept `message`: write its record, wait until it is durable, and
+    /// return what `admit` returned. `admit` gets the message's sequence
+    /// number and the message carrying its stable id; it runs once the
+    /// record is durable, in sequence order among this journal's messages
+    /// (on the thread that led the commit, which may be another
+    /// dispatcher's: keep it to admitting). Fails with `StoreFailed` once
+    /// the journal is poisoned or closed (nothing was acknowledged then,
+    /// and `admit` never runs).
+    pub(crate) fn accept<R: Send + 'static>(
         &self,
         message: &Arc<Message>,
         deadline: Option<SystemTime>,
-        admit: impl FnOnce(u64, Arc<Message>) -> R,
+        admit: impl FnOnce(u64, Arc<Message>) -> R + Send + 'static,
     ) -> Result<R> {
         let deadline_unix_ms = deadline.map(unix_ms);
+        let result: Arc<Mutex<Option<R>>> = Arc::new(Mutex::new(None));
         let mut state = self.state.lock();
         if let Some(reason) = state.refusal() {
             return Err(Error::StoreFailed(reason));
         }
         let seq = state.next_seq;
         state.next_seq += 1;
-        // From here on the turn of `seq` must pass, whatever happens.
-        let turn = Turn { journal: self, seq };
         let identified = Message::identified(Arc::clone(message), self.message_id(seq));
         let record = Record::Accepted(Accepted {
             seq,
@@ -279,7 +294,12 @@ impl Journal {
             counts: Counts::default(),
             message: Arc::clone(&identified),
         });
-        let len = state.push(&record, Entry::Accepted(seq));
+        let slot = Arc::clone(&result);
+        let admission: Admission = Box::new(move || {
+            let admitted = admit(seq, identified);
+            *slot.lock() = Some(admitted);
+        });
+        let len = state.push(&record, Entry::Accepted(seq, Some(admission)));
         state.pending.insert(
             seq,
             Pending {
@@ -287,14 +307,15 @@ impl Journal {
                 len,
                 deadline_unix_ms,
                 counts: Counts::default(),
-                message: Arc::clone(&identified),
+                message: Arc::clone(message),
             },
         );
         state.pending_bytes += len;
         let end = state.appended;
-        self.wait_committed(state, end)?;
-        turn.wait();
-        Ok(admit(seq, identified))
+        self.wait_committed(&mut state, end)?;
+        drop(state);
+        let admitted = result.lock().take();
+        admitted.ok_or_else(|| Error::StoreFailed("admitting a durable message panicked".into()))
     }
 
     /// Message `seq` completed (acknowledged, dead-lettered, expired,
@@ -314,7 +335,7 @@ impl Journal {
         }
         state.push(&Record::Completed { seq }, Entry::Other);
         drop(state);
-        self.changed.notify_all();
+        self.flush.notify_one();
     }
 
     /// Message `seq`'s counts changed (a failed attempt). Does not wait: a
@@ -330,7 +351,7 @@ impl Journal {
         }
         state.push(&Record::Attempted { seq, counts }, Entry::Other);
         drop(state);
-        self.changed.notify_all();
+        self.flush.notify_one();
     }
 
     /// Commit what is buffered, stop the flusher and let the store go (its
@@ -340,12 +361,12 @@ impl Journal {
             let mut state = self.state.lock();
             let end = state.appended;
             if state.refusal().is_none() {
-                let _poisoned = self.wait_committed_locked(&mut state, end);
+                let _poisoned = self.wait_committed(&mut state, end);
             }
             state.closing = true;
         }
-        self.changed.notify_all();
-        self.turned.notify_all();
+        self.committed.notify_all();
+        self.flush.notify_all();
         let flusher = self.flusher.lock().take();
         if let Some(flusher) = flusher {
             if flusher.thread().id() != std::thread::current().id() {
@@ -383,16 +404,8 @@ impl Journal {
 
     // ---- commit --------------------------------------------------------------
 
-    fn wait_committed(
-        &self,
-        mut state: parking_lot::MutexGuard<'_, State>,
-        end: u64,
-    ) -> Result<()> {
-        self.wait_committed_locked(&mut state, end)
-    }
-
     /// Wait (leading a commit when none runs) until `end` is committed.
-    fn wait_committed_locked(
+    fn wait_committed(
         &self,
         state: &mut parking_lot::MutexGuard<'_, State>,
         end: u64,
@@ -405,7 +418,7 @@ impl Journal {
                 return Ok(());
             }
             if state.committing {
-                self.changed.wait(state);
+                self.committed.wait(state);
             } else {
                 self.lead(state);
             }
@@ -430,14 +443,23 @@ impl Journal {
                         entry.bytes = bytes;
                     }
                 }
-                state.note_written(entries, segment, buffer.len() as u64);
+                let admissions = state.note_written(entries, segment, buffer.len() as u64);
+                if !admissions.is_empty() {
+                    parking_lot::MutexGuard::unlocked(state, || {
+                        for admission in admissions {
+                            // A panic leaves its dispatcher's result empty
+                            // (it reports StoreFailed); the others go on.
+                            let _ =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(admission));
+                        }
+                    });
+                }
                 state.committed = end;
             }
             Err(reason) => state.poisoned = Some(reason),
         }
         state.committing = false;
-        self.changed.notify_all();
-        self.turned.notify_all();
+        self.committed.notify_all();
         if state.poisoned.is_none() {
             let deletable = state.deletable();
             let movable = state.movable(self.options.segment_bytes);
@@ -449,7 +471,7 @@ impl Journal {
             }
             if let Some(old) = movable {
                 state.move_forward(old);
-                self.changed.notify_all();
+                self.flush.notify_one();
             }
         }
     }
@@ -518,22 +540,29 @@ impl Journal {
         Ok(())
     }
 
-    /// The flusher's work: commit what no dispatch is waiting for; with an
-    /// interval policy, sync at the interval.
+    /// The flusher's work: commit what no dispatch is waiting for (within
+    /// [`LAZY_COMMIT`] of its arrival, unless a dispatch's commit takes it
+    /// first); with an interval policy, also sync at the interval.
+    /// Returns false once the journal closes.
     fn flush_once(&self) -> bool {
         let mut state = self.state.lock();
         if state.closing {
             return false;
         }
-        let idle = state.appended == state.committed || state.committing;
-        if idle {
-            match self.options.sync {
-                SyncPolicy::EveryCommit => {
-                    self.changed.wait(&mut state);
-                }
-                SyncPolicy::Interval(interval) => {
-                    let timed_out = self.changed.wait_for(&mut state, interval).timed_out();
-                    if timed_out && state.poisoned.is_none() && !state.closing {
+        let interval = match self.options.sync {
+            SyncPolicy::EveryCommit => None,
+            SyncPolicy::Interval(interval) => Some(interval),
+        };
+        if state.poisoned.is_some() {
+            self.flush.wait(&mut state);
+            return true;
+        }
+        if state.appended == state.committed || state.committing {
+            match interval {
+                None => self.flush.wait(&mut state),
+                Some(interval) => {
+                    let idle = self.flush.wait_for(&mut state, interval).timed_out();
+                    if idle && state.poisoned.is_none() && !state.closing {
                         drop(state);
                         self.sync_interval();
                     }
@@ -541,10 +570,17 @@ impl Journal {
             }
             return true;
         }
-        if state.poisoned.is_none() {
+        // Something waits to be committed: give a dispatch's commit the
+        // chance to take it along, then commit it here.
+        let since = state.committed;
+        let _ = self.flush.wait_for(&mut state, LAZY_COMMIT);
+        if !state.closing
+            && !state.committing
+            && state.poisoned.is_none()
+            && state.committed == since
+            && state.appended > state.committed
+        {
             self.lead(&mut state);
-        } else {
-            self.changed.wait(&mut state);
         }
         true
     }
@@ -559,8 +595,7 @@ impl Journal {
             Ok(()) => self.note_sync(started.elapsed()),
             Err(e) => {
                 self.state.lock().poisoned = Some(format!("fdatasync of the store failed: {e}"));
-                self.changed.notify_all();
-                self.turned.notify_all();
+                self.committed.notify_all();
             }
         }
     }
@@ -602,15 +637,18 @@ impl State {
     }
 
     /// Records were written to `segment`: track where pending messages are.
-    fn note_written(&mut self, entries: Vec<Entry>, segment: u64, bytes: u64) {
+    /// Returns the admissions of the new messages, in sequence order.
+    fn note_written(&mut self, entries: Vec<Entry>, segment: u64, bytes: u64) -> Vec<Admission> {
         self.segments.entry(segment).or_default().bytes += bytes;
+        let mut admissions = Vec::new();
         for entry in entries {
             match entry {
-                Entry::Accepted(seq) => {
+                Entry::Accepted(seq, admission) => {
                     if let Some(pending) = self.pending.get_mut(&seq) {
                         pending.segment = Some(segment);
                         self.segments.entry(segment).or_default().pending += 1;
                     }
+                    admissions.extend(admission);
                 }
                 Entry::Moved { seq, from } => {
                     self.moving = None;
@@ -627,6 +665,7 @@ impl State {
                 Entry::Other => {}
             }
         }
+        admissions
     }
 
     /// Sealed segments, oldest first, with nothing pending in them and
@@ -677,38 +716,5 @@ impl State {
             });
             self.push(&record, Entry::Moved { seq, from: old });
         }
-    }
-}
-
-/// The admission turn of one sequence number: waiting for it lets the
-/// messages before it in first; dropping it (after admission, or on any
-/// failure) lets the next one in.
-struct Turn<'a> {
-    journal: &'a Journal,
-    seq: u64,
-}
-
-impl Turn<'_> {
-    fn wait(&self) {
-        let mut state = self.journal.state.lock();
-        while state.turn < self.seq && state.poisoned.is_none() && !state.closing {
-            self.journal.turned.wait(&mut state);
-        }
-    }
-}
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        let mut state = self.journal.state.lock();
-        state.turns_done.insert(self.seq);
-        loop {
-            let turn = state.turn;
-            if !state.turns_done.remove(&turn) {
-                break;
-            }
-            state.turn = turn + 1;
-        }
-        drop(state);
-        self.journal.turned.notify_all();
     }
 }

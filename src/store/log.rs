@@ -185,7 +185,11 @@ fn scan(dir: &Path) -> Result<Scan> {
         let path = segment_path(dir, number);
         let mut bytes = Vec::new();
         File::open(&path)
-            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .and_then(|mut file| {
+                let len = file.metadata()?.len();
+                bytes.reserve_exact(usize::try_from(len).unwrap_or(0));
+                file.read_to_end(&mut bytes)
+            })
             .map_err(|e| io("read", &path, &e))?;
         scan.segments.push((number, bytes.len() as u64));
         match read_header(&bytes) {
