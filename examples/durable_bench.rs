@@ -156,6 +156,44 @@ fn d2(dir: &Path, messages: usize, threads: usize, sync: SyncPolicy, label: &str
     Ok(())
 }
 
+/// D2 from one thread: batches of `batch` messages (`dispatch_batch`: one
+/// sync per batch), at most `window` messages unacknowledged.
+fn d2_batches(dir: &Path, messages: usize, batch: usize, window: usize) -> Res<()> {
+    let runtime = Runtime::new(RuntimeOptions::default())?;
+    let group = acking_group(&runtime, store(dir, "d2b", SyncPolicy::EveryCommit))?;
+    let (permit_tx, permit_rx) = crossbeam_channel::bounded::<()>(window);
+    let started = Instant::now();
+    let mut sent = 0;
+    while sent < messages {
+        let items: Vec<(Arc<Message>, liminal::Completion)> = (0..batch)
+            .map(|_| {
+                permit_tx.send(()).expect("permit");
+                let permit_rx = permit_rx.clone();
+                let completion: liminal::Completion = Box::new(move |_| {
+                    let _ = permit_rx.recv();
+                });
+                (Arc::new(payload()), completion)
+            })
+            .collect();
+        for result in group.dispatch_batch(items, &liminal::DispatchOptions::default()) {
+            result?;
+        }
+        sent += batch;
+    }
+    let left = group.drain(Duration::from_secs(120))?;
+    let elapsed = started.elapsed();
+    let stats = group.store_stats().unwrap_or_default();
+    println!(
+        "D2 one thread, batches of {batch}, {window} in flight, fsync every commit: {:.0} msg/s ({sent} messages, {left} left), {} fsyncs ({:.0} per million messages, mean {} us)",
+        sent as f64 / elapsed.as_secs_f64(),
+        stats.syncs,
+        stats.syncs as f64 * 1e6 / sent as f64,
+        stats.sync_mean_us
+    );
+    runtime.shutdown()?;
+    Ok(())
+}
+
 /// D3: accept `pending` messages with no consumer, close, and time the
 /// reopening that brings them all back.
 fn d3(dir: &Path, pending: usize) -> Res<()> {
@@ -242,6 +280,7 @@ fn main() -> Res<()> {
             "fsync every commit",
         )?;
     }
+    d2_batches(&dir, messages, 256, 1024)?;
     d2(
         &dir,
         messages,

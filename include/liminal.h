@@ -262,8 +262,9 @@ typedef enum liminal_status {
    */
   LIMINAL_UNSUPPORTED = 24,
   /**
-   * A durable group's store is held by another live process (two hosts
-   * must never both dispatch one store's messages).
+   * A durable group's store is held by another live group, in this
+   * process or another (two hosts must never both dispatch one store's
+   * messages).
    */
   LIMINAL_STORE_LOCKED = 25,
   /**
@@ -1365,7 +1366,14 @@ LIMINAL_EXPORT void liminal_group_options_free(struct liminal_group_options *opt
  * `LIMINAL_STORE_FAILED`): the kernel may have dropped the unwritten data,
  * so the host must reopen the group to know what is stored.
  *
- * Errors: `LIMINAL_INVALID_ARGUMENT` for an empty path.
+ * Recovered messages keep the counts of their failed attempts (crashes,
+ * releases, lease expiries: what counts toward the group's max attempts);
+ * the attempt that was out when the host died is not one of them (the
+ * host died, not the consumer), so `liminal_delivery_attempt` may start
+ * again from the last recorded failure.
+ *
+ * Errors: `LIMINAL_NULL_ARGUMENT` (NULL options), `LIMINAL_INVALID_ARGUMENT`
+ * for an empty path.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_group_options_set_store(struct liminal_group_options *options,
@@ -1942,8 +1950,11 @@ LIMINAL_EXPORT uint64_t liminal_delivery_id(const struct liminal_delivery *deliv
  * from the delivery id. On a remote worker it is the id the host gave the
  * message, `<host incarnation>-<dispatch id>`, unique across host
  * restarts (deduplicate on it); for a local delivery it is the dispatch id
- * in decimal, unique in its runtime. Errors: `LIMINAL_BUFFER_TOO_SMALL`,
- * `LIMINAL_NULL_ARGUMENT`.
+ * in decimal, unique in its runtime. A message of a durable group has its
+ * store's id instead, locally and on remote workers alike, from its first
+ * delivery on: `<store id>-<sequence number>` (16 lowercase hex digits, a
+ * dash, decimal), the same after any number of host restarts on that
+ * store. Errors: `LIMINAL_BUFFER_TOO_SMALL`, `LIMINAL_NULL_ARGUMENT`.
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_delivery_message_id(const struct liminal_delivery *delivery,
@@ -1958,7 +1969,9 @@ LIMINAL_EXPORT uint32_t liminal_delivery_attempt(const struct liminal_delivery *
 
 /**
  * Whether an earlier attempt may have been processed (it reached a
- * consumer's callback or pull thread): be idempotent (false for NULL).
+ * consumer's callback or pull thread), or the message was recovered from a
+ * durable group's store (its old host may have delivered it; the store
+ * does not record deliveries): be idempotent (false for NULL).
  */
 LIMINAL_EXPORT bool liminal_delivery_redelivered(const struct liminal_delivery *delivery);
 
@@ -2061,8 +2074,14 @@ enum liminal_status liminal_group_dispatch(const struct liminal_group *group,
  * dispatch is refused (`LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`,
  * `LIMINAL_SHUT_DOWN`, bad arguments such as a bad ordering key) its
  * function is not called and its
- * `free_user` runs before this returns. Under the block overflow policy
- * this call blocks while the waiting room is full (not from a callback).
+ * `free_user` runs before this returns (also for `LIMINAL_STORE_FAILED`).
+ * Under the block overflow policy this call blocks while the waiting room
+ * is full (not from a callback). To a durable group it returns only once
+ * the message is on stable storage: it waits for the store's sync (a
+ * fraction of a millisecond on a fast disk, milliseconds on a busy one),
+ * from a callback too, where it holds that library thread meanwhile; for
+ * throughput dispatch durable messages from several host threads (their
+ * dispatches share syncs).
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_group_dispatch_async(const struct liminal_group *group,
@@ -2070,6 +2089,36 @@ enum liminal_status liminal_group_dispatch_async(const struct liminal_group *gro
                                                  const struct liminal_dispatch_options *options,
                                                  struct liminal_completion_callback completion,
                                                  uint64_t *dispatch_id);
+
+/**
+ * Dispatch `count` messages (`messages[i]` borrowed; snapshots are taken)
+ * with the same `options` (borrowed; NULL means defaults), each with its
+ * own completion `completions[i]`, and return at once, as `count` calls of
+ * `liminal_group_dispatch_async` would, in that order. To a durable group
+ * the whole batch is written to its store with one sync before this
+ * returns: the way for one thread to dispatch durable messages fast (a
+ * full waiting room refuses the messages it has no place for before
+ * anything is written).
+ *
+ * `statuses[i]` (required, `count` entries) receives each message's
+ * status: `LIMINAL_OK` when accepted (its completion runs later, exactly
+ * once), otherwise why it was refused (its completion's function is not
+ * called and its `free_user` runs before this returns).
+ * `dispatch_ids[i]` (optional) receives each accepted dispatch's id (0
+ * for a refused one). The library owns every completion from this call
+ * on, even when the call itself fails. Returns `LIMINAL_OK` when every
+ * message was accepted; otherwise the status of the first refused one.
+ * Errors (nothing dispatched, every `free_user` run): `LIMINAL_NULL_ARGUMENT`
+ * (a NULL group, array, message or completion function).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_dispatch_batch(const struct liminal_group *group,
+                                                 const struct liminal_message *const *messages,
+                                                 size_t count,
+                                                 const struct liminal_dispatch_options *options,
+                                                 const struct liminal_completion_callback *completions,
+                                                 enum liminal_status *statuses,
+                                                 uint64_t *dispatch_ids);
 
 /**
  * `LIMINAL_OK` if delivered, otherwise why not (`LIMINAL_NULL_ARGUMENT` for NULL).

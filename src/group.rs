@@ -141,6 +141,23 @@ impl Group {
         Ok(conv.id)
     }
 
+    /// Dispatch many messages in one call, each with its own completion (as
+    /// [`Group::dispatch_async_with`], with the same `options` for all);
+    /// returns each one's dispatch id or refusal, in the order given. To a
+    /// durable group the whole batch is written with one sync before this
+    /// returns: the way for one thread to dispatch durable messages fast.
+    pub fn dispatch_batch(
+        &self,
+        batch: Vec<(Arc<Message>, Completion)>,
+        options: &DispatchOptions,
+    ) -> Vec<Result<u64>> {
+        self.dispatcher
+            .dispatch_batch(batch, options)
+            .into_iter()
+            .map(|conv| conv.map(|conv| conv.id))
+            .collect()
+    }
+
     /// Dispatch and wait for the outcome. Refused with `WouldDeadlock` inside
     /// a callback.
     pub fn dispatch(&self, message: impl Into<Arc<Message>>) -> Result<Outcome> {

@@ -169,6 +169,124 @@ fn a_store_held_by_a_live_group_is_refused_to_a_second() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+#[test]
+fn a_batch_is_accepted_in_order_and_a_full_room_refuses_its_tail_before_writing() {
+    let dir = scratch("batch");
+    let store = StoreOptions::new(&dir);
+    let options = GroupOptions {
+        waiting_room: 5,
+        ..GroupOptions::default()
+    };
+    let routing = || RoutingFunction::builtin(Builtin::LeastLoaded);
+    {
+        let runtime = common::runtime();
+        let group = runtime
+            .durable_group(
+                routing(),
+                options.clone(),
+                store.clone(),
+                ignore_recovered(),
+            )
+            .unwrap();
+        let batch: Vec<(Arc<Message>, liminal::Completion)> = (0..8)
+            .map(|n| {
+                let message = Arc::new(Message::new().with("n", FieldValue::Int(n)));
+                let completion: liminal::Completion = Box::new(|_| {});
+                (message, completion)
+            })
+            .collect();
+        let results = group.dispatch_batch(batch, &liminal::DispatchOptions::default());
+        assert_eq!(results.len(), 8);
+        assert!(results[..5].iter().all(Result::is_ok), "{results:?}");
+        assert!(
+            results[5..]
+                .iter()
+                .all(|r| matches!(r, Err(Error::QueueFull))),
+            "{results:?}"
+        );
+        assert_eq!(group.store_stats().unwrap().pending, 5);
+        runtime.shutdown().unwrap();
+    }
+    let runtime = common::runtime();
+    let group = runtime
+        .durable_group(routing(), options, store, ignore_recovered())
+        .unwrap();
+    let puller = group.register(ConsumerSpec::pull("p")).unwrap();
+    for expected in 0..5 {
+        let delivery = puller.next_delivery(HANG).unwrap();
+        assert_eq!(number(delivery.message()), expected);
+        delivery.token().ack().unwrap();
+    }
+    assert_eq!(group.store_stats().unwrap().recovered, 5);
+    runtime.shutdown().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn one_thread_dispatching_batches_gets_every_message_delivered_once_and_completed() {
+    let dir = scratch("batches");
+    let runtime = common::runtime();
+    let group = runtime
+        .durable_group(
+            RoutingFunction::builtin(Builtin::LeastLoaded),
+            GroupOptions::default(),
+            StoreOptions::new(&dir),
+            ignore_recovered(),
+        )
+        .unwrap();
+    let (seen_tx, seen_rx) = crossbeam_channel::unbounded();
+    for c in 0..4 {
+        let seen_tx = seen_tx.clone();
+        group
+            .register(ConsumerSpec::push(format!("c{c}"), move |d: &Delivery| {
+                seen_tx.send(number(d.message())).unwrap();
+                Verdict::Ack
+            }))
+            .unwrap();
+    }
+    let (done_tx, done_rx) = crossbeam_channel::unbounded();
+    for round in 0..10 {
+        let batch: Vec<(Arc<Message>, liminal::Completion)> = (0..100)
+            .map(|i| {
+                let done_tx = done_tx.clone();
+                let message = Arc::new(Message::new().with("n", FieldValue::Int(round * 100 + i)));
+                let completion: liminal::Completion = Box::new(move |result| {
+                    done_tx.send(result.is_ok()).unwrap();
+                });
+                (message, completion)
+            })
+            .collect();
+        let results = group.dispatch_batch(batch, &liminal::DispatchOptions::default());
+        assert!(results.iter().all(Result::is_ok));
+    }
+    let completed: Vec<bool> = (0..1000)
+        .map(|_| done_rx.recv_timeout(HANG).unwrap())
+        .collect();
+    assert!(completed.iter().all(|ok| *ok));
+    let mut seen: Vec<i64> = (0..1000)
+        .map(|_| seen_rx.recv_timeout(HANG).unwrap())
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+    runtime.shutdown().unwrap();
+    let runtime = common::runtime();
+    let group = runtime
+        .durable_group(
+            RoutingFunction::builtin(Builtin::LeastLoaded),
+            GroupOptions::default(),
+            StoreOptions::new(&dir),
+            ignore_recovered(),
+        )
+        .unwrap();
+    assert_eq!(
+        group.store_stats().unwrap().recovered,
+        0,
+        "acknowledged messages came back"
+    );
+    runtime.shutdown().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 // ---- host kill -9 ------------------------------------------------------------
 
 const CHILD_DIR: &str = "LIMINAL_DURABLE_CHILD_DIR";

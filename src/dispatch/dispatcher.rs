@@ -204,15 +204,7 @@ impl Dispatcher {
     ) -> Result<Arc<Conversation>> {
         options.validate()?;
         self.check_accepting()?;
-        let key = key_of(
-            &message,
-            options.key.as_deref(),
-            self.options.key_field.as_deref(),
-        )?;
-        if key.is_some() && self.options.auto_ack_after.is_some() {
-            return Err(Error::InvalidArgument(UNORDERABLE.into()));
-        }
-        let message = Message::keyed(message, key);
+        let message = self.keyed(message, options)?;
         let ttl = options.deadline.or(self.options.deadline);
         let Some(journal) = &self.store else {
             let (conv, dropped) = self.admit(message, 0, completion)?;
@@ -240,6 +232,101 @@ impl Dispatcher {
                 Err(error)
             }
         }
+    }
+
+    /// Accept many dispatches in one call, in the order given; returns each
+    /// one's result. A durable group writes them all in one commit (one
+    /// sync), which is what makes one dispatching thread fast; a full room
+    /// refuses the ones it has no place for before anything is written.
+    pub(crate) fn dispatch_batch(
+        self: &Arc<Self>,
+        batch: Vec<(Arc<Message>, Completion)>,
+        options: &DispatchOptions,
+    ) -> Vec<Result<Arc<Conversation>>> {
+        let Some(journal) = &self.store else {
+            return batch
+                .into_iter()
+                .map(|(message, completion)| self.dispatch(message, options, completion))
+                .collect();
+        };
+        let ttl = options.deadline.or(self.options.deadline);
+        let deadline = ttl.map(|ttl| SystemTime::now() + ttl);
+        let mut room = match self.options.overflow {
+            Overflow::Reject => self
+                .options
+                .waiting_room
+                .saturating_sub(self.placement.depth()),
+            _ => usize::MAX,
+        };
+        let mut results: Vec<Option<Result<Arc<Conversation>>>> = Vec::with_capacity(batch.len());
+        let mut writes = Vec::new();
+        let mut positions = Vec::new();
+        for (message, completion) in batch {
+            let keyed = options
+                .validate()
+                .and_then(|()| self.check_accepting())
+                .and_then(|()| self.keyed(message, options));
+            match keyed {
+                Err(error) => results.push(Some(Err(error))),
+                Ok(_) if room == 0 => {
+                    self.rejected.fetch_add(1, Ordering::Relaxed);
+                    self.services.metrics.record_rejected();
+                    results.push(Some(Err(Error::QueueFull)));
+                }
+                Ok(message) => {
+                    room -= 1;
+                    let me = Arc::clone(self);
+                    positions.push(results.len());
+                    results.push(None);
+                    writes.push((
+                        Arc::clone(&message),
+                        deadline,
+                        move |seq: u64, message: Arc<Message>| {
+                            (seq, me.admit(message, seq, completion))
+                        },
+                    ));
+                }
+            }
+        }
+        match journal.accept_many(writes) {
+            Err(error) => {
+                for position in positions {
+                    results[position] = Some(Err(error.clone()));
+                }
+            }
+            Ok(admitted) => {
+                for (position, admitted) in positions.into_iter().zip(admitted) {
+                    results[position] = Some(match admitted {
+                        Some((_, Ok((conv, dropped)))) => Ok(self.settle(conv, dropped, ttl)),
+                        Some((seq, Err(error))) => {
+                            journal.completed(seq);
+                            Err(error)
+                        }
+                        None => Err(Error::StoreFailed(
+                            "admitting a durable message panicked".into(),
+                        )),
+                    });
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::StoreFailed("not dispatched".into()))))
+            .collect()
+    }
+
+    /// `message` with its ordering key (refused when the key is bad, or
+    /// when the group auto-acknowledges).
+    fn keyed(&self, message: Arc<Message>, options: &DispatchOptions) -> Result<Arc<Message>> {
+        let key = key_of(
+            &message,
+            options.key.as_deref(),
+            self.options.key_field.as_deref(),
+        )?;
+        if key.is_some() && self.options.auto_ack_after.is_some() {
+            return Err(Error::InvalidArgument(UNORDERABLE.into()));
+        }
+        Ok(Message::keyed(message, key))
     }
 
     /// Admit a new message (with its store's sequence number, or 0) to the

@@ -175,8 +175,11 @@ pub extern "C" fn liminal_delivery_id(delivery: *const liminal_delivery) -> u64 
 /// from the delivery id. On a remote worker it is the id the host gave the
 /// message, `<host incarnation>-<dispatch id>`, unique across host
 /// restarts (deduplicate on it); for a local delivery it is the dispatch id
-/// in decimal, unique in its runtime. Errors: `LIMINAL_BUFFER_TOO_SMALL`,
-/// `LIMINAL_NULL_ARGUMENT`.
+/// in decimal, unique in its runtime. A message of a durable group has its
+/// store's id instead, locally and on remote workers alike, from its first
+/// delivery on: `<store id>-<sequence number>` (16 lowercase hex digits, a
+/// dash, decimal), the same after any number of host restarts on that
+/// store. Errors: `LIMINAL_BUFFER_TOO_SMALL`, `LIMINAL_NULL_ARGUMENT`.
 #[no_mangle]
 pub extern "C" fn liminal_delivery_message_id(
     delivery: *const liminal_delivery,
@@ -198,7 +201,9 @@ pub extern "C" fn liminal_delivery_attempt(delivery: *const liminal_delivery) ->
 }
 
 /// Whether an earlier attempt may have been processed (it reached a
-/// consumer's callback or pull thread): be idempotent (false for NULL).
+/// consumer's callback or pull thread), or the message was recovered from a
+/// durable group's store (its old host may have delivered it; the store
+/// does not record deliveries): be idempotent (false for NULL).
 #[no_mangle]
 pub extern "C" fn liminal_delivery_redelivered(delivery: *const liminal_delivery) -> bool {
     read(delivery, false, |d| d.delivery.redelivered())

@@ -6,7 +6,7 @@ use std::ffi::c_char;
 use crate::ffi::boundary::{
     self, borrow_mut, free_handle, guard, new_handle, out_ptr, utf8_opt, with, Failure, Handle,
 };
-use crate::ffi::callbacks::{self, liminal_completion_callback, UserData};
+use crate::ffi::callbacks::{self, liminal_completion_callback, liminal_completion_fn, UserData};
 use crate::ffi::error::liminal_status;
 use crate::ffi::group::liminal_group;
 use crate::ffi::message::liminal_message;
@@ -167,8 +167,14 @@ pub extern "C" fn liminal_group_dispatch(
 /// dispatch is refused (`LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`,
 /// `LIMINAL_SHUT_DOWN`, bad arguments such as a bad ordering key) its
 /// function is not called and its
-/// `free_user` runs before this returns. Under the block overflow policy
-/// this call blocks while the waiting room is full (not from a callback).
+/// `free_user` runs before this returns (also for `LIMINAL_STORE_FAILED`).
+/// Under the block overflow policy this call blocks while the waiting room
+/// is full (not from a callback). To a durable group it returns only once
+/// the message is on stable storage: it waits for the store's sync (a
+/// fraction of a millisecond on a fast disk, milliseconds on a busy one),
+/// from a callback too, where it holds that library thread meanwhile; for
+/// throughput dispatch durable messages from several host threads (their
+/// dispatches share syncs).
 #[no_mangle]
 pub extern "C" fn liminal_group_dispatch_async(
     group: *const liminal_group,
@@ -200,6 +206,109 @@ pub extern "C" fn liminal_group_dispatch_async(
             *slot = id;
         }
         Ok(())
+    })
+}
+
+/// Dispatch `count` messages (`messages[i]` borrowed; snapshots are taken)
+/// with the same `options` (borrowed; NULL means defaults), each with its
+/// own completion `completions[i]`, and return at once, as `count` calls of
+/// `liminal_group_dispatch_async` would, in that order. To a durable group
+/// the whole batch is written to its store with one sync before this
+/// returns: the way for one thread to dispatch durable messages fast (a
+/// full waiting room refuses the messages it has no place for before
+/// anything is written).
+///
+/// `statuses[i]` (required, `count` entries) receives each message's
+/// status: `LIMINAL_OK` when accepted (its completion runs later, exactly
+/// once), otherwise why it was refused (its completion's function is not
+/// called and its `free_user` runs before this returns).
+/// `dispatch_ids[i]` (optional) receives each accepted dispatch's id (0
+/// for a refused one). The library owns every completion from this call
+/// on, even when the call itself fails. Returns `LIMINAL_OK` when every
+/// message was accepted; otherwise the status of the first refused one.
+/// Errors (nothing dispatched, every `free_user` run): `LIMINAL_NULL_ARGUMENT`
+/// (a NULL group, array, message or completion function).
+#[no_mangle]
+pub extern "C" fn liminal_group_dispatch_batch(
+    group: *const liminal_group,
+    messages: *const *const liminal_message,
+    count: usize,
+    options: *const liminal_dispatch_options,
+    completions: *const liminal_completion_callback,
+    statuses: *mut liminal_status,
+    dispatch_ids: *mut u64,
+) -> liminal_status {
+    // The library owns every completion from here on: take their user data
+    // first, so each `free_user` runs once whatever happens.
+    let callbacks: Vec<(liminal_completion_fn, UserData)> = if completions.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: a non-NULL `completions` has `count` entries (documented).
+        unsafe { std::slice::from_raw_parts(completions, count) }
+            .iter()
+            .map(|c| (c.function, UserData::new(c.user, c.free_user)))
+            .collect()
+    };
+    with(group, move |g| {
+        if messages.is_null() && count > 0 {
+            return Err(boundary::null("messages"));
+        }
+        if callbacks.len() != count {
+            return Err(boundary::null("completions"));
+        }
+        if statuses.is_null() {
+            return Err(boundary::null("statuses"));
+        }
+        let pointers: &[*const liminal_message] = if count == 0 {
+            &[]
+        } else {
+            // SAFETY: non-NULL with `count` entries (documented).
+            unsafe { std::slice::from_raw_parts(messages, count) }
+        };
+        let mut batch = Vec::with_capacity(count);
+        for (&pointer, (function, _)) in pointers.iter().zip(&callbacks) {
+            // SAFETY: NULL or a live handle.
+            let message = unsafe { boundary::borrow(pointer) }?;
+            function.ok_or_else(|| boundary::null("completion.function"))?;
+            batch.push(message.message.clone());
+        }
+        let batch: Vec<_> = batch
+            .into_iter()
+            .zip(callbacks)
+            .map(|(message, (function, user))| {
+                let function = function.expect("checked above");
+                let completion: crate::dispatch::Completion = Box::new(move |result| {
+                    let outcome = match &result {
+                        Ok(outcome) => liminal_outcome::delivered(outcome),
+                        Err(failure) => liminal_outcome::failed(failure),
+                    };
+                    callbacks::complete(function, &user, &outcome);
+                });
+                (message, completion)
+            })
+            .collect();
+        let results = g.group.dispatch_batch(batch, &options_of(options));
+        let mut first_refusal = None;
+        for (index, result) in results.into_iter().enumerate() {
+            let (status, id) = match result {
+                Ok(id) => (liminal_status::LIMINAL_OK, id),
+                Err(error) => {
+                    let status = liminal_status::from_error(&error);
+                    first_refusal.get_or_insert(error);
+                    (status, 0)
+                }
+            };
+            // SAFETY: `statuses` has `count` entries (documented).
+            unsafe { *statuses.add(index) = status };
+            if !dispatch_ids.is_null() {
+                // SAFETY: a non-NULL `dispatch_ids` has `count` entries.
+                unsafe { *dispatch_ids.add(index) = id };
+            }
+        }
+        match first_refusal {
+            None => Ok(()),
+            Some(error) => Err(error.into()),
+        }
     })
 }
 

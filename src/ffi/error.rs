@@ -80,8 +80,9 @@ pub enum liminal_status {
     /// This library was built without the feature the call needs (remote
     /// consumers: `liminal_has_remote()`).
     LIMINAL_UNSUPPORTED = 24,
-    /// A durable group's store is held by another live process (two hosts
-    /// must never both dispatch one store's messages).
+    /// A durable group's store is held by another live group, in this
+    /// process or another (two hosts must never both dispatch one store's
+    /// messages).
     LIMINAL_STORE_LOCKED = 25,
     /// A durable group's store failed: it could not be opened or read (a
     /// newer format, a file that cannot be read), or a write or sync failed

@@ -160,7 +160,14 @@ fn set_options(
 /// `LIMINAL_STORE_FAILED`): the kernel may have dropped the unwritten data,
 /// so the host must reopen the group to know what is stored.
 ///
-/// Errors: `LIMINAL_INVALID_ARGUMENT` for an empty path.
+/// Recovered messages keep the counts of their failed attempts (crashes,
+/// releases, lease expiries: what counts toward the group's max attempts);
+/// the attempt that was out when the host died is not one of them (the
+/// host died, not the consumer), so `liminal_delivery_attempt` may start
+/// again from the last recorded failure.
+///
+/// Errors: `LIMINAL_NULL_ARGUMENT` (NULL options), `LIMINAL_INVALID_ARGUMENT`
+/// for an empty path.
 #[no_mangle]
 pub extern "C" fn liminal_group_options_set_store(
     options: *mut liminal_group_options,

@@ -279,43 +279,64 @@ impl Journal {
         deadline: Option<SystemTime>,
         admit: impl FnOnce(u64, Arc<Message>) -> R + Send + 'static,
     ) -> Result<R> {
-        let deadline_unix_ms = deadline.map(unix_ms);
-        let result: Arc<Mutex<Option<R>>> = Arc::new(Mutex::new(None));
+        let mut results = self.accept_many(vec![(Arc::clone(message), deadline, admit)])?;
+        results
+            .pop()
+            .flatten()
+            .ok_or_else(|| Error::StoreFailed("admitting a durable message panicked".into()))
+    }
+
+    /// [`Journal::accept`] for many messages at once: their records go into
+    /// one commit (one sync) and they are admitted in the order given.
+    /// Returns each admission's result (`None` where one panicked).
+    pub(crate) fn accept_many<R: Send + 'static, F>(
+        &self,
+        messages: Vec<(Arc<Message>, Option<SystemTime>, F)>,
+    ) -> Result<Vec<Option<R>>>
+    where
+        F: FnOnce(u64, Arc<Message>) -> R + Send + 'static,
+    {
+        let slots: Vec<Arc<Mutex<Option<R>>>> = messages
+            .iter()
+            .map(|_| Arc::new(Mutex::new(None)))
+            .collect();
         let mut state = self.state.lock();
         if let Some(reason) = state.refusal() {
             return Err(Error::StoreFailed(reason));
         }
-        let seq = state.next_seq;
-        state.next_seq += 1;
-        let identified = Message::identified(Arc::clone(message), self.message_id(seq));
-        let record = Record::Accepted(Accepted {
-            seq,
-            deadline_unix_ms,
-            counts: Counts::default(),
-            message: Arc::clone(&identified),
-        });
-        let slot = Arc::clone(&result);
-        let admission: Admission = Box::new(move || {
-            let admitted = admit(seq, identified);
-            *slot.lock() = Some(admitted);
-        });
-        let len = state.push(&record, Entry::Accepted(seq, Some(admission)));
-        state.pending.insert(
-            seq,
-            Pending {
-                segment: None,
-                len,
+        for ((message, deadline, admit), slot) in messages.into_iter().zip(&slots) {
+            let deadline_unix_ms = deadline.map(unix_ms);
+            let seq = state.next_seq;
+            state.next_seq += 1;
+            let identified = Message::identified(Arc::clone(&message), self.message_id(seq));
+            let record = Record::Accepted(Accepted {
+                seq,
                 deadline_unix_ms,
                 counts: Counts::default(),
-                message: Arc::clone(message),
-            },
-        );
-        state.pending_bytes += len;
+                message: Arc::clone(&identified),
+            });
+            let slot = Arc::clone(slot);
+            let admission: Admission = Box::new(move || {
+                let admitted = admit(seq, identified);
+                *slot.lock() = Some(admitted);
+            });
+            let len = state.push(&record, Entry::Accepted(seq, Some(admission)));
+            state.pending.insert(
+                seq,
+                Pending {
+                    segment: None,
+                    len,
+                    deadline_unix_ms,
+                    counts: Counts::default(),
+                    message,
+                },
+            );
+            state.pending_bytes += len;
+        }
         let end = state.appended;
         self.wait_committed(&mut state, end)?;
         drop(state);
-        let admitted = result.lock().take();
-        admitted.ok_or_else(|| Error::StoreFailed("admitting a durable message panicked".into()))
+        Ok(slots.into_iter().map(|slot| slot.lock().take()).collect())
     }
 
     /// Message `seq` completed (acknowledged, dead-lettered, expired,
@@ -456,7 +477,14 @@ impl Journal {
                 }
                 state.committed = end;
             }
-            Err(reason) => state.poisoned = Some(reason),
+            Err(reason) => {
+                state.poisoned = Some(reason);
+                // The admissions that will never run hold their dispatches'
+                // completions: the host's `free_user` may call back into
+                // the library, so they go with no lock held (and before
+                // their dispatchers are woken to report the failure).
+                parking_lot::MutexGuard::unlocked(state, || drop(entries));
+            }
         }
         state.committing = false;
         self.committed.notify_all();
