@@ -1285,6 +1285,65 @@ fn hosts_and_workers_work_from_inside_a_tokio_current_thread_runtime() {
 
 /// The next line of any of `processes` that starts with `prefix` (others
 /// skipped): which process said it, and the rest of the line.
+/// A durable host kill -9ed while a worker holds its messages: the new
+/// host on the same store brings them back, the worker (rejoined) receives
+/// them again under the same message ids, its answers complete them in the
+/// new host (the recovered-message handler), and nothing stays pending.
+/// What the worker held of the old host is dropped when it notices the
+/// host lost: an answer naming the old incarnation would be stale, never
+/// applied (the fencing of `late_answers_of_a_dead_incarnation_are_fenced`).
+#[test]
+fn a_durable_host_killed_while_a_worker_holds_its_messages_redelivers_them_under_the_same_ids() {
+    const MESSAGES: usize = 5;
+    let endpoint = free_endpoint();
+    let group = "durable";
+    let store = std::env::temp_dir().join(format!("liminal-remote-durable-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&store);
+    let mut host = WorkerProcess::spawn_durable_host(&endpoint, group, &store);
+    let first = host.expect("host");
+    let mut worker = WorkerProcess::spawn(&endpoint, group, "w", "hold", SECOND);
+    host.command("wait 1");
+    host.expect("workers 1");
+    host.command(&format!("dispatch {MESSAGES}"));
+    let mut ids = HashSet::new();
+    for _ in 0..MESSAGES {
+        let held = worker.expect("held");
+        let id = held.split_whitespace().nth(1).unwrap().to_owned();
+        assert!(
+            !id.starts_with(&first),
+            "a durable message has its store's id: {held}"
+        );
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), MESSAGES);
+    host.kill_9();
+    let mut host = WorkerProcess::spawn_durable_host(&endpoint, group, &store);
+    let second = host.expect("host");
+    assert_ne!(second, first);
+    host.command("wait 1");
+    host.expect("workers 1");
+    let mut again = HashSet::new();
+    for _ in 0..MESSAGES {
+        let held = worker.expect("held");
+        again.insert(held.split_whitespace().nth(1).unwrap().to_owned());
+    }
+    assert_eq!(again, ids, "the recovered messages keep their ids");
+    worker.command("ack-all");
+    let mut completed = 0;
+    while completed < MESSAGES {
+        let line = host.lines().recv_timeout(HANG).expect("the host answers");
+        assert!(!line.contains("recovered-failed"), "{line}");
+        if line.contains("recovered-completed") {
+            completed += 1;
+        }
+    }
+    host.command("pending");
+    assert_eq!(host.expect("pending"), "0");
+    drop(worker);
+    drop(host);
+    let _ = std::fs::remove_dir_all(&store);
+}
+
 fn next_line(processes: &[&WorkerProcess], prefix: &str) -> (usize, String) {
     let deadline = Instant::now() + HANG;
     loop {

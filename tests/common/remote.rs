@@ -224,8 +224,16 @@ impl WorkerProcess {
     /// Start this test binary as a host process listening on `endpoint`,
     /// serving group `group` (see [`host_main`]).
     pub fn spawn_host(endpoint: &str, group: &str, max_lease: Duration) -> Self {
+        Self::spawn_host_spec(format!("{endpoint};{group};{}", max_lease.as_millis()))
+    }
+
+    /// A host process whose group is durable, on the store at `store`.
+    pub fn spawn_durable_host(endpoint: &str, group: &str, store: &std::path::Path) -> Self {
+        Self::spawn_host_spec(format!("{endpoint};{group};1000;0;{}", store.display()))
+    }
+
+    fn spawn_host_spec(spec: String) -> Self {
         let exe = std::env::current_exe().expect("test binary");
-        let spec = format!("{endpoint};{group};{}", max_lease.as_millis());
         let mut command = Command::new(exe);
         command
             .args(["--exact", "worker_process", "--nocapture"])
@@ -292,33 +300,52 @@ impl Drop for WorkerProcess {
 }
 
 /// A host process: runs when [`HOST_ENV`] is set
-/// (`<endpoint>;<group>;<max lease ms>[;<ack lease ms, 0: none>]`). Says `host
-/// <incarnation>` once open; takes commands on stdin: `wait <n>` (says
-/// `workers <n>` once `n` workers joined), `dispatch <n>` (dispatches `n`
-/// messages; says `completed <dispatch id> <consumer>` or `failed
-/// <dispatch id> <error>` for each), `stale` (says `stale <count>`).
+/// (`<endpoint>;<group>;<max lease ms>[;<ack lease ms, 0: none>[;<store
+/// directory: a durable group>]]`). Says `host <incarnation>` once open;
+/// takes commands on stdin: `wait <n>` (says `workers <n>` once `n` workers
+/// joined), `dispatch <n>` (dispatches `n` messages; says `completed
+/// <dispatch id> <consumer>` or `failed <dispatch id> <error>` for each),
+/// `stale` (says `stale <count>`), `pending` (a durable group: says
+/// `pending <messages in its store>`). A durable group's recovered messages
+/// say `recovered-completed <n>` or `recovered-failed <n>` as they end.
 pub fn host_main() {
     let Ok(spec) = std::env::var(HOST_ENV) else {
         return;
     };
     let parts: Vec<&str> = spec.split(';').collect();
-    let (endpoint, name, lease_ms, ack_lease_ms) = match parts[..] {
-        [endpoint, name, lease_ms] => (endpoint, name, lease_ms, "0"),
-        [endpoint, name, lease_ms, ack] => (endpoint, name, lease_ms, ack),
+    let (endpoint, name, lease_ms, ack_lease_ms, store) = match parts[..] {
+        [endpoint, name, lease_ms] => (endpoint, name, lease_ms, "0", None),
+        [endpoint, name, lease_ms, ack] => (endpoint, name, lease_ms, ack, None),
+        [endpoint, name, lease_ms, ack, store] => (endpoint, name, lease_ms, ack, Some(store)),
         _ => panic!("bad {HOST_ENV}: {spec}"),
     };
     let lease = Duration::from_millis(lease_ms.parse().expect("lease"));
     let ack_lease: u64 = ack_lease_ms.parse().expect("ack lease");
     let runtime = super::runtime();
-    let group = runtime
-        .group(
-            RoutingFunction::builtin(Builtin::LeastLoaded),
-            GroupOptions {
-                ack_lease: (ack_lease > 0).then(|| Duration::from_millis(ack_lease)),
-                ..GroupOptions::default()
-            },
-        )
-        .expect("group");
+    let group_options = GroupOptions {
+        ack_lease: (ack_lease > 0).then(|| Duration::from_millis(ack_lease)),
+        ..GroupOptions::default()
+    };
+    let routing = RoutingFunction::builtin(Builtin::LeastLoaded);
+    let group = match store {
+        None => runtime.group(routing, group_options),
+        Some(store) => runtime.durable_group(
+            routing,
+            group_options,
+            liminal::StoreOptions::new(store),
+            Arc::new(|message: &Arc<liminal::Message>, result: &DispatchResult| {
+                let n = match message.get("n") {
+                    Some(liminal::FieldValue::Int(n)) => *n,
+                    _ => -1,
+                };
+                match result {
+                    Ok(_) => println!("recovered-completed {n}"),
+                    Err(failure) => println!("recovered-failed {n} {}", failure.error),
+                }
+            }),
+        ),
+    }
+    .expect("group");
     let remote = RemoteHost::open(&group, name, &options(Some(endpoint), None, lease), None)
         .expect("remote host opens");
     println!("host {}", remote.incarnation());
@@ -357,6 +384,10 @@ pub fn host_main() {
                 }
             }
             (Some("stale"), _) => println!("stale {}", remote.stale_answers()),
+            (Some("pending"), _) => println!(
+                "pending {}",
+                group.store_stats().map_or(0, |stats| stats.pending)
+            ),
             _ => panic!("unknown host command {line}"),
         }
     }
