@@ -202,10 +202,17 @@ def _exception_reason(error: BaseException) -> str:
         return f"{type(error).__name__} (its text could not be read)"
 
 
-def _copied_text(function: Callable[..., int], handle: Any) -> str:
-    """Text from a snprintf-style copy (`buffer`, `capacity`, `*len_out`)."""
+def _copied_text(function: Callable[..., int], handle: Any, guess: int = 0) -> str:
+    """Text from a snprintf-style copy (`buffer`, `capacity`, `*len_out`);
+    with a `guess` of its length, one call when the guess is enough."""
     length = C.c_size_t()
-    status = function(handle, None, 0, C.byref(length))
+    if guess > 0:
+        buffer = C.create_string_buffer(guess)
+        status = function(handle, buffer, guess, C.byref(length))
+        if status == Status.OK:
+            return buffer.raw[:length.value].decode("utf-8")
+    else:
+        status = function(handle, None, 0, C.byref(length))
     if status not in (Status.OK, Status.BUFFER_TOO_SMALL):
         raise _error(status)
     for _ in range(16):
@@ -412,7 +419,7 @@ class Delivery:
     from any thread; owned deliveries (kept, or pulled with
     `next_delivery`) are context managers that free the copy."""
 
-    __slots__ = ("_ptr", "_owned", "_answered", "message", "dispatch_id", "id", "attempt",
+    __slots__ = ("_ptr", "_owned", "_answered", "message", "message_id", "dispatch_id", "id", "attempt",
                  "redelivered", "crashed_handling", "crashed_holding", "consumer_id", "__weakref__")
 
     def __init__(self, ptr: Any, owned: bool):
@@ -421,6 +428,12 @@ class Delivery:
         self._answered = False
         try:
             self.message = ReceivedMessage._read(lib.liminal_delivery_message(ptr))
+            #: The message's stable id, the same for every attempt
+            #: (`liminal_delivery_message_id`): the dispatch id in decimal
+            #: for a local delivery, `<host incarnation>-<dispatch id>` on a
+            #: remote worker, `<store id>-<sequence number>` for a durable
+            #: group's message (across host restarts): deduplicate on it.
+            self.message_id: str = _copied_text(lib.liminal_delivery_message_id, ptr, 64)
             self.dispatch_id: int = lib.liminal_delivery_dispatch_id(ptr)
             self.id: int = lib.liminal_delivery_id(ptr)
             self.attempt: int = lib.liminal_delivery_attempt(ptr)
