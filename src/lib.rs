@@ -79,4 +79,4 @@ pub use stats::{
     ConsumerStats, GroupStats, OrderingStats, Stats, StoreDropped, StoreStats, WaitingKey,
     WaitingKeys,
 };
-pub use store::{StoreOptions, SyncPolicy};
+pub use store::{HostStore, StoreOptions, SyncPolicy};

@@ -23,7 +23,7 @@ use crate::routing::supervisor::RoutingSupervisor;
 use crate::routing::view::ConsumerState;
 use crate::stats::Stats;
 use crate::store::journal::Journal;
-use crate::store::StoreOptions;
+use crate::store::{HostStore, StoreOptions};
 
 /// Runtime options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,6 +174,29 @@ impl Runtime {
         self.check()?;
         let path = store.path.clone();
         let (journal, pending) = Journal::open(&path, store)?;
+        let group = self.add_group(routing, options, Some(journal));
+        group.dispatcher.recover(pending, &recovered);
+        Ok(group)
+    }
+
+    /// [`Runtime::durable_group`] on the host's own store (its database,
+    /// its log) instead of the embedded one: `store` commits each batch of
+    /// records durably and gives them back on opening (see [`HostStore`]).
+    /// Only one live group may use a store at a time: the host keeps that
+    /// promise (the embedded store's lock does not apply here).
+    ///
+    /// Errors: `InvalidArgument`, `ShutDown`, `StoreFailed` (its scan
+    /// failed, or it holds a newer format).
+    pub fn durable_group_in(
+        &self,
+        routing: RoutingFunction,
+        options: GroupOptions,
+        store: Box<dyn HostStore>,
+        recovered: RecoveredHandler,
+    ) -> Result<Group> {
+        options.validate()?;
+        self.check()?;
+        let (journal, pending) = Journal::open_host(store, StoreOptions::new("(host store)"))?;
         let group = self.add_group(routing, options, Some(journal));
         group.dispatcher.recover(pending, &recovered);
         Ok(group)

@@ -287,6 +287,115 @@ fn one_thread_dispatching_batches_gets_every_message_delivered_once_and_complete
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A host's own store, in memory (shared with the test, so it outlives
+/// the runtimes): what a database table keyed by sequence number would do.
+#[derive(Clone, Default)]
+struct TableStore {
+    rows: Arc<std::sync::Mutex<BTreeMap<u64, Vec<u8>>>>,
+    commits: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl liminal::HostStore for TableStore {
+    fn commit(&mut self, puts: &[(u64, &[u8])], removes: &[u64]) -> Result<(), String> {
+        let mut rows = self.rows.lock().unwrap();
+        for (seq, record) in puts {
+            rows.insert(*seq, record.to_vec());
+        }
+        for seq in removes {
+            rows.remove(seq);
+        }
+        self.commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn scan(&mut self, emit: &mut dyn FnMut(u64, &[u8])) -> Result<(), String> {
+        for (seq, record) in self.rows.lock().unwrap().iter() {
+            emit(*seq, record);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn a_hosts_own_store_keeps_what_was_accepted_and_gives_it_back_in_order() {
+    let table = TableStore::default();
+    let options = GroupOptions {
+        key_field: Some("k".into()),
+        ..GroupOptions::default()
+    };
+    let routing = || RoutingFunction::builtin(Builtin::LeastLoaded);
+    let first_ids: Vec<String> = {
+        let runtime = common::runtime();
+        let group = runtime
+            .durable_group_in(
+                routing(),
+                options.clone(),
+                Box::new(table.clone()),
+                ignore_recovered(),
+            )
+            .unwrap();
+        for n in 0..10 {
+            let message = Message::new()
+                .with("n", FieldValue::Int(n))
+                .with("k", FieldValue::Text(format!("k{}", n % 3)));
+            group.dispatch_async(message, Box::new(|_| {})).unwrap();
+        }
+        // One is handled and acknowledged, one fails an attempt (release).
+        let puller = group.register(ConsumerSpec::pull("p")).unwrap();
+        let first = puller.next_delivery(HANG).unwrap();
+        assert_eq!(number(first.message()), 0);
+        first.token().ack().unwrap();
+        let second = puller.next_delivery(HANG).unwrap();
+        let id = second.message_id().into_owned();
+        second.token().release(Duration::ZERO).unwrap();
+        runtime.shutdown().unwrap();
+        vec![id]
+    };
+    // Rows: the store's header (0) and the nine pending messages.
+    assert_eq!(table.rows.lock().unwrap().len(), 10);
+    let runtime = common::runtime();
+    let group = runtime
+        .durable_group_in(
+            routing(),
+            options,
+            Box::new(table.clone()),
+            ignore_recovered(),
+        )
+        .unwrap();
+    assert_eq!(group.store_stats().unwrap().recovered, 9);
+    let puller = group.register(ConsumerSpec::pull("p2")).unwrap();
+    let mut per_key: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for _ in 0..9 {
+        let delivery = puller.next_delivery(HANG).unwrap();
+        let n = number(delivery.message());
+        if delivery.message_id() == first_ids[0] {
+            // Its released attempt was recorded: this is its second.
+            assert_eq!(delivery.attempt(), 2, "the attempt count survived");
+        }
+        per_key
+            .entry(delivery.message().ordering_key().unwrap().to_owned())
+            .or_default()
+            .push(n);
+        delivery.token().ack().unwrap();
+    }
+    for numbers in per_key.values() {
+        assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{per_key:?}");
+    }
+    runtime.shutdown().unwrap();
+    // Everything acknowledged: only the header is left.
+    assert_eq!(
+        table
+            .rows
+            .lock()
+            .unwrap()
+            .keys()
+            .copied()
+            .collect::<Vec<_>>(),
+        vec![0]
+    );
+}
+
 // ---- host kill -9 ------------------------------------------------------------
 
 const CHILD_DIR: &str = "LIMINAL_DURABLE_CHILD_DIR";

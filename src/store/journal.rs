@@ -44,6 +44,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::stats::{StoreDropped as Dropped, StoreStats};
+use crate::store::host::{Change, HostSink, HostStore};
 use crate::store::log::Log;
 use crate::store::record::{Accepted, Counts, Record};
 use crate::store::{StoreOptions, SyncPolicy};
@@ -77,15 +78,32 @@ struct Pending {
     message: Arc<Message>,
 }
 
-/// What a buffered record does to the index once it is written.
-enum Entry {
+/// A buffered record: the message it is about, where its bytes lie in the
+/// buffer, and what it does once written.
+struct Entry {
+    seq: u64,
+    span: std::ops::Range<usize>,
+    what: What,
+}
+
+enum What {
     /// A new message: its segment becomes the one written; its admission
     /// runs once it is durable.
-    Accepted(u64, Option<Admission>),
+    Accepted(Option<Admission>),
     /// A pending message written again by compaction, out of `from`.
-    Moved { seq: u64, from: u64 },
-    /// Nothing to track.
-    Other,
+    Moved { from: u64 },
+    /// Its counts changed.
+    Attempted,
+    /// It completed.
+    Completed,
+}
+
+/// Where a journal's records go.
+enum Sink {
+    /// The embedded store: a directory of segment files.
+    Log(Log),
+    /// The host's own store.
+    Host(HostSink),
 }
 
 #[derive(Default)]
@@ -128,9 +146,11 @@ pub(crate) struct Journal {
     committed: Condvar,
     /// The flusher waits here for records nobody else will commit.
     flush: Condvar,
-    /// The store's files; `None` once closed (its lock released).
-    log: Mutex<Option<Log>>,
+    /// The store; `None` once closed (its lock released).
+    sink: Mutex<Option<Sink>>,
     options: StoreOptions,
+    /// Whether the records go to the host's own store.
+    host: bool,
     store_id: u64,
     recovered: u64,
     dropped: Dropped,
@@ -148,8 +168,30 @@ impl Journal {
     /// Open the store at `dir`: lock it, read it, and return what is
     /// pending in sequence order.
     pub(crate) fn open(dir: &Path, options: StoreOptions) -> Result<(Arc<Self>, Vec<Recovered>)> {
-        let (mut log, scan) = Log::open(dir)?;
-        let store_id = log.store_id();
+        let (log, scan) = Log::open(dir)?;
+        Self::start(Sink::Log(log), scan, options)
+    }
+
+    /// Open on the host's own store: read it and return what is pending in
+    /// sequence order (`options` gives only the sync policy's absence: the
+    /// host's commit is durable when it returns).
+    pub(crate) fn open_host(
+        store: Box<dyn HostStore>,
+        options: StoreOptions,
+    ) -> Result<(Arc<Self>, Vec<Recovered>)> {
+        let (sink, scan) = HostSink::open(store, crate::store::log::new_store_id())?;
+        Self::start(Sink::Host(sink), scan, options)
+    }
+
+    fn start(
+        mut sink: Sink,
+        scan: crate::store::log::Scan,
+        options: StoreOptions,
+    ) -> Result<(Arc<Self>, Vec<Recovered>)> {
+        let store_id = match &sink {
+            Sink::Log(log) => log.store_id(),
+            Sink::Host(host) => host.store_id(),
+        };
         let mut pending: HashMap<u64, Pending> = HashMap::with_capacity(scan.records.len());
         let mut segments: BTreeMap<u64, Segment> = BTreeMap::new();
         for &(number, bytes) in &scan.segments {
@@ -204,14 +246,16 @@ impl Journal {
             }
         }
         let next_seq = highest + 1;
-        log.start(next_seq)?;
-        segments.insert(
-            log.active(),
-            Segment {
-                pending: 0,
-                bytes: log.active_len(),
-            },
-        );
+        if let Sink::Log(log) = &mut sink {
+            log.start(next_seq)?;
+            segments.insert(
+                log.active(),
+                Segment {
+                    pending: 0,
+                    bytes: log.active_len(),
+                },
+            );
+        }
         let mut recovered: Vec<Recovered> = pending
             .iter()
             .map(|(&seq, entry)| Recovered {
@@ -225,6 +269,7 @@ impl Journal {
             .collect();
         recovered.sort_unstable_by_key(|r| r.seq);
         let pending_bytes = pending.values().map(|p| p.len).sum();
+        let host = matches!(sink, Sink::Host(_));
         let journal = Arc::new(Self {
             state: Mutex::new(State {
                 buffer: Vec::new(),
@@ -242,8 +287,9 @@ impl Journal {
             }),
             committed: Condvar::new(),
             flush: Condvar::new(),
-            log: Mutex::new(Some(log)),
+            sink: Mutex::new(Some(sink)),
             options,
+            host,
             store_id,
             recovered: recovered.len() as u64,
             dropped: scan.dropped,
@@ -320,7 +366,7 @@ impl Journal {
                 let admitted = admit(seq, identified);
                 *slot.lock() = Some(admitted);
             });
-            let len = state.push(&record, Entry::Accepted(seq, Some(admission)));
+            let len = state.push(&record, seq, What::Accepted(Some(admission)));
             state.pending.insert(
                 seq,
                 Pending {
@@ -354,7 +400,7 @@ impl Journal {
                 segment.pending -= 1;
             }
         }
-        state.push(&Record::Completed { seq }, Entry::Other);
+        state.push(&Record::Completed { seq }, seq, What::Completed);
         drop(state);
         self.flush.notify_one();
     }
@@ -366,11 +412,25 @@ impl Journal {
         if state.refusal().is_some() {
             return;
         }
-        match state.pending.get_mut(&seq) {
-            Some(entry) if entry.counts != counts => entry.counts = counts,
+        let record = match state.pending.get_mut(&seq) {
+            Some(entry) if entry.counts != counts => {
+                entry.counts = counts;
+                if self.host {
+                    // A host's store keeps one record per message: the
+                    // whole message again, with its new counts.
+                    Record::Accepted(Accepted {
+                        seq,
+                        deadline_unix_ms: entry.deadline_unix_ms,
+                        counts,
+                        message: Arc::clone(&entry.message),
+                    })
+                } else {
+                    Record::Attempted { seq, counts }
+                }
+            }
             _ => return,
-        }
-        state.push(&Record::Attempted { seq, counts }, Entry::Other);
+        };
+        state.push(&record, seq, What::Attempted);
         drop(state);
         self.flush.notify_one();
     }
@@ -394,8 +454,8 @@ impl Journal {
                 let _ = flusher.join();
             }
         }
-        let log = self.log.lock().take();
-        drop(log);
+        let sink = self.sink.lock().take();
+        drop(sink);
     }
 
     /// Its figures now.
@@ -455,8 +515,9 @@ impl Journal {
         let end = state.appended;
         let next_seq = state.next_seq;
         let sync = self.options.sync == SyncPolicy::EveryCommit;
-        let written =
-            parking_lot::MutexGuard::unlocked(state, || self.write(&buffer, sync, next_seq));
+        let written = parking_lot::MutexGuard::unlocked(state, || {
+            self.write(&buffer, &entries, sync, next_seq)
+        });
         match written {
             Ok((segment, sealed)) => {
                 if let Some((old, bytes)) = sealed {
@@ -510,12 +571,31 @@ impl Journal {
     fn write(
         &self,
         bytes: &[u8],
+        entries: &[Entry],
         sync: bool,
         next_seq: u64,
     ) -> std::result::Result<(u64, Option<(u64, u64)>), String> {
-        let mut log = self.log.lock();
-        let Some(log) = log.as_mut() else {
-            return Err("the store is closed".into());
+        let mut sink = self.sink.lock();
+        let log = match sink.as_mut() {
+            None => return Err("the store is closed".into()),
+            Some(Sink::Host(host)) => {
+                let changes: Vec<Change> = entries
+                    .iter()
+                    .map(|entry| Change {
+                        seq: entry.seq,
+                        span: entry.span.clone(),
+                        remove: matches!(entry.what, What::Completed),
+                    })
+                    .collect();
+                let started = Instant::now();
+                host.commit(bytes, &changes)?;
+                self.counters
+                    .bytes_written
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                self.note_sync(started.elapsed());
+                return Ok((0, None));
+            }
+            Some(Sink::Log(log)) => log,
         };
         let mut sealed = None;
         if log.active_len() >= self.options.segment_bytes && !bytes.is_empty() {
@@ -546,8 +626,8 @@ impl Journal {
     }
 
     fn delete(&self, numbers: &[u64]) {
-        let log = self.log.lock();
-        let Some(log) = log.as_ref() else {
+        let sink = self.sink.lock();
+        let Some(Sink::Log(log)) = sink.as_ref() else {
             return;
         };
         for &number in numbers {
@@ -615,9 +695,9 @@ impl Journal {
 
     fn sync_interval(&self) {
         let started = Instant::now();
-        let result = match self.log.lock().as_ref() {
-            Some(log) => log.sync(),
-            None => return,
+        let result = match self.sink.lock().as_ref() {
+            Some(Sink::Log(log)) => log.sync(),
+            _ => return,
         };
         match result {
             Ok(()) => self.note_sync(started.elapsed()),
@@ -655,12 +735,16 @@ impl State {
     }
 
     /// Buffer `record`; returns its length.
-    fn push(&mut self, record: &Record, entry: Entry) -> u64 {
+    fn push(&mut self, record: &Record, seq: u64, what: What) -> u64 {
         let before = self.buffer.len();
         record.encode(&mut self.buffer);
         let len = (self.buffer.len() - before) as u64;
         self.appended += len;
-        self.entries.push(entry);
+        self.entries.push(Entry {
+            seq,
+            span: before..self.buffer.len(),
+            what,
+        });
         len
     }
 
@@ -669,16 +753,16 @@ impl State {
     fn note_written(&mut self, entries: Vec<Entry>, segment: u64, bytes: u64) -> Vec<Admission> {
         self.segments.entry(segment).or_default().bytes += bytes;
         let mut admissions = Vec::new();
-        for entry in entries {
-            match entry {
-                Entry::Accepted(seq, admission) => {
+        for Entry { seq, what, .. } in entries {
+            match what {
+                What::Accepted(admission) => {
                     if let Some(pending) = self.pending.get_mut(&seq) {
                         pending.segment = Some(segment);
                         self.segments.entry(segment).or_default().pending += 1;
                     }
                     admissions.extend(admission);
                 }
-                Entry::Moved { seq, from } => {
+                What::Moved { from } => {
                     self.moving = None;
                     if let Some(pending) = self.pending.get_mut(&seq) {
                         if pending.segment == Some(from) {
@@ -690,7 +774,7 @@ impl State {
                         }
                     }
                 }
-                Entry::Other => {}
+                What::Attempted | What::Completed => {}
             }
         }
         admissions
@@ -742,7 +826,7 @@ impl State {
                 counts: pending.counts,
                 message: Arc::clone(&pending.message),
             });
-            self.push(&record, Entry::Moved { seq, from: old });
+            self.push(&record, seq, What::Moved { from: old });
         }
     }
 }

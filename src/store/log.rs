@@ -250,7 +250,7 @@ fn scan(dir: &Path) -> Result<Scan> {
     Ok(scan)
 }
 
-fn new_store_id() -> u64 {
+pub(crate) fn new_store_id() -> u64 {
     let seed = format!(
         "{}-{:?}-{:?}",
         std::process::id(),

@@ -13,12 +13,15 @@
 //! tells it about completions and failed attempts, and re-admits what it
 //! recovered. Nothing of the store is threaded through the conversation.
 
+pub(crate) mod host;
 pub(crate) mod journal;
 pub(crate) mod log;
 pub(crate) mod record;
 
 #[cfg(test)]
 mod tests;
+
+pub use host::HostStore;
 
 use std::path::PathBuf;
 use std::time::Duration;

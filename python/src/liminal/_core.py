@@ -8,6 +8,7 @@ import enum
 import json
 import logging
 import math
+import os
 import threading
 import weakref
 from concurrent.futures import Future
@@ -802,17 +803,36 @@ def _route_function(function: RouteFunction) -> Any:
 # ---- groups -------------------------------------------------------------
 
 DeadLetterFunction = Callable[[ReceivedMessage, Outcome], Any]
+RecoveredFunction = Callable[[ReceivedMessage, Outcome], Any]
+
+
+def _recovered_callback(function: RecoveredFunction) -> Any:
+    """A `liminal_recovered_callback` calling `function(message, outcome)`;
+    kept alive until the library runs its free_user."""
+
+    def recovered(user: Any, message: Any, outcome: Any) -> None:
+        try:
+            function(ReceivedMessage._read(message), Outcome._read(outcome))
+        except BaseException:  # noqa: BLE001 - never into the library
+            _report_callback_error("recovered")
+
+    c_function = _ffi.RECOVERED_FN(recovered)
+    key = _ffi.keep(c_function, function)
+    return _ffi.RecoveredCallback(c_function, key, FREE)
 
 
 class Group(_Handle):
     """A consumer group. `close()` (or leaving a `with` block) closes it:
     every consumer leaves and what waits or is held fails with
-    NO_CONSUMER_AVAILABLE."""
+    NO_CONSUMER_AVAILABLE (a durable group's messages that fail so stay in
+    its store for the next group opened on it, and the store is let go)."""
 
-    def __init__(self, runtime: "Runtime", ptr: int, name: Optional[str]):
+    def __init__(self, runtime: "Runtime", ptr: int, name: Optional[str], store: Optional[str] = None):
         self._runtime = runtime
         self._ptr = ptr
         self.name = name
+        #: The store's directory of a durable group (None: not durable).
+        self.store = store
 
     def __repr__(self) -> str:
         return f"<liminal.Group {self.name!r}{' closed' if self.closed else ''}>"
@@ -1203,15 +1223,44 @@ class Runtime(_Handle):
               overflow: Optional[Overflow] = None, block_timeout: Optional[float] = None,
               deadline: Optional[float] = None, ack_lease: Optional[float] = None,
               lease_policy: Optional[LeasePolicy] = None,
-              key_field: Optional[str] = None) -> Group:
+              key_field: Optional[str] = None,
+              store: Union[str, "os.PathLike[str]", None] = None,
+              store_sync_interval: Optional[float] = None,
+              on_recovered: Optional[RecoveredFunction] = None) -> Group:
         """A new consumer group, routed by `routing` (a `Routing`, a
         `Builtin`, default FIRST_WITH_CAPACITY). Durations in seconds:
         `auto_ack`, `block_timeout` (with `Overflow.BLOCK`), `deadline`
         (each message's default), `ack_lease`. `key_field` names the field
         whose value (text, or an int in decimal) is a message's ordering
         key: messages that share a key are handled one at a time, in the
-        order accepted, through every re-route (docs/ORDERING.md)."""
+        order accepted, through every re-route (docs/ORDERING.md).
+
+        With `store` (a directory, created if missing) the group is
+        **durable**: a dispatch returns (a `dispatch_async` future is
+        handed back) only once its message is on stable storage, and a
+        group opened later on the same store brings back every message
+        accepted and not completed, in acceptance order, flagged
+        `redelivered`, with the same `Delivery.message_id`
+        (`<store id>-<sequence number>`): delivery is at least once.
+        `store_sync_interval` (seconds; None or 0: sync every commit) lets
+        a dispatch return once written to the operating system and syncs
+        that often (an OS crash may lose the last interval).
+        `on_recovered(message, outcome)` is called once for each recovered
+        message when it ends (`outcome.ok` when a consumer acknowledged
+        it), on a library thread, possibly before this returns; an
+        exception in it is logged on the `liminal` logger. Raises
+        `LiminalError` STORE_LOCKED while another group (in this process
+        or another) holds the store, STORE_FAILED when it cannot be
+        opened or read."""
         runtime = self._live()
+        store_path = None
+        if store is not None:
+            store_path = _text(os.fspath(store), "store path")  # type: ignore[arg-type]
+        sync_ms = None
+        if store_sync_interval is not None:
+            sync_ms = _ms(store_sync_interval, "store_sync_interval")
+            if sync_ms > 0xFFFF_FFFF:
+                raise ValueError(f"store_sync_interval must be at most {0xFFFF_FFFF / 1000} seconds")
         owned_routing = None
         if routing is None or isinstance(routing, Builtin):
             owned_routing = Routing.builtin(routing if routing is not None else Builtin.FIRST_WITH_CAPACITY)
@@ -1240,13 +1289,22 @@ class Runtime(_Handle):
                 _check(lib.liminal_group_options_set_lease_policy(options, int(lease_policy)))
             if key_field is not None:
                 _check(lib.liminal_group_options_set_key_field(options, _text(key_field, "key field")))
+            if store_path is not None:
+                _check(lib.liminal_group_options_set_store(options, store_path))
+            if sync_ms is not None:
+                _check(lib.liminal_group_options_set_store_sync_interval_ms(options, sync_ms))
+            if on_recovered is not None:
+                # The options own it from this call on, even if it fails;
+                # its free_user runs once they and the group are freed.
+                _check(lib.liminal_group_options_set_recovered(options, _recovered_callback(on_recovered)))
             out = P()
             _check(lib.liminal_group_new(runtime, routing._live(), options, C.byref(out)))
         finally:
             lib.liminal_group_options_free(options)
             if owned_routing is not None:
                 owned_routing.close()  # the group keeps its own reference
-        return Group(self, cast(int, out.value), name)
+        return Group(self, cast(int, out.value), name,
+                     store=os.fspath(store) if store is not None else None)
 
     def routing(self, function: RouteFunction, identity: bytes, name: Optional[str] = None) -> Routing:
         """A routing function in Python: `function(message, consumers)`

@@ -37,6 +37,8 @@ COMPLETION_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_int, C.c_void_p)
 DEAD_LETTER_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_void_p, C.c_void_p)
 STATS_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_char_p, C.c_size_t)
 HOST_LOST_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_char_p, C.c_char_p)
+# (user, const liminal_message *, const liminal_outcome *): a durable group's recovered message ended.
+RECOVERED_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_void_p, C.c_void_p)
 
 
 class ConsumerView(C.Structure):
@@ -80,6 +82,7 @@ DeadLetterCallback = _callback_struct("DeadLetterCallback", DEAD_LETTER_FN)
 StatsCallback = _callback_struct("StatsCallback", STATS_FN)
 RouteCallback = _callback_struct("RouteCallback", ROUTE_FN)
 HostLostCallback = _callback_struct("HostLostCallback", HOST_LOST_FN)
+RecoveredCallback = _callback_struct("RecoveredCallback", RECOVERED_FN)
 
 
 # ---- callback lifetimes -------------------------------------------------
@@ -202,6 +205,10 @@ _sig("liminal_key_list_count", C.c_size_t, P)
 _sig("liminal_key_list_total", C.c_size_t, P)
 _sig("liminal_key_list_get", S, P, C.c_size_t, C.POINTER(C.c_char_p), SIZE_P, C.POINTER(C.c_uint64))
 _sig("liminal_key_list_free", None, P)
+# Durable groups.
+_sig("liminal_group_options_set_store", S, P, C.c_char_p)
+_sig("liminal_group_options_set_store_sync_interval_ms", S, P, C.c_uint32)
+_sig("liminal_group_options_set_recovered", S, P, RecoveredCallback)
 _sig("liminal_group_new", S, P, P, P, OUT)
 _sig("liminal_group_free", None, P)
 _sig("liminal_group_deploy", S, P, P)
