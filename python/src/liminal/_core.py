@@ -1246,9 +1246,13 @@ class Runtime(_Handle):
         a dispatch return once written to the operating system and syncs
         that often (an OS crash may lose the last interval).
         `on_recovered(message, outcome)` is called once for each recovered
-        message when it ends (`outcome.ok` when a consumer acknowledged
-        it), on a library thread, possibly before this returns; an
-        exception in it is logged on the `liminal` logger. Raises
+        message when it ends, on a library thread (no blocking library
+        calls there), possibly before this returns: `outcome.ok` when a
+        consumer acknowledged it, else why not (EXPIRED, ATTEMPTS_EXHAUSTED,
+        …; NO_CONSUMER_AVAILABLE or SHUT_DOWN when this group or its
+        runtime closes first: then it stays in the store and comes back at
+        the next opening). An exception in it is logged on the `liminal`
+        logger, never raised into the library. Raises
         `LiminalError` STORE_LOCKED while another group (in this process
         or another) holds the store, STORE_FAILED when it cannot be
         opened or read."""
