@@ -109,6 +109,8 @@ _TEXT_MAX = 1 << 31
 
 FieldValue = Union[str, int, float, bool, None]
 Fields = Mapping[str, FieldValue]
+#: A message of `Group.dispatch_batch`: its fields, or (fields, payload).
+BatchMessage = Union[Fields, Tuple[Optional[Fields], Optional[bytes]]]
 
 
 # ---- errors -------------------------------------------------------------
@@ -399,6 +401,36 @@ class DispatchFuture(Future[Outcome]):
     callbacks added with `add_done_callback` run there, under the
     completion callback's contract (no blocking library calls)."""
     dispatch_id: int = 0
+
+
+def _new_future() -> DispatchFuture:
+    future = DispatchFuture()
+    future.set_running_or_notify_cancel()  # it cannot be cancelled
+    return future
+
+
+def _complete_future(future: DispatchFuture, on_complete: Optional[Callable[[Outcome], Any]],
+                     status: int, outcome_ptr: Any) -> None:
+    """A completion callback's work (on a library thread): `on_complete`
+    first, then the future; nothing raises into the library."""
+    try:
+        outcome: Optional[Outcome] = None
+        try:
+            outcome = Outcome._read(outcome_ptr)
+        except BaseException:  # noqa: BLE001
+            _report_callback_error("completion")
+        if on_complete is not None and outcome is not None:
+            try:
+                on_complete(outcome)
+            except BaseException:  # noqa: BLE001
+                _report_callback_error("completion")
+        if status == Status.OK and outcome is not None:
+            future.set_result(outcome)
+        else:
+            detail = cast(bytes, lib.liminal_status_str(status)).decode()
+            future.set_exception(LiminalError(status, detail, outcome))
+    except BaseException:  # noqa: BLE001
+        _report_callback_error("completion")
 
 
 # ---- deliveries ---------------------------------------------------------
@@ -975,28 +1007,10 @@ class Group(_Handle):
         the dispatch is refused (QUEUE_FULL, DRAINING, SHUT_DOWN, or
         INVALID_ARGUMENT for a bad ordering `key`)."""
         group = self._live()
-        future = DispatchFuture()
-        future.set_running_or_notify_cancel()  # it cannot be cancelled
+        future = _new_future()
 
         def complete(user: Any, status: int, outcome_ptr: Any) -> None:
-            try:
-                outcome: Optional[Outcome] = None
-                try:
-                    outcome = Outcome._read(outcome_ptr)
-                except BaseException:  # noqa: BLE001
-                    _report_callback_error("completion")
-                if on_complete is not None and outcome is not None:
-                    try:
-                        on_complete(outcome)
-                    except BaseException:  # noqa: BLE001
-                        _report_callback_error("completion")
-                if status == Status.OK and outcome is not None:
-                    future.set_result(outcome)
-                else:
-                    detail = cast(bytes, lib.liminal_status_str(status)).decode()
-                    future.set_exception(LiminalError(status, detail, outcome))
-            except BaseException:  # noqa: BLE001
-                _report_callback_error("completion")
+            _complete_future(future, on_complete, status, outcome_ptr)
 
         # Options and message first: a bad argument raises before the
         # library owns the callback (it frees it even when it refuses).
@@ -1018,6 +1032,95 @@ class Group(_Handle):
             lib.liminal_dispatch_options_free(options)
         future.dispatch_id = dispatch_id.value
         return future
+
+    def dispatch_batch(self, messages: Iterable[BatchMessage], *, deadline: Optional[float] = None,
+                       key: Optional[str] = None, on_complete: Optional[Callable[[Outcome], Any]] = None
+                       ) -> List[Union[DispatchFuture, LiminalError]]:
+        """Dispatch many messages in one call (`liminal_group_dispatch_batch`)
+        and return at once, as as many `dispatch_async` calls would, in that
+        order; to a durable group the whole batch is stored with one sync
+        before this returns (the fast way for one thread to dispatch durable
+        messages). Each message is a fields mapping, or a `(fields, payload)`
+        pair; `deadline` (seconds) and the ordering `key` apply to every
+        message of the batch.
+
+        Returns one entry per message, in order: a `DispatchFuture` (with
+        its `dispatch_id`) for an accepted one, which completes exactly once
+        as `dispatch_async`'s does, `on_complete(outcome)` first; or, for a
+        refused one, the `LiminalError` saying why (not raised: QUEUE_FULL
+        for the messages a full waiting room had no place for, DRAINING,
+        SHUT_DOWN, STORE_FAILED, …), whose completion never runs. Raises
+        (nothing dispatched) for a bad argument: a field value or `key`
+        the library cannot take, a closed group."""
+        group = self._live()
+        items = list(messages)
+        if not items:
+            return []
+        options = self._dispatch_options(deadline, None, key)
+        handles: List[P] = []
+        try:
+            for item in items:
+                if isinstance(item, tuple):
+                    if len(item) != 2:
+                        raise TypeError("a batch message is a fields mapping or a (fields, payload) pair")
+                    fields, payload = item
+                else:
+                    fields, payload = item, None
+                handles.append(_new_message(fields, payload))
+        except BaseException:
+            for handle in handles:
+                lib.liminal_message_free(handle)
+            lib.liminal_dispatch_options_free(options)
+            raise
+
+        count = len(handles)
+        futures = [_new_future() for _ in range(count)]
+        pending: Dict[int, DispatchFuture] = {}  # by `user` key, until completed
+
+        # One C function for the batch; `user` (each completion's own key,
+        # freed by the library's free_user) tells whose future it is. pop():
+        # a second call for one key would find nothing and be logged.
+        def complete(user: Any, status: int, outcome_ptr: Any) -> None:
+            try:
+                future = pending.pop(user)
+            except BaseException:  # noqa: BLE001
+                _report_callback_error("completion")
+                return
+            _complete_future(future, on_complete, status, outcome_ptr)
+
+        function = _ffi.COMPLETION_FN(complete)
+        array = (P * count)(*(handle.value for handle in handles))
+        completions = (_ffi.CompletionCallback * count)()
+        statuses = (C.c_int * count)()
+        ids = (C.c_uint64 * count)()
+        keys = []
+        for i, future in enumerate(futures):
+            user = _ffi.keep(function, future)
+            pending[user] = future
+            keys.append(user)
+            completions[i] = _ffi.CompletionCallback(function, user, FREE)
+        try:
+            # The library owns every completion from here on, even on failure.
+            status = lib.liminal_group_dispatch_batch(group, array, count, options, completions,
+                                                      statuses, ids)
+            detail = cast(bytes, lib.liminal_last_error()).decode("utf-8", "replace")
+        finally:
+            for handle in handles:
+                lib.liminal_message_free(handle)
+            lib.liminal_dispatch_options_free(options)
+        if status == Status.NULL_ARGUMENT:  # nothing dispatched (not expected from here)
+            pending.clear()
+            raise LiminalError(status, detail)
+        results: List[Union[DispatchFuture, LiminalError]] = []
+        for i, user in enumerate(keys):
+            if statuses[i] == Status.OK:
+                futures[i].dispatch_id = ids[i]
+                results.append(futures[i])
+            else:
+                pending.pop(user, None)  # refused: its completion never runs
+                text = cast(bytes, lib.liminal_status_str(statuses[i])).decode()
+                results.append(LiminalError(statuses[i], text))
+        return results
 
     def drain(self, timeout: float) -> int:
         """Stop accepting dispatches, then wait up to `timeout` seconds for

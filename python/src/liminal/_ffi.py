@@ -266,6 +266,9 @@ _sig("liminal_dispatch_options_set_deadline_ms", S, P, C.c_uint64)
 _sig("liminal_dispatch_options_set_timeout_ms", S, P, C.c_uint64)
 _sig("liminal_group_dispatch", S, P, P, P, OUT)
 _sig("liminal_group_dispatch_async", S, P, P, P, CompletionCallback, C.POINTER(C.c_uint64))
+# (group, messages[count], count, options, completions[count], statuses[count], dispatch_ids[count])
+_sig("liminal_group_dispatch_batch", S, P, C.POINTER(P), C.c_size_t, P, C.POINTER(CompletionCallback),
+     C.POINTER(S), C.POINTER(C.c_uint64))
 
 _sig("liminal_outcome_status", S, P)
 _sig("liminal_outcome_dispatch_id", C.c_uint64, P)
