@@ -621,6 +621,90 @@ typedef struct liminal_route_callback {
 typedef int32_t liminal_builtin;
 
 /**
+ * One record of a host's store: a sequence number and the record's bytes
+ * (opaque to the host; borrowed for the call that gives them).
+ */
+typedef struct liminal_store_record {
+  /**
+   * Its sequence number: the key to store it under (0 is the store's
+   * own header record).
+   */
+  uint64_t seq;
+  /**
+   * Its bytes.
+   */
+  const uint8_t *data;
+  /**
+   * How many.
+   */
+  size_t len;
+} liminal_store_record;
+
+/**
+ * A host store's commit: store every record of `puts` (replacing one
+ * stored under the same `seq`), then remove every sequence number of
+ * `removes` (a number not stored is no error; one put in this same call
+ * is then removed), **durably**: once it returns `LIMINAL_OK`, all of it
+ * must survive the host's crash (one database transaction with a synced
+ * commit is the natural shape). It returns `LIMINAL_OK` (0) or any other
+ * value for a failure (an `int32_t`, so any value is safe), which stops
+ * the group's store:
+ * nothing more is accepted (a retry could not know what a failed commit
+ * left), and dispatches waiting for this commit fail with
+ * `LIMINAL_STORE_FAILED`.
+ *
+ * | contract | |
+ * |---|---|
+ * | thread | a thread dispatching to the group (the commit's leader) or the store's flusher thread |
+ * | overlap | never two calls of one group's store callbacks at once |
+ * | may call | non-blocking functions on other groups; never a dispatch to this group (it would wait for this commit); blocking calls return `LIMINAL_WOULD_DEADLOCK` |
+ * | may block | yes: it is the durable write; dispatchers to this group wait for it |
+ */
+typedef int32_t (*liminal_store_commit_fn)(void *user,
+                                           const struct liminal_store_record *puts,
+                                           size_t put_count,
+                                           const uint64_t *removes,
+                                           size_t remove_count);
+
+/**
+ * Receives one stored record during a host store's scan (`data` is copied
+ * before it returns).
+ */
+typedef void (*liminal_store_emit_fn)(void *context, uint64_t seq, const uint8_t *data, size_t len);
+
+/**
+ * A host store's scan: call `emit(context, seq, data, len)` once for every
+ * stored record, in any order, then return `LIMINAL_OK` (0; any other
+ * value fails `liminal_group_new` with `LIMINAL_STORE_FAILED`). Runs on the
+ * thread calling `liminal_group_new`, before it returns; same rules as the
+ * commit otherwise.
+ */
+typedef int32_t (*liminal_store_scan_fn)(void *user, liminal_store_emit_fn emit, void *context);
+
+/**
+ * A host's own store for durable groups: `{commit, scan, user, free_user}`.
+ */
+typedef struct liminal_store_callbacks {
+  /**
+   * Commits a batch durably (required).
+   */
+  liminal_store_commit_fn commit;
+  /**
+   * Gives back every stored record (required).
+   */
+  liminal_store_scan_fn scan;
+  /**
+   * Passed to both; must be usable from any thread.
+   */
+  void *user;
+  /**
+   * Optional destructor for `user`: runs once the options and every
+   * group created with them let go of it (after the last call).
+   */
+  liminal_free_fn free_user;
+} liminal_store_callbacks;
+
+/**
  * A durable group's recovered-message callback: a message its store gave
  * back when the group was opened (accepted by an earlier host, not
  * completed) has ended. Its dispatcher died with that host, so this is
@@ -1378,6 +1462,32 @@ LIMINAL_EXPORT void liminal_group_options_free(struct liminal_group_options *opt
 LIMINAL_EXPORT
 enum liminal_status liminal_group_options_set_store(struct liminal_group_options *options,
                                                     const char *path);
+
+/**
+ * Make groups created with these options **durable** on the host's own
+ * store (its SQLite, Postgres or log) instead of the embedded one
+ * (`liminal_group_options_set_store`, whose promises all hold, except
+ * those of the embedded store's files: its lock, its damage report).
+ * The library keeps one opaque, checked record per accepted message,
+ * keyed by a sequence number; `commit` stores and removes them in
+ * batches, durably, and `scan` gives them back when `liminal_group_new`
+ * opens the store (see `liminal_store_commit_fn`, `liminal_store_scan_fn`).
+ * A record the library finds damaged on scan is left out and counted
+ * (`liminal.store.dropped_damaged`). The sync interval does not apply:
+ * the host's commit is durable when it returns.
+ *
+ * Only one live group may use one store: the host keeps that promise
+ * (the library cannot see its database's locks). The options own
+ * `callbacks` from this call on, even when it fails; its `free_user` runs
+ * once the options and every group created with them are freed. Replaces
+ * a store set with `liminal_group_options_set_store`.
+ *
+ * Errors: `LIMINAL_NULL_ARGUMENT` (NULL options, a NULL `commit` or
+ * `scan`).
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_store_callbacks(struct liminal_group_options *options,
+                                                              struct liminal_store_callbacks callbacks);
 
 /**
  * A durable group's sync policy: 0 (the default) syncs every group commit

@@ -334,6 +334,81 @@ pub struct liminal_recovered_callback {
     pub free_user: liminal_free_fn,
 }
 
+/// One record of a host's store: a sequence number and the record's bytes
+/// (opaque to the host; borrowed for the call that gives them).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct liminal_store_record {
+    /// Its sequence number: the key to store it under (0 is the store's
+    /// own header record).
+    pub seq: u64,
+    /// Its bytes.
+    pub data: *const u8,
+    /// How many.
+    pub len: usize,
+}
+
+/// A host store's commit: store every record of `puts` (replacing one
+/// stored under the same `seq`), then remove every sequence number of
+/// `removes` (a number not stored is no error; one put in this same call
+/// is then removed), **durably**: once it returns `LIMINAL_OK`, all of it
+/// must survive the host's crash (one database transaction with a synced
+/// commit is the natural shape). It returns `LIMINAL_OK` (0) or any other
+/// value for a failure (an `int32_t`, so any value is safe), which stops
+/// the group's store:
+/// nothing more is accepted (a retry could not know what a failed commit
+/// left), and dispatches waiting for this commit fail with
+/// `LIMINAL_STORE_FAILED`.
+///
+/// | contract | |
+/// |---|---|
+/// | thread | a thread dispatching to the group (the commit's leader) or the store's flusher thread |
+/// | overlap | never two calls of one group's store callbacks at once |
+/// | may call | non-blocking functions on other groups; never a dispatch to this group (it would wait for this commit); blocking calls return `LIMINAL_WOULD_DEADLOCK` |
+/// | may block | yes: it is the durable write; dispatchers to this group wait for it |
+pub type liminal_store_commit_fn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        puts: *const liminal_store_record,
+        put_count: usize,
+        removes: *const u64,
+        remove_count: usize,
+    ) -> i32,
+>;
+
+/// Receives one stored record during a host store's scan (`data` is copied
+/// before it returns).
+pub type liminal_store_emit_fn =
+    Option<unsafe extern "C" fn(context: *mut c_void, seq: u64, data: *const u8, len: usize)>;
+
+/// A host store's scan: call `emit(context, seq, data, len)` once for every
+/// stored record, in any order, then return `LIMINAL_OK` (0; any other
+/// value fails `liminal_group_new` with `LIMINAL_STORE_FAILED`). Runs on the
+/// thread calling `liminal_group_new`, before it returns; same rules as the
+/// commit otherwise.
+pub type liminal_store_scan_fn = Option<
+    unsafe extern "C" fn(
+        user: *mut c_void,
+        emit: liminal_store_emit_fn,
+        context: *mut c_void,
+    ) -> i32,
+>;
+
+/// A host's own store for durable groups: `{commit, scan, user, free_user}`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct liminal_store_callbacks {
+    /// Commits a batch durably (required).
+    pub commit: liminal_store_commit_fn,
+    /// Gives back every stored record (required).
+    pub scan: liminal_store_scan_fn,
+    /// Passed to both; must be usable from any thread.
+    pub user: *mut c_void,
+    /// Optional destructor for `user`: runs once the options and every
+    /// group created with them let go of it (after the last call).
+    pub free_user: liminal_free_fn,
+}
+
 /// The answer of a routing callback: one of `LIMINAL_ROUTE_*`.
 pub type liminal_route_result = i32;
 /// `*selected_id` names the chosen consumer.

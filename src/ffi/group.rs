@@ -9,7 +9,9 @@ use crate::dispatch::{GroupOptions, Overflow};
 use crate::ffi::boundary::{
     self, borrow_mut, free_handle, guard, new_handle, out_ptr, read, utf8, with, Failure, Handle,
 };
-use crate::ffi::callbacks::{liminal_dead_letter_callback, liminal_recovered_callback, UserData};
+use crate::ffi::callbacks::{
+    liminal_dead_letter_callback, liminal_recovered_callback, liminal_store_callbacks, UserData,
+};
 use crate::ffi::consumer::liminal_consumer;
 use crate::ffi::error::liminal_status;
 use crate::ffi::message::liminal_message;
@@ -17,6 +19,7 @@ use crate::ffi::outcome::liminal_outcome;
 use crate::ffi::routing::{liminal_routing, ViewTable};
 use crate::ffi::runtime::liminal_runtime;
 use crate::ffi::snapshot::liminal_snapshot;
+use crate::ffi::store::CallbackStore;
 use crate::group::Group;
 use crate::{LeasePolicy, RecoveredHandler, StoreOptions, SyncPolicy};
 use std::ffi::c_void;
@@ -38,6 +41,14 @@ pub struct liminal_group_options {
     store: Option<StoreOptions>,
     /// A durable group's recovered-message callback.
     recovered: Option<RecoveredCallback>,
+    /// A durable group's store in the host's hands (instead of `store`).
+    host_store: Option<CallbackStore>,
+}
+
+/// Where a durable group's messages live.
+enum Durable {
+    Embedded(StoreOptions),
+    Host(CallbackStore),
 }
 
 /// The host's recovered-message callback, shared by the options and every
@@ -94,6 +105,7 @@ pub extern "C" fn liminal_group_options_new(
             options: GroupOptions::default(),
             store: None,
             recovered: None,
+            host_store: None,
         });
         Ok(())
     })
@@ -183,9 +195,45 @@ pub extern "C" fn liminal_group_options_set_store(
                 let sync = o.store.as_ref().map(|s| s.sync).unwrap_or_default();
                 let mut store = StoreOptions::new(path);
                 store.sync = sync;
+                o.host_store = None;
                 Some(store)
             }
         };
+        Ok(())
+    })
+}
+
+/// Make groups created with these options **durable** on the host's own
+/// store (its SQLite, Postgres or log) instead of the embedded one
+/// (`liminal_group_options_set_store`, whose promises all hold, except
+/// those of the embedded store's files: its lock, its damage report).
+/// The library keeps one opaque, checked record per accepted message,
+/// keyed by a sequence number; `commit` stores and removes them in
+/// batches, durably, and `scan` gives them back when `liminal_group_new`
+/// opens the store (see `liminal_store_commit_fn`, `liminal_store_scan_fn`).
+/// A record the library finds damaged on scan is left out and counted
+/// (`liminal.store.dropped_damaged`). The sync interval does not apply:
+/// the host's commit is durable when it returns.
+///
+/// Only one live group may use one store: the host keeps that promise
+/// (the library cannot see its database's locks). The options own
+/// `callbacks` from this call on, even when it fails; its `free_user` runs
+/// once the options and every group created with them are freed. Replaces
+/// a store set with `liminal_group_options_set_store`.
+///
+/// Errors: `LIMINAL_NULL_ARGUMENT` (NULL options, a NULL `commit` or
+/// `scan`).
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_store_callbacks(
+    options: *mut liminal_group_options,
+    callbacks: liminal_store_callbacks,
+) -> liminal_status {
+    let user = Arc::new(UserData::new(callbacks.user, callbacks.free_user));
+    set_options(options, move |o| {
+        let store = CallbackStore::new(callbacks, user)
+            .ok_or_else(|| boundary::null("callbacks.commit and callbacks.scan"))?;
+        o.store = None;
+        o.host_store = Some(store);
         Ok(())
     })
 }
@@ -466,7 +514,13 @@ pub extern "C" fn liminal_group_new(
         // SAFETY: NULL or a live handle.
         let options = unsafe { options.as_ref() };
         let group_options = options.map(|o| o.options.clone()).unwrap_or_default();
-        let group = match options.and_then(|o| o.store.clone()) {
+        let durable = options.and_then(|o| {
+            o.store
+                .clone()
+                .map(Durable::Embedded)
+                .or_else(|| o.host_store.clone().map(Durable::Host))
+        });
+        let group = match durable {
             None => runtime
                 .runtime
                 .group(routing.function.clone(), group_options)?,
@@ -484,12 +538,20 @@ pub extern "C" fn liminal_group_new(
                     // SAFETY: the host's callback with borrowed, live arguments.
                     unsafe { (callback.function)(callback.user.ptr(), &handle, &outcome) };
                 });
-                runtime.runtime.durable_group(
-                    routing.function.clone(),
-                    group_options,
-                    store,
-                    handler,
-                )?
+                let function = routing.function.clone();
+                match store {
+                    Durable::Embedded(store) => {
+                        runtime
+                            .runtime
+                            .durable_group(function, group_options, store, handler)?
+                    }
+                    Durable::Host(store) => runtime.runtime.durable_group_in(
+                        function,
+                        group_options,
+                        Box::new(store),
+                        handler,
+                    )?,
+                }
             }
         };
         *out = new_handle(liminal_group { group });

@@ -31,6 +31,9 @@ pub mod routing;
 // Groups and their options.
 pub mod group;
 
+// A host's own store for durable groups.
+pub(crate) mod store;
+
 // Snapshots of a group.
 pub mod snapshot;
 
