@@ -1427,8 +1427,11 @@ LIMINAL_EXPORT void liminal_group_options_free(struct liminal_group_options *opt
  * (acknowledged, dead-lettered, expired, dropped, timed out) is recorded
  * too, without waiting for a sync: a crash before the next sync delivers
  * that message again (a duplicate, never a loss). A message failed only
- * because its host is going away (`LIMINAL_SHUT_DOWN`, or the group freed)
- * stays in the store.
+ * because its host is going away (`LIMINAL_SHUT_DOWN`, or the group freed:
+ * `LIMINAL_NO_CONSUMER_AVAILABLE`) stays in the store: its completion (or
+ * recovered callback) still runs with that status, for this host is done
+ * with it, but it is not a dead letter (the dead-letter callback is not
+ * called) and the next opening brings it back.
  *
  * `liminal_group_new` then opens the store and brings back every message
  * an earlier host accepted and did not complete, in acceptance order,

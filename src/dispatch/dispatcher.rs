@@ -666,6 +666,10 @@ impl ConversationHome for Dispatcher {
     }
 
     fn dead_letter(&self, message: &Arc<Message>, failure: &DispatchFailure) {
+        if self.store.is_some() && !self.ends_for_good(&Err(failure.clone())) {
+            // It stays in the store for the group's next opening: not dead.
+            return;
+        }
         let handler = self.dead_letter.read().clone();
         if let Some(handler) = handler {
             let _ignored = call_host(|| handler(message, failure));

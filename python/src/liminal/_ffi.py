@@ -85,6 +85,24 @@ HostLostCallback = _callback_struct("HostLostCallback", HOST_LOST_FN)
 RecoveredCallback = _callback_struct("RecoveredCallback", RECOVERED_FN)
 
 
+class StoreRecord(C.Structure):
+    """struct liminal_store_record: a host store's record."""
+    _fields_ = [("seq", C.c_uint64), ("data", C.POINTER(C.c_uint8)), ("len", C.c_size_t)]
+
+
+STORE_COMMIT_FN = C.CFUNCTYPE(C.c_int32, C.c_void_p, C.POINTER(StoreRecord), C.c_size_t,
+                              C.POINTER(C.c_uint64), C.c_size_t)
+STORE_EMIT_FN = C.CFUNCTYPE(None, C.c_void_p, C.c_uint64, C.POINTER(C.c_uint8), C.c_size_t)
+STORE_SCAN_FN = C.CFUNCTYPE(C.c_int32, C.c_void_p, STORE_EMIT_FN, C.c_void_p)
+
+
+class StoreCallbacks(C.Structure):
+    """struct liminal_store_callbacks: a host's own store (declared for the
+    ABI check; the package does not offer host stores yet)."""
+    _fields_ = [("commit", STORE_COMMIT_FN), ("scan", STORE_SCAN_FN), ("user", C.c_void_p),
+                ("free_user", FREE_FN)]
+
+
 # ---- callback lifetimes -------------------------------------------------
 # The library owns a callback from the call that takes it and runs its
 # free_user exactly once, after its last call returned. Until then the
@@ -209,6 +227,7 @@ _sig("liminal_key_list_free", None, P)
 _sig("liminal_group_options_set_store", S, P, C.c_char_p)
 _sig("liminal_group_options_set_store_sync_interval_ms", S, P, C.c_uint32)
 _sig("liminal_group_options_set_recovered", S, P, RecoveredCallback)
+_sig("liminal_group_options_set_store_callbacks", S, P, StoreCallbacks)
 _sig("liminal_group_new", S, P, P, P, OUT)
 _sig("liminal_group_free", None, P)
 _sig("liminal_group_deploy", S, P, P)
