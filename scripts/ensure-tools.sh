@@ -4,7 +4,7 @@
 # Rust toolchain: `scripts/ensure-tools.sh [quickstart|test]`.
 #   quickstart: a C/C++ compiler, CMake >= 3.20
 #   test:       the above, plus valgrind, python3 (with venv), pkg-config,
-#               openssl
+#               openssl, libsqlite3-dev
 # Uses apt-get (as root, or through sudo when available).
 set -euo pipefail
 what="${1:-test}"
@@ -28,6 +28,9 @@ if [ "$what" = test ]; then
     # The remote tests: certificates for mutual TLS, a venv for eclipse-zenoh.
     command -v openssl >/dev/null 2>&1 || need+=(openssl)
     python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+    # test_sqlite_store: a durable group kept in a SQLite database through
+    # the store callbacks, built against the system's SQLite.
+    [ -f /usr/include/sqlite3.h ] || need+=(libsqlite3-dev)
 fi
 [ "${#need[@]}" -eq 0 ] && exit 0
 

@@ -52,7 +52,7 @@ ctest --test-dir build-asan --output-on-failure
 ok
 
 step "C tests under valgrind (no errors, no definite leaks)"
-for t in test_flows test_bad_input test_status_version test_contracts test_waiting_room test_free_user test_ordering test_durable; do
+for t in test_flows test_bad_input test_status_version test_contracts test_waiting_room test_free_user test_ordering test_durable test_sqlite_store; do
     LIMINAL_UNDER_VALGRIND=1 valgrind --quiet --error-exitcode=1 --leak-check=full \
         --errors-for-leak-kinds=definite --show-leak-kinds=definite "build/tests/c/$t"
 done
