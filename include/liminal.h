@@ -1481,9 +1481,10 @@ enum liminal_status liminal_group_options_set_store(struct liminal_group_options
  *
  * Only one live group may use one store: the host keeps that promise
  * (the library cannot see its database's locks). The options own
- * `callbacks` from this call on, even when it fails; its `free_user` runs
- * once the options and every group created with them are freed. Replaces
- * a store set with `liminal_group_options_set_store`.
+ * `callbacks` from this call on: its `free_user` runs once the options and
+ * every group created with them are freed, or before this returns when
+ * the call fails. Replaces a store set with
+ * `liminal_group_options_set_store`.
  *
  * Errors: `LIMINAL_NULL_ARGUMENT` (NULL options, a NULL `commit` or
  * `scan`).
@@ -1510,8 +1511,9 @@ enum liminal_status liminal_group_options_set_store_sync_interval_ms(struct limi
  * The callback that receives the end of every message a durable group's
  * store gives back when the group is created (see
  * `liminal_recovered_fn`; a NULL `function` clears it). The options own
- * `callback` from this call on, even when it fails; its `free_user` runs
- * once the options are freed and every group created with them is freed.
+ * `callback` from this call on: its `free_user` runs once the options and
+ * every group created with them are freed, or before this returns when
+ * the call fails (or `function` is NULL).
  * Set it before `liminal_group_new`: recovered messages may end (a
  * deadline already passed) before `liminal_group_new` returns.
  */
@@ -2171,7 +2173,8 @@ enum liminal_status liminal_dispatch_options_set_key(struct liminal_dispatch_opt
  * `LIMINAL_DROPPED`, `LIMINAL_CONVERSATION_FAILED`; refused (nothing
  * dispatched): `LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`, `LIMINAL_SHUT_DOWN`,
  * `LIMINAL_WOULD_DEADLOCK` (from a callback), `LIMINAL_INVALID_ARGUMENT`
- * (a bad ordering key: see `liminal_group_options_set_key_field`).
+ * (a bad ordering key: see `liminal_group_options_set_key_field`),
+ * `LIMINAL_STORE_FAILED` (a durable group whose store stopped accepting).
  */
 LIMINAL_EXPORT
 enum liminal_status liminal_group_dispatch(const struct liminal_group *group,
@@ -2185,7 +2188,8 @@ enum liminal_status liminal_group_dispatch(const struct liminal_group *group,
  * exactly once with the result. `*dispatch_id` (optional) receives the
  * dispatch id. The library owns `completion` from this call on: if the
  * dispatch is refused (`LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`,
- * `LIMINAL_SHUT_DOWN`, bad arguments such as a bad ordering key) its
+ * `LIMINAL_SHUT_DOWN`, `LIMINAL_STORE_FAILED`, bad arguments such as a
+ * bad ordering key) its
  * function is not called and its
  * `free_user` runs before this returns (also for `LIMINAL_STORE_FAILED`).
  * Under the block overflow policy this call blocks while the waiting room

@@ -139,7 +139,8 @@ fn options_of(options: *const liminal_dispatch_options) -> DispatchOptions {
 /// `LIMINAL_DROPPED`, `LIMINAL_CONVERSATION_FAILED`; refused (nothing
 /// dispatched): `LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`, `LIMINAL_SHUT_DOWN`,
 /// `LIMINAL_WOULD_DEADLOCK` (from a callback), `LIMINAL_INVALID_ARGUMENT`
-/// (a bad ordering key: see `liminal_group_options_set_key_field`).
+/// (a bad ordering key: see `liminal_group_options_set_key_field`),
+/// `LIMINAL_STORE_FAILED` (a durable group whose store stopped accepting).
 #[no_mangle]
 pub extern "C" fn liminal_group_dispatch(
     group: *const liminal_group,
@@ -165,7 +166,8 @@ pub extern "C" fn liminal_group_dispatch(
 /// exactly once with the result. `*dispatch_id` (optional) receives the
 /// dispatch id. The library owns `completion` from this call on: if the
 /// dispatch is refused (`LIMINAL_QUEUE_FULL`, `LIMINAL_DRAINING`,
-/// `LIMINAL_SHUT_DOWN`, bad arguments such as a bad ordering key) its
+/// `LIMINAL_SHUT_DOWN`, `LIMINAL_STORE_FAILED`, bad arguments such as a
+/// bad ordering key) its
 /// function is not called and its
 /// `free_user` runs before this returns (also for `LIMINAL_STORE_FAILED`).
 /// Under the block overflow policy this call blocks while the waiting room

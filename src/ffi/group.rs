@@ -220,9 +220,10 @@ pub extern "C" fn liminal_group_options_set_store(
 ///
 /// Only one live group may use one store: the host keeps that promise
 /// (the library cannot see its database's locks). The options own
-/// `callbacks` from this call on, even when it fails; its `free_user` runs
-/// once the options and every group created with them are freed. Replaces
-/// a store set with `liminal_group_options_set_store`.
+/// `callbacks` from this call on: its `free_user` runs once the options and
+/// every group created with them are freed, or before this returns when
+/// the call fails. Replaces a store set with
+/// `liminal_group_options_set_store`.
 ///
 /// Errors: `LIMINAL_NULL_ARGUMENT` (NULL options, a NULL `commit` or
 /// `scan`).
@@ -271,8 +272,9 @@ pub extern "C" fn liminal_group_options_set_store_sync_interval_ms(
 /// The callback that receives the end of every message a durable group's
 /// store gives back when the group is created (see
 /// `liminal_recovered_fn`; a NULL `function` clears it). The options own
-/// `callback` from this call on, even when it fails; its `free_user` runs
-/// once the options are freed and every group created with them is freed.
+/// `callback` from this call on: its `free_user` runs once the options and
+/// every group created with them are freed, or before this returns when
+/// the call fails (or `function` is NULL).
 /// Set it before `liminal_group_new`: recovered messages may end (a
 /// deadline already passed) before `liminal_group_new` returns.
 #[no_mangle]
