@@ -189,6 +189,13 @@ impl Group {
         self.dispatcher.waiting_keys(max)
     }
 
+    /// Let `key`, held after its head failed (with
+    /// [`GroupOptions::hold_failed_keys`]), move on: its next message is
+    /// routed. Returns whether the key was held.
+    pub fn release_key(&self, key: &str) -> bool {
+        self.dispatcher.placement.release_key(key)
+    }
+
     /// Its ordered keys now (see [`OrderingStats`]).
     #[must_use]
     pub fn ordering_stats(&self) -> OrderingStats {

@@ -46,6 +46,9 @@ pub struct OrderingStats {
     /// How long the longest-held head of a waiting key has been its key's
     /// head (zero when no key waits).
     pub oldest_head_age: Duration,
+    /// Keys held after their head failed, until the host releases them
+    /// (with [`crate::GroupOptions::hold_failed_keys`]).
+    pub keys_held: usize,
 }
 
 /// One key with messages waiting behind its head.
@@ -221,6 +224,7 @@ impl Stats {
                     "liminal.ordering.keys_waiting": g.ordering.keys_waiting,
                     "liminal.ordering.longest_key_queue": g.ordering.longest_key_queue,
                     "liminal.ordering.oldest_head_age_ns": nanos(g.ordering.oldest_head_age),
+                    "liminal.ordering.keys_held": g.ordering.keys_held,
                     "consumers": g.consumers.iter().map(|c| json!({
                         "liminal.consumer.id": c.id,
                         "liminal.consumer.in_flight": c.in_flight,
@@ -387,6 +391,11 @@ impl Stats {
                 "liminal_ordering_oldest_head_age_seconds",
                 "How long the longest-held head of a waiting key has been its head.",
                 |g| seconds(nanos(g.ordering.oldest_head_age)),
+            ),
+            (
+                "liminal_ordering_keys_held",
+                "Keys held after their head failed, until the host releases them.",
+                |g| g.ordering.keys_held.to_string(),
             ),
         ] {
             family(&mut out, name, "gauge", help, per_group(value));

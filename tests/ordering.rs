@@ -233,6 +233,59 @@ fn a_dead_lettered_head_lets_its_key_move_on_with_the_reason() {
     );
 }
 
+/// With `hold_failed_keys`, a key whose head is dead-lettered waits for the
+/// host: its next message is not delivered (while another key's are) until
+/// `release_key`, which the dead-letter handler may call itself.
+#[test]
+fn a_held_key_waits_after_its_head_fails_until_the_host_releases_it() {
+    let runtime = runtime();
+    let group = keyed_group(
+        &runtime,
+        GroupOptions {
+            max_attempts: 1,
+            hold_failed_keys: true,
+            ..GroupOptions::default()
+        },
+    );
+    let (dead_tx, dead_rx) = unbounded();
+    group
+        .set_dead_letter_handler(Some(Arc::new(move |m: &Arc<Message>, _f| {
+            let _ = dead_tx.send(m.ordering_key().map(str::to_owned));
+        })))
+        .unwrap();
+    let (sender, handled) = unbounded();
+    group
+        .register(ConsumerSpec::push("c", move |d: &Delivery| {
+            let (account, n) = name(d);
+            let _ = sender.send((account, n));
+            if n == 1 {
+                Verdict::Release(Duration::ZERO)
+            } else {
+                Verdict::Ack
+            }
+        }))
+        .unwrap();
+    let first = dispatch(&group, event("a", 1));
+    let second = dispatch(&group, event("a", 2));
+    assert!(first.recv_timeout(HANG).unwrap().is_err());
+    assert_eq!(dead_rx.recv_timeout(HANG).unwrap().as_deref(), Some("a"));
+    // Key b passes; a's next message is held back.
+    let other = dispatch(&group, event("b", 3));
+    assert!(other.recv_timeout(HANG).unwrap().is_ok());
+    assert_eq!(group.ordering_stats().keys_held, 1);
+    assert!(second.try_recv().is_err(), "a held key moved on");
+    assert_eq!(
+        handled.try_iter().collect::<Vec<_>>(),
+        [("a".to_owned(), 1), ("b".to_owned(), 3)]
+    );
+    assert!(!group.release_key("b"), "b is not held");
+    assert!(group.release_key("a"));
+    assert!(second.recv_timeout(HANG).unwrap().is_ok());
+    assert_eq!(handled.recv_timeout(HANG).unwrap(), ("a".to_owned(), 2));
+    assert_eq!(group.ordering_stats().keys_held, 0);
+    assert!(!group.release_key("a"), "released once");
+}
+
 #[test]
 fn a_message_expiring_behind_its_key_leaves_and_the_key_keeps_its_order() {
     let runtime = runtime();

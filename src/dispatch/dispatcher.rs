@@ -654,7 +654,8 @@ impl ConversationHome for Dispatcher {
                 convs.completing += 1;
             }
         }
-        self.placement.completed(conv);
+        let hold = self.options.hold_failed_keys && result.is_err() && self.ends_for_good(result);
+        self.placement.completed(conv, hold);
     }
 
     fn completed(&self) {

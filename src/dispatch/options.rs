@@ -61,6 +61,12 @@ pub struct GroupOptions {
     /// the field is unordered (a key given with the dispatch wins). `None`
     /// (default): only keys given with the dispatch order messages.
     pub key_field: Option<String>,
+    /// When a key's head fails (dead-lettered: attempts used up, expired,
+    /// dropped, timed out), hold the key: its next message waits until
+    /// [`crate::Group::release_key`]. `false` (default): the key moves on
+    /// to its next message at once. A held key is not kept across a
+    /// durable group's restart (its next message leads after it).
+    pub hold_failed_keys: bool,
 }
 
 impl Default for GroupOptions {
@@ -76,6 +82,7 @@ impl Default for GroupOptions {
             ack_lease: None,
             lease_policy: LeasePolicy::Crash,
             key_field: None,
+            hold_failed_keys: false,
         }
     }
 }

@@ -152,6 +152,20 @@ impl Placement {
         Ok(dropped)
     }
 
+    /// Let a held key move on; returns whether it was held.
+    pub(crate) fn release_key(&self, key: &str) -> bool {
+        let released = {
+            let mut room = self.room.lock();
+            let released = room.release_key(key);
+            self.note_depth(&room);
+            released
+        };
+        if released {
+            self.pump();
+        }
+        released
+    }
+
     /// Messages its group's store recovered wait again, in the order
     /// given (always let in, as a re-route is: they were accepted before).
     pub(crate) fn readmit(&self, convs: Vec<Arc<Conversation>>) {
@@ -204,13 +218,13 @@ impl Placement {
     }
 
     /// `conv` completed: the next message of its key, if any, may be routed.
-    pub(crate) fn completed(&self, conv: &Conversation) {
+    pub(crate) fn completed(&self, conv: &Conversation, hold: bool) {
         if conv.message().ordering_key().is_none() {
             return;
         }
         let promoted = {
             let mut room = self.room.lock();
-            let promoted = room.completed(conv);
+            let promoted = room.completed(conv, hold);
             self.note_depth(&room);
             promoted
         };

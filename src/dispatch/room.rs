@@ -68,17 +68,34 @@ impl Room {
     }
 
     /// `conv` completed: if it was its key's head, the next message of the
-    /// key becomes routable (returns whether one did).
-    pub(crate) fn completed(&mut self, conv: &Conversation) -> bool {
+    /// key becomes routable (returns whether one did), unless `hold` (it
+    /// failed and the group holds failed keys): then the key is held.
+    pub(crate) fn completed(&mut self, conv: &Conversation, hold: bool) -> bool {
         let Some(key) = conv.message().ordering_key() else {
             return false;
         };
+        if hold && self.keys.hold(key, conv.seq(), Instant::now()) {
+            return false;
+        }
         match self.keys.complete(key, conv.seq(), Instant::now()) {
             Some(next) => {
                 self.insert(next);
                 true
             }
             None => false,
+        }
+    }
+
+    /// Let a held key move on (see [`KeyIndex::release`]); returns whether
+    /// it was held.
+    pub(crate) fn release_key(&mut self, key: &str) -> bool {
+        match self.keys.release(key, Instant::now()) {
+            Ok(Some(next)) => {
+                self.insert(next);
+                true
+            }
+            Ok(None) => true,
+            Err(()) => false,
         }
     }
 

@@ -466,7 +466,8 @@ pub extern "C" fn liminal_group_options_set_lease_policy(
 /// expiry, release with or without delay, a remote worker's death) puts it
 /// back at the front of its key; other keys pass it. When a key's head is
 /// dead-lettered (attempts exhausted), expires or is dropped, the key moves
-/// on to its next message and the dead letter carries the reason. A
+/// on to its next message and the dead letter carries the reason (or waits
+/// for the host: `liminal_group_options_set_hold_failed_keys`). A
 /// deadline that passes while a message waits behind its key fails that
 /// message with `LIMINAL_EXPIRED` and takes it out of its key; the key's
 /// order is otherwise unchanged. A head whose deadline passes while a
@@ -493,6 +494,50 @@ pub extern "C" fn liminal_group_options_set_key_field(
         }
         o.key_field = field.map(str::to_owned);
         Ok(())
+    })
+}
+
+/// Hold a key whose head fails (dead-lettered: attempts used up, expired,
+/// dropped, timed out): its next message waits, and other keys pass, until
+/// the host calls `liminal_group_release_key` (typically from the
+/// dead-letter callback, which sees the failed message's key with
+/// `liminal_message_ordering_key`, once it has dealt with it). `false` (the
+/// default): the key moves on at once and the dead letter carries the
+/// reason. Held keys are counted in `liminal.ordering.keys_held`. A held
+/// key is not kept across a durable group's restart (its next message
+/// leads after it). Errors: `LIMINAL_NULL_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_hold_failed_keys(
+    options: *mut liminal_group_options,
+    hold: bool,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        o.hold_failed_keys = hold;
+        Ok(())
+    })
+}
+
+/// Let `key` (UTF-8, borrowed), held after its head failed
+/// (`liminal_group_options_set_hold_failed_keys`), move on: its next
+/// message is routed. Safe from any callback. Errors:
+/// `LIMINAL_NULL_ARGUMENT`, `LIMINAL_INVALID_ARGUMENT` (not UTF-8),
+/// `LIMINAL_NOT_FOUND` (the key is not held).
+#[no_mangle]
+pub extern "C" fn liminal_group_release_key(
+    group: *const liminal_group,
+    key: *const c_char,
+) -> liminal_status {
+    with(group, |g| {
+        // SAFETY: NULL or NUL-terminated.
+        let key = unsafe { utf8(key, "key") }?;
+        if g.group.release_key(key) {
+            Ok(())
+        } else {
+            Err(Failure::new(
+                liminal_status::LIMINAL_NOT_FOUND,
+                format!("key {key:?} is not held"),
+            ))
+        }
     })
 }
 

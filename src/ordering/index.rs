@@ -22,6 +22,9 @@ struct KeyQueue<T> {
     head_since: Instant,
     /// Waiting behind the head, by sequence number.
     behind: VecDeque<(u64, T)>,
+    /// The head failed and the key is held: nothing moves until the host
+    /// releases it.
+    held: bool,
 }
 
 pub(crate) struct KeyIndex<T> {
@@ -72,6 +75,7 @@ impl<T> KeyIndex<T> {
                         head: seq,
                         head_since: now,
                         behind: VecDeque::new(),
+                        held: false,
                     },
                 );
                 Some(item)
@@ -110,6 +114,34 @@ impl<T> KeyIndex<T> {
                 None
             }
         }
+    }
+
+    /// Message `seq` of `key` failed: if it is the head, hold the key (its
+    /// next message waits until [`KeyIndex::release`]) and return true.
+    pub(crate) fn hold(&mut self, key: &str, seq: u64, now: Instant) -> bool {
+        match self.keys.get_mut(key) {
+            Some(queue) if queue.head == seq && !queue.held => {
+                queue.held = true;
+                queue.head_since = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Let a held key move on: its next message becomes the head and is
+    /// returned (route it); a key with nothing waiting is forgotten. `Err`
+    /// when the key is not held.
+    pub(crate) fn release(&mut self, key: &str, now: Instant) -> Result<Option<T>, ()> {
+        match self.keys.get(key) {
+            Some(queue) if queue.held => {}
+            _ => return Err(()),
+        }
+        let head = self.keys.get(key).map_or(0, |q| q.head);
+        if let Some(queue) = self.keys.get_mut(key) {
+            queue.held = false;
+        }
+        Ok(self.complete(key, head, now))
     }
 
     /// The table keeps the capacity of its busiest moment: give most of it
@@ -160,6 +192,7 @@ impl<T> KeyIndex<T> {
     pub(crate) fn stats(&self, now: Instant) -> OrderingStats {
         let mut stats = OrderingStats {
             keys: self.keys.len(),
+            keys_held: self.keys.values().filter(|q| q.held).count(),
             ..OrderingStats::default()
         };
         for queue in self.keys.values().filter(|q| !q.behind.is_empty()) {

@@ -216,6 +216,8 @@ _sig("liminal_group_options_set_ack_lease_ms", S, P, C.c_uint64)
 _sig("liminal_group_options_set_lease_policy", S, P, C.c_int32)
 # Ordered keys.
 _sig("liminal_group_options_set_key_field", S, P, C.c_char_p)
+_sig("liminal_group_options_set_hold_failed_keys", S, P, C.c_bool)
+_sig("liminal_group_release_key", S, P, C.c_char_p)
 _sig("liminal_dispatch_options_set_key", S, P, C.c_char_p)
 _sig("liminal_message_ordering_key", S, P, C.c_char_p, C.c_size_t, SIZE_P)
 _sig("liminal_group_waiting_keys", S, P, C.c_size_t, OUT)
