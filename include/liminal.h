@@ -1655,6 +1655,20 @@ enum liminal_status liminal_group_options_set_hold_failed_keys(struct liminal_gr
                                                                bool hold);
 
 /**
+ * Sticky keys: an ordered key's next message goes to the consumer its
+ * previous one went to, while that consumer is alive, not excluded (it did
+ * not fail this message) and has room; otherwise the routing function
+ * chooses (and the key sticks to its choice). Keeps what a consumer
+ * cached about a key warm. The library remembers the last consumer of at
+ * most 131,072 keys (past that it starts over: a key may lose its
+ * preference, never its order). `false` (the default): the routing
+ * function chooses every time. Errors: `LIMINAL_NULL_ARGUMENT`.
+ */
+LIMINAL_EXPORT
+enum liminal_status liminal_group_options_set_sticky_keys(struct liminal_group_options *options,
+                                                          bool sticky);
+
+/**
  * Let `key` (UTF-8, borrowed), held after its head failed
  * (`liminal_group_options_set_hold_failed_keys`), move on: its next
  * message is routed. Safe from any callback. Errors:

@@ -286,6 +286,85 @@ fn a_held_key_waits_after_its_head_fails_until_the_host_releases_it() {
     assert!(!group.release_key("a"), "released once");
 }
 
+/// Sticky keys: a key keeps going to the consumer it first went to while
+/// that one has room, though the routing function (least loaded) would
+/// choose another; when it is gone, the routing function chooses again.
+#[test]
+fn a_sticky_key_stays_with_its_consumer_while_it_lives_and_has_room() {
+    let runtime = runtime();
+    let group = keyed_group(
+        &runtime,
+        GroupOptions {
+            sticky_keys: true,
+            ..GroupOptions::default()
+        },
+    );
+    let (sender, handled) = unbounded::<Delivery>();
+    let mut consumers = Vec::new();
+    for id in ["c1", "c2"] {
+        let sender = sender.clone();
+        consumers.push(
+            group
+                .register(
+                    ConsumerSpec::push(id, move |d: &Delivery| {
+                        let _ = sender.send(d.clone());
+                        // Number 0 is kept until the test answers it.
+                        if name(d).1 == 0 {
+                            Verdict::Defer
+                        } else {
+                            Verdict::Ack
+                        }
+                    })
+                    .max_in_flight(4),
+                )
+                .unwrap(),
+        );
+    }
+    let next = || {
+        let d = handled.recv_timeout(HANG).unwrap();
+        let (account, n) = name(&d);
+        (d.consumer_id().to_owned(), account, n, d)
+    };
+    // c1 keeps b/0, so a/1 goes to the least loaded: c2.
+    let _b0 = dispatch(&group, event("b", 0));
+    let (who, _, _, b0) = next();
+    assert_eq!(who, "c1");
+    assert!(dispatch(&group, event("a", 1))
+        .recv_timeout(HANG)
+        .unwrap()
+        .is_ok());
+    assert_eq!(next().0, "c2");
+    // c2 keeps c/0 and c1 lets b/0 go: c1 is now the least loaded, yet
+    // key a stays with c2 (it has room).
+    let _c0 = dispatch(&group, event("c", 0));
+    let (who, _, _, c0) = next();
+    assert_eq!(who, "c2");
+    b0.token().ack().unwrap();
+    for n in 2..8 {
+        assert!(dispatch(&group, event("a", n))
+            .recv_timeout(HANG)
+            .unwrap()
+            .is_ok());
+        let (who, account, got, _) = next();
+        assert_eq!((account.as_str(), got), ("a", n));
+        assert_eq!(who, "c2", "key a left the consumer it sticks to");
+    }
+    // A key without history goes to the least loaded (c1).
+    assert!(dispatch(&group, event("d", 1))
+        .recv_timeout(HANG)
+        .unwrap()
+        .is_ok());
+    assert_eq!(next().0, "c1");
+    // c2 leaves: key a goes where the routing function says.
+    c0.token().ack().unwrap();
+    consumers[1].leave().unwrap();
+    assert!(dispatch(&group, event("a", 8))
+        .recv_timeout(HANG)
+        .unwrap()
+        .is_ok());
+    assert_eq!(next().0, "c1");
+}
+
 #[test]
 fn a_message_expiring_behind_its_key_leaves_and_the_key_keeps_its_order() {
     let runtime = runtime();

@@ -92,11 +92,12 @@ impl Dispatcher {
             .name
             .clone()
             .unwrap_or_else(|| format!("group-{}", services.next_id()));
+        let sticky = options.sticky_keys;
         Arc::new(Self {
             name,
             services,
             options,
-            placement: Placement::new(function, routing),
+            placement: Placement::new(function, routing, sticky),
             processes,
             registration: Mutex::new(()),
             convs: Mutex::new(Registry::default()),

@@ -67,6 +67,12 @@ pub struct GroupOptions {
     /// to its next message at once. A held key is not kept across a
     /// durable group's restart (its next message leads after it).
     pub hold_failed_keys: bool,
+    /// Sticky keys: an ordered key's next message goes to the consumer its
+    /// previous one went to, while that consumer is alive, not excluded
+    /// (it did not fail this message) and has room; otherwise the routing
+    /// function chooses. Keeps what a consumer cached about a key warm.
+    /// `false` (default): the routing function chooses every time.
+    pub sticky_keys: bool,
 }
 
 impl Default for GroupOptions {
@@ -83,6 +89,7 @@ impl Default for GroupOptions {
             lease_policy: LeasePolicy::Crash,
             key_field: None,
             hold_failed_keys: false,
+            sticky_keys: false,
         }
     }
 }

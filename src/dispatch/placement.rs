@@ -27,6 +27,7 @@ use crate::dispatch::options::Overflow;
 use crate::dispatch::room::Room;
 use crate::error::{DispatchError, Error, Result, RoutingError};
 use crate::ordering::index::deepest;
+use crate::ordering::sticky::StickyKeys;
 use crate::routing::builtin::Builtin;
 use crate::routing::candidates::Candidates;
 use crate::routing::function::{Kind, RoutingFunction};
@@ -62,13 +63,21 @@ pub(crate) struct Placement {
 }
 
 impl Placement {
-    pub(crate) fn new(function: RoutingFunction, routing: Arc<RoutingSupervisor>) -> Arc<Self> {
+    /// `sticky`: ordered keys prefer the consumer they last went to.
+    pub(crate) fn new(
+        function: RoutingFunction,
+        routing: Arc<RoutingSupervisor>,
+        sticky: bool,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|myself| Self {
             slot: RoutingSlot::new(function),
             routing,
             members: RwLock::new(Arc::new(Members::new(Vec::new()))),
             free: AtomicI64::new(0),
-            room: Mutex::new(Room::default()),
+            room: Mutex::new(Room {
+                sticky: StickyKeys::new(sticky),
+                ..Room::default()
+            }),
             room_space: Condvar::new(),
             depth: AtomicUsize::new(0),
             pump_requested: AtomicBool::new(false),
@@ -318,9 +327,17 @@ impl Placement {
                 let conv = Arc::clone(&room.queue[index]);
                 let excluded = conv.excluded();
                 let candidates = Candidates::new(&members, &excluded);
+                if let Some(consumer) = sticky_choice(&room, &conv, &candidates) {
+                    room.queue.remove(index);
+                    placed.push((conv, consumer));
+                    retries = 0;
+                    continue;
+                }
                 match builtin.select(conv.message(), &candidates) {
                     Some(consumer) if consumer.try_reserve() => {
                         room.queue.remove(index);
+                        room.sticky
+                            .took(conv.message().ordering_key_arc(), &consumer.id);
                         placed.push((conv, Arc::clone(consumer)));
                         retries = 0;
                     }
@@ -383,6 +400,18 @@ impl ConsumerHome for Placement {
     }
 }
 
+/// The consumer `conv`'s key last went to, reserved for it, when the group
+/// has sticky keys and that consumer is a candidate with room.
+fn sticky_choice(
+    room: &Room,
+    conv: &Conversation,
+    candidates: &Candidates<'_, ConsumerCore>,
+) -> Option<Arc<ConsumerCore>> {
+    let id = room.sticky.preferred(conv.message().ordering_key())?;
+    let consumer = candidates.find(id)?;
+    consumer.try_reserve().then(|| Arc::clone(consumer))
+}
+
 /// The evaluation a host placement job has out.
 struct Current {
     conv: Arc<Conversation>,
@@ -434,6 +463,15 @@ impl RouteJob for HostPlacement {
             };
             let members = placement.snapshot();
             let excluded = conv.excluded();
+            if let Some(consumer) =
+                sticky_choice(&room, &conv, &Candidates::new(&members, &excluded))
+            {
+                placement.note_depth(&room);
+                drop(room);
+                conv.forward(&consumer);
+                room = placement.room.lock();
+                continue;
+            }
             let views: Arc<[ConsumerState]> = Candidates::new(&members, &excluded).views().into();
             if views.is_empty() {
                 room.cursor = conv.id;
@@ -487,6 +525,11 @@ impl RouteJob for HostPlacement {
             return;
         };
         if consumer.try_reserve() {
+            placement
+                .room
+                .lock()
+                .sticky
+                .took(conv.message().ordering_key_arc(), &consumer.id);
             self.settled(&placement, None);
             conv.forward(&consumer);
             return;

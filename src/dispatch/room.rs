@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::dispatch::conversation::Conversation;
 use crate::error::DispatchError;
 use crate::ordering::index::KeyIndex;
+use crate::ordering::sticky::StickyKeys;
 
 #[derive(Default)]
 pub(crate) struct Room {
@@ -17,6 +18,8 @@ pub(crate) struct Room {
     pub(crate) queue: VecDeque<Arc<Conversation>>,
     /// Ordered keys: their heads, and the messages waiting behind them.
     pub(crate) keys: KeyIndex<Arc<Conversation>>,
+    /// Sticky keys: the consumer each key last went to.
+    pub(crate) sticky: StickyKeys,
     /// Released with a delay, waiting for their timer.
     pub(crate) delayed: usize,
     /// Taken out for a host routing evaluation.

@@ -517,6 +517,25 @@ pub extern "C" fn liminal_group_options_set_hold_failed_keys(
     })
 }
 
+/// Sticky keys: an ordered key's next message goes to the consumer its
+/// previous one went to, while that consumer is alive, not excluded (it did
+/// not fail this message) and has room; otherwise the routing function
+/// chooses (and the key sticks to its choice). Keeps what a consumer
+/// cached about a key warm. The library remembers the last consumer of at
+/// most 131,072 keys (past that it starts over: a key may lose its
+/// preference, never its order). `false` (the default): the routing
+/// function chooses every time. Errors: `LIMINAL_NULL_ARGUMENT`.
+#[no_mangle]
+pub extern "C" fn liminal_group_options_set_sticky_keys(
+    options: *mut liminal_group_options,
+    sticky: bool,
+) -> liminal_status {
+    set_group_option(options, |o| {
+        o.sticky_keys = sticky;
+        Ok(())
+    })
+}
+
 /// Let `key` (UTF-8, borrowed), held after its head failed
 /// (`liminal_group_options_set_hold_failed_keys`), move on: its next
 /// message is routed. Safe from any callback. Errors:

@@ -22,6 +22,7 @@
 
 pub(crate) mod index;
 pub(crate) mod key;
+pub(crate) mod sticky;
 
 #[cfg(test)]
 mod tests;
