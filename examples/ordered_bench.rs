@@ -1,0 +1,172 @@
+//! What order costs: asynchronous throughput unordered and ordered (10 and
+//! 10,000 keys) in the same run (O1); one key alone beside the blocking
+//! round trip (O2); and how soon a key moves on when the consumer holding
+//! its head crashes (O3: crash noticed → head re-routed and acknowledged →
+//! the key's next message handled).
+//!
+//! `cargo run --release --example ordered_bench [messages]`
+
+use std::time::{Duration, Instant};
+
+use liminal::{
+    Builtin, ConsumerSpec, Delivery, DispatchOptions, Group, GroupOptions, Message,
+    RoutingFunction, Runtime, RuntimeOptions, Verdict,
+};
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn group(runtime: &Runtime) -> Res<Group> {
+    let group = runtime.group(
+        RoutingFunction::builtin(Builtin::LeastLoaded),
+        GroupOptions::default(),
+    )?;
+    for c in 0..4 {
+        group.register(
+            ConsumerSpec::push(format!("c{c}"), |_: &Delivery| Verdict::Ack).max_in_flight(4096),
+        )?;
+    }
+    Ok(group)
+}
+
+/// `messages` asynchronous dispatches, at most `window` in flight, message
+/// `i` keyed `i % keys` (`keys` 0: unordered). Returns messages per second.
+fn throughput(group: &Group, messages: u64, window: usize, keys: u64) -> Res<f64> {
+    let (permit_tx, permit_rx) = crossbeam_channel::bounded::<()>(window);
+    let names: Vec<String> = (0..keys).map(|k| format!("key-{k}")).collect();
+    let started = Instant::now();
+    for i in 0..messages {
+        permit_tx.send(())?;
+        let permit_rx = permit_rx.clone();
+        let options = DispatchOptions {
+            key: (keys > 0).then(|| names[(i % keys) as usize].clone()),
+            ..DispatchOptions::default()
+        };
+        group.dispatch_async_with(
+            Message::new(),
+            &options,
+            Box::new(move |result| {
+                assert!(result.is_ok());
+                let _ = permit_rx.recv();
+            }),
+        )?;
+    }
+    for _ in 0..window {
+        permit_tx.send(())?;
+    }
+    Ok(messages as f64 / started.elapsed().as_secs_f64())
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort_unstable();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// O3: a key's head is held by a consumer that crashes; time from the
+/// crash to the key's next message being handled.
+fn crash_to_next(rounds: usize) -> Res<Vec<Duration>> {
+    let runtime = Runtime::new(RuntimeOptions::default())?;
+    let group = runtime.group(
+        RoutingFunction::builtin(Builtin::LeastLoaded),
+        GroupOptions::default(),
+    )?;
+    let (handled_tx, handled_rx) = crossbeam_channel::unbounded::<(String, Instant)>();
+    // The holder keeps what it gets; the other acknowledges.
+    let holder_tx = handled_tx.clone();
+    let mut samples = Vec::with_capacity(rounds);
+    let other = handled_tx.clone();
+    group.register(ConsumerSpec::push("other", move |d: &Delivery| {
+        let text = d
+            .message()
+            .payload()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        let _ = other.send((text.unwrap_or_default(), Instant::now()));
+        Verdict::Ack
+    }))?;
+    // Least loaded, ties to the first id: "holder-…" takes each head.
+    for round in 0..rounds {
+        let holder_tx = holder_tx.clone();
+        let holder = group.register(ConsumerSpec::push(
+            format!("holder-{round}"),
+            move |_: &Delivery| {
+                let _ = holder_tx.send(("held".into(), Instant::now()));
+                Verdict::Defer
+            },
+        ))?;
+        let key = DispatchOptions {
+            key: Some(format!("k{round}")),
+            ..DispatchOptions::default()
+        };
+        group.dispatch_async_with(
+            Message::new().with_payload(b"head".to_vec()),
+            &key,
+            Box::new(|_| {}),
+        )?;
+        let (what, _) = handled_rx.recv_timeout(Duration::from_secs(10))?;
+        assert_eq!(what, "held");
+        group.dispatch_async_with(
+            Message::new().with_payload(b"next".to_vec()),
+            &key,
+            Box::new(|_| {}),
+        )?;
+        let crashed = Instant::now();
+        holder.crash("benchmark")?;
+        loop {
+            let (what, at) = handled_rx.recv_timeout(Duration::from_secs(10))?;
+            if what == "next" {
+                samples.push(at - crashed);
+                break;
+            }
+        }
+    }
+    runtime.shutdown()?;
+    Ok(samples)
+}
+
+fn main() -> Res<()> {
+    let messages: u64 = std::env::args().nth(1).map_or(Ok(200_000), |a| a.parse())?;
+    let runtime = Runtime::new(RuntimeOptions::default())?;
+    let group = group(&runtime)?;
+    if let Ok(keys) = std::env::var("LIMINAL_BENCH_KEYS") {
+        // Profiling aid: one shape only.
+        let rate = throughput(&group, messages, 1024, keys.parse()?)?;
+        println!("{keys} keys: {rate:.0} msg/s");
+        return Ok(());
+    }
+    // Warm up, then the three shapes in turn, twice, in one run.
+    throughput(&group, messages / 4, 1024, 0)?;
+    for pass in 1..=2 {
+        let unordered = throughput(&group, messages, 1024, 0)?;
+        let ten = throughput(&group, messages, 1024, 10)?;
+        let many = throughput(&group, messages, 1024, 10_000)?;
+        println!(
+            "O1 pass {pass}: unordered {unordered:.0} msg/s; 10 keys {ten:.0} ({:.2}x); 10,000 keys {many:.0} ({:.2}x) (1,024 in flight, 4 consumers)",
+            ten / unordered,
+            many / unordered
+        );
+    }
+    let mut round_trips = Vec::with_capacity(20_000);
+    for _ in 0..20_000 {
+        let started = Instant::now();
+        group.dispatch(Message::new())?;
+        round_trips.push(started.elapsed());
+    }
+    let w1 = percentile(&mut round_trips, 0.5);
+    let single = throughput(&group, messages / 4, 1024, 1)?;
+    println!(
+        "O2 one key, 1,024 dispatched ahead: {single:.0} msg/s; blocking round trip p50 {:.1} us, 1/p50 = {:.0} msg/s ({:.2}x)",
+        w1.as_secs_f64() * 1e6,
+        1.0 / w1.as_secs_f64(),
+        single * w1.as_secs_f64()
+    );
+    runtime.shutdown()?;
+    let mut samples = crash_to_next(300)?;
+    let p50 = percentile(&mut samples, 0.5);
+    let p99 = percentile(&mut samples, 0.99);
+    println!(
+        "O3 holder of a key's head crashes -> the key's next message handled: p50 {:.1} us, p99 {:.1} us ({} rounds)",
+        p50.as_secs_f64() * 1e6,
+        p99.as_secs_f64() * 1e6,
+        samples.len()
+    );
+    Ok(())
+}
