@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -233,6 +235,64 @@ void ordered_keys(liminal::Runtime &runtime) {
     }
 }
 
+// Durable groups: messages accepted while no consumer is there survive the
+// group (as they would the host's kill -9); a new group on the same store
+// brings them back, in order, and their ends reach on_recovered.
+void durable(liminal::Runtime &runtime) {
+    std::printf("durable group\n");
+    char dir[] = "/tmp/liminal-cpp-example-XXXXXX";
+    if (!mkdtemp(dir)) throw std::runtime_error("mkdtemp failed");
+    std::string store = std::string(dir) + "/store";
+    {
+        liminal::Group group(runtime, first_with_capacity(), GroupOptions().store(store));
+        for (int n = 1; n <= 3; n++) group.dispatch_async(Message().set("n", n), [](const Outcome &) {});
+    }  // freed with nothing delivered: the three stay in the store
+    auto recovered = std::make_shared<Events>();
+    auto handled = std::make_shared<Events>();
+    liminal::Group group(runtime, first_with_capacity(), GroupOptions().store(store),
+                         [recovered](const liminal::MessageView &m, const Outcome &o) {
+                             recovered->add(std::to_string(*m.get_int("n")) + (o.status == LIMINAL_OK ? " ok" : " failed"));
+                         });
+    auto consumer = group.add("c", [handled](Delivery &d) {
+        handled->add(std::to_string(*d.message().get_int("n")) + (d.redelivered() ? " again" : ""));
+        return Verdict::Ack;
+    });
+    expect(handled->wait_for(3) == std::vector<std::string>{"1 again", "2 again", "3 again"},
+           "the store gave back 1, 2, 3 in order, redelivered");
+    auto ends = recovered->wait_for(3);
+    std::sort(ends.begin(), ends.end());
+    expect(ends == std::vector<std::string>{"1 ok", "2 ok", "3 ok"}, "each ended in on_recovered, acknowledged");
+    try {
+        liminal::Group second(runtime, first_with_capacity(), GroupOptions().store(store));
+        expect(false, "a second group on a held store: LIMINAL_STORE_LOCKED");
+    } catch (const liminal::Error &e) {
+        expect(e.status() == LIMINAL_STORE_LOCKED, "a second group on a held store: LIMINAL_STORE_LOCKED");
+    }
+    std::filesystem::remove_all(dir);
+}
+
+// A key whose head is dead-lettered is held until the host releases it.
+void held_keys(liminal::Runtime &runtime) {
+    std::printf("held keys\n");
+    liminal::Group group(runtime, first_with_capacity(),
+                         GroupOptions().key_field("account").max_attempts(1).hold_failed_keys(true));
+    auto events = std::make_shared<Events>();
+    auto consumer = group.add("c", [events](Delivery &d) {
+        int64_t n = *d.message().get_int("n");
+        events->add(*d.message().ordering_key() + std::to_string(n));
+        return n == 1 ? Verdict::Release : Verdict::Ack;  // a1 fails: one attempt
+    });
+    auto dead = std::make_shared<Events>();
+    group.on_dead_letter([dead](const liminal::MessageView &m, const Outcome &) { dead->add(*m.ordering_key()); });
+    group.dispatch_async(Message().set("account", "a").set("n", 1), [](const Outcome &) {});
+    group.dispatch_async(Message().set("account", "a").set("n", 2), [](const Outcome &) {});
+    expect(dead->wait_for(1).at(0) == "a", "a1 dead-lettered");
+    group.dispatch(Message().set("account", "b").set("n", 3));
+    expect(events->wait_for(2) == std::vector<std::string>{"a1", "b3"}, "b passes; a2 waits behind the held key");
+    expect(!group.release_key("b") && group.release_key("a"), "release_key: a was held, b was not");
+    expect(events->wait_for(3).at(2) == "a2", "a2 delivered once a is released");
+}
+
 void statistics(liminal::Runtime &runtime) {
     std::printf("statistics\n");
     liminal::Group group(runtime, first_with_capacity(), GroupOptions().name("billing"));
@@ -260,6 +320,8 @@ int main() {
         release_and_lease(runtime);
         waiting_room_limits(runtime);
         ordered_keys(runtime);
+        durable(runtime);
+        held_keys(runtime);
         statistics(runtime);
         expect(runtime.drain(1s) == 0, "runtime drained");
     } catch (const std::exception &e) {

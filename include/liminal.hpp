@@ -82,7 +82,7 @@ inline void check(liminal_status status) {
 inline std::string version() { return liminal_version(); }
 
 /// Receives an exception thrown by a callback that has no way to report it
-/// to the library: `where` is "completion", "dead_letter", "crash", "stats",
+/// to the library: `where` is "completion", "dead_letter", "recovered", "crash", "stats",
 /// "host_lost" or "routing". Runs on the thread of that callback, under its contract
 /// (no blocking calls); it must not throw (if it does, the default runs).
 using CallbackErrorHandler = std::function<void(const char *where, std::exception_ptr error)>;
@@ -273,12 +273,30 @@ public:
     /// Cannot go with auto_ack(): the Group constructor throws
     /// LIMINAL_INVALID_ARGUMENT.
     GroupOptions &key_field(std::string field) { key_field_ = std::move(field); return *this; }
+    /// Hold a key whose head is dead-lettered until Group::release_key
+    /// (default false: the key moves on; liminal_group_options_set_hold_failed_keys).
+    GroupOptions &hold_failed_keys(bool hold) { hold_failed_keys_ = hold; return *this; }
+    /// A key's next message goes to the consumer its previous one went to
+    /// while that one has room (default false; liminal_group_options_set_sticky_keys).
+    GroupOptions &sticky_keys(bool sticky) { sticky_keys_ = sticky; return *this; }
+    /// Durable: keep accepted messages in the store at directory `dir` until
+    /// completed; a dispatch returns once its message is fsync'd, and a new
+    /// Group on the same store brings back what was not completed
+    /// (liminal_group_options_set_store; see Group's on_recovered).
+    GroupOptions &store(std::string dir) { store_ = std::move(dir); return *this; }
+    /// A durable group's sync interval (default 0: every commit is synced
+    /// before its dispatches return; liminal_group_options_set_store_sync_interval_ms).
+    GroupOptions &store_sync_interval(milliseconds interval) {
+        store_sync_ms_ = static_cast<uint32_t>(detail::count(interval, "store_sync_interval"));
+        return *this;
+    }
 
     /// The C options (NULL when nothing was set: the defaults).
     detail::Owned<liminal_group_options, liminal_group_options_free> to_c() const {
         detail::Owned<liminal_group_options, liminal_group_options_free> o;
         if (!name_ && !max_attempts_ && !count_holding_ && !auto_ack_ms_ && !waiting_room_ && !overflow_ &&
-            !deadline_ms_ && !ack_lease_ms_ && !lease_policy_ && !key_field_)
+            !deadline_ms_ && !ack_lease_ms_ && !lease_policy_ && !key_field_ && !hold_failed_keys_ &&
+            !sticky_keys_ && !store_)
             return o;
         liminal_group_options *raw = nullptr;
         check(liminal_group_options_new(&raw));
@@ -294,13 +312,17 @@ public:
         if (ack_lease_ms_) check(liminal_group_options_set_ack_lease_ms(raw, *ack_lease_ms_));
         if (lease_policy_) check(liminal_group_options_set_lease_policy(raw, static_cast<int32_t>(*lease_policy_)));
         if (key_field_) check(liminal_group_options_set_key_field(raw, key_field_->c_str()));
+        if (hold_failed_keys_) check(liminal_group_options_set_hold_failed_keys(raw, *hold_failed_keys_));
+        if (sticky_keys_) check(liminal_group_options_set_sticky_keys(raw, *sticky_keys_));
+        if (store_) check(liminal_group_options_set_store(raw, store_->c_str()));
+        if (store_ && store_sync_ms_) check(liminal_group_options_set_store_sync_interval_ms(raw, *store_sync_ms_));
         return o;
     }
 
 private:
-    std::optional<std::string> name_, key_field_;
-    std::optional<uint32_t> max_attempts_;
-    std::optional<bool> count_holding_;
+    std::optional<std::string> name_, key_field_, store_;
+    std::optional<uint32_t> max_attempts_, store_sync_ms_;
+    std::optional<bool> count_holding_, hold_failed_keys_, sticky_keys_;
     std::optional<uint64_t> auto_ack_ms_, deadline_ms_, ack_lease_ms_;
     std::optional<size_t> waiting_room_;
     std::optional<std::pair<Overflow, uint64_t>> overflow_;
@@ -1017,6 +1039,42 @@ public:
         g_.reset(g);
     }
 
+    /// A durable group's recovered-message callback: the end of a message
+    /// its store gave back when the group was created (accepted by an
+    /// earlier host, not completed), once per message; the outcome's status
+    /// is LIMINAL_OK when acknowledged. Same threads and rules as
+    /// OnDeadLetter; an exception goes to the callback error handler
+    /// ("recovered").
+    using OnRecovered = std::function<void(const MessageView &, const Outcome &)>;
+
+    /// Create a durable group (`options` with a store) whose recovered
+    /// messages end in `on_recovered` (liminal_group_options_set_recovered).
+    /// Throws liminal::Error as the constructor above, and
+    /// LIMINAL_STORE_LOCKED, LIMINAL_STORE_FAILED.
+    Group(Runtime &runtime, const Routing &routing, const GroupOptions &options, OnRecovered on_recovered) {
+        auto o = options.to_c();
+        if (!o.get()) {
+            liminal_group_options *raw = nullptr;
+            check(liminal_group_options_new(&raw));
+            o.reset(raw);
+        }
+        liminal_recovered_callback cb{&Group::recovered, new OnRecovered(std::move(on_recovered)),
+                                      &detail::delete_fn<OnRecovered>};
+        check(liminal_group_options_set_recovered(o.get(), cb));
+        liminal_group *g = nullptr;
+        check(liminal_group_new(runtime.get(), routing.get(), o.get(), &g));
+        g_.reset(g);
+    }
+
+    /// Let `key`, held after its head failed (GroupOptions::hold_failed_keys),
+    /// move on; false when it was not held (liminal_group_release_key).
+    bool release_key(const std::string &key) const {
+        liminal_status s = liminal_group_release_key(g_.get(), key.c_str());
+        if (s == LIMINAL_NOT_FOUND) return false;
+        check(s);
+        return true;
+    }
+
     /// Register a push consumer (or, with an empty `on_delivery`, a pull one).
     /// An exception thrown by `on_delivery` crashes the consumer.
     ///
@@ -1208,6 +1266,13 @@ private:
             (*static_cast<OnComplete *>(user))(Outcome::from(o));
         } catch (...) {
             detail::report_callback_error("completion");
+        }
+    }
+    static void recovered(void *user, const liminal_message *m, const liminal_outcome *o) noexcept {
+        try {
+            (*static_cast<OnRecovered *>(user))(MessageView(m), Outcome::from(o));
+        } catch (...) {
+            detail::report_callback_error("recovered");
         }
     }
     static void dead_letter(void *user, const liminal_message *m, const liminal_outcome *o) noexcept {

@@ -286,6 +286,47 @@ fn a_held_key_waits_after_its_head_fails_until_the_host_releases_it() {
     assert!(!group.release_key("a"), "released once");
 }
 
+/// The dead-letter handler itself may release the key it was told about:
+/// the key is held before the handler runs.
+#[test]
+fn a_dead_letter_handler_can_release_the_key_it_is_told_about() {
+    let runtime = runtime();
+    let group = keyed_group(
+        &runtime,
+        GroupOptions {
+            max_attempts: 1,
+            hold_failed_keys: true,
+            ..GroupOptions::default()
+        },
+    );
+    let (released_tx, released_rx) = unbounded();
+    let releaser = group.clone();
+    group
+        .set_dead_letter_handler(Some(Arc::new(move |m: &Arc<Message>, _f| {
+            let key = m.ordering_key().unwrap_or_default();
+            let _ = released_tx.send(releaser.release_key(key));
+        })))
+        .unwrap();
+    group
+        .register(ConsumerSpec::push("c", |d: &Delivery| {
+            if name(d).1 == 1 {
+                Verdict::Release(Duration::ZERO)
+            } else {
+                Verdict::Ack
+            }
+        }))
+        .unwrap();
+    let first = dispatch(&group, event("a", 1));
+    let second = dispatch(&group, event("a", 2));
+    assert!(first.recv_timeout(HANG).unwrap().is_err());
+    assert!(
+        released_rx.recv_timeout(HANG).unwrap(),
+        "the key was held when the handler ran"
+    );
+    assert!(second.recv_timeout(HANG).unwrap().is_ok());
+    group.close();
+}
+
 /// Sticky keys: a key keeps going to the consumer it first went to while
 /// that one has room, though the routing function (least loaded) would
 /// choose another; when it is gone, the routing function chooses again.

@@ -345,16 +345,18 @@ impl Conversation {
         let metrics = &self.home.services().metrics;
         match &result {
             Ok(_) => metrics.record_delivered(self.accepted.elapsed()),
-            Err(failure) => {
-                metrics.record_failed(&failure.error);
-                if failure.error != DispatchError::ShutDown {
-                    self.home.dead_letter(&self.message, failure);
-                }
-            }
+            Err(failure) => metrics.record_failed(&failure.error),
         }
         // Out of the count of dispatches in flight before the completion
         // can wake a blocking caller; a drain still waits for the callback.
+        // Out of its key before the dead-letter handler runs, so a handler
+        // releasing a held key finds it held.
         self.home.forget(self, &result);
+        if let Err(failure) = &result {
+            if failure.error != DispatchError::ShutDown {
+                self.home.dead_letter(&self.message, failure);
+            }
+        }
         let _ignored = call_host(move || completion(result));
         self.home.completed();
     }
