@@ -4,6 +4,8 @@ the front of its key; other keys pass; bad keys are refused."""
 
 from __future__ import annotations
 
+import queue
+
 import pytest
 
 import liminal
@@ -67,3 +69,26 @@ def test_bad_keys_are_refused_with_nothing_dispatched(runtime):
     with pytest.raises(liminal.LiminalError) as error:
         runtime.group(key_field="")
     assert error.value.status == Status.INVALID_ARGUMENT
+
+
+
+def test_a_held_key_waits_after_its_head_fails_until_released(runtime):
+    with runtime.group(key_field="account", max_attempts=1, hold_failed_keys=True) as group:
+        seen = queue.Queue()
+
+        def handle(delivery):
+            seen.put((delivery.fields["account"], delivery.fields["n"]))
+            return liminal.Verdict.RELEASE if delivery.fields["n"] == 1 else liminal.Verdict.ACK
+
+        group.consumer("c", handle)
+        first = group.dispatch_async({"account": "a", "n": 1})
+        second = group.dispatch_async({"account": "a", "n": 2})
+        with pytest.raises(liminal.LiminalError):
+            first.result(timeout=30)
+        group.dispatch({"account": "b", "n": 3}, timeout=30)
+        assert [seen.get(timeout=30), seen.get(timeout=30)] == [("a", 1), ("b", 3)]
+        assert not second.done()  # b passed; a's next waits behind the held key
+        assert not group.release_key("b")
+        assert group.release_key("a")
+        second.result(timeout=30)
+        assert seen.get(timeout=30) == ("a", 2)

@@ -936,6 +936,16 @@ class Group(_Handle):
         """Hot-deploy another routing function."""
         _check(lib.liminal_group_deploy(self._live(), routing._live()))
 
+    def release_key(self, key: str) -> bool:
+        """Let `key`, held after its head was dead-lettered (a group made
+        with `hold_failed_keys=True`), move on: its next message is routed.
+        Returns False when the key was not held. Safe from any callback."""
+        status = lib.liminal_group_release_key(self._live(), _text(key, "key"))
+        if status == Status.NOT_FOUND:
+            return False
+        _check(status)
+        return True
+
     # -- dispatch
     def waiting_keys(self, max_keys: int = 16) -> Tuple[List[WaitingKey], int]:
         """At most `max_keys` of the ordering keys that have messages waiting
@@ -1327,6 +1337,8 @@ class Runtime(_Handle):
               deadline: Optional[float] = None, ack_lease: Optional[float] = None,
               lease_policy: Optional[LeasePolicy] = None,
               key_field: Optional[str] = None,
+              hold_failed_keys: Optional[bool] = None,
+              sticky_keys: Optional[bool] = None,
               store: Union[str, "os.PathLike[str]", None] = None,
               store_sync_interval: Optional[float] = None,
               on_recovered: Optional[RecoveredFunction] = None) -> Group:
@@ -1337,6 +1349,11 @@ class Runtime(_Handle):
         whose value (text, or an int in decimal) is a message's ordering
         key: messages that share a key are handled one at a time, in the
         order accepted, through every re-route (docs/ORDERING.md).
+        `hold_failed_keys`: a key whose head is dead-lettered waits until
+        `Group.release_key(key)` (default: it moves on at once).
+        `sticky_keys`: a key's next message goes to the consumer its
+        previous one went to while that one has room (default: the routing
+        function chooses every time).
 
         With `store` (a directory, created if missing) the group is
         **durable**: a dispatch returns (a `dispatch_async` future is
@@ -1396,6 +1413,10 @@ class Runtime(_Handle):
                 _check(lib.liminal_group_options_set_lease_policy(options, int(lease_policy)))
             if key_field is not None:
                 _check(lib.liminal_group_options_set_key_field(options, _text(key_field, "key field")))
+            if hold_failed_keys is not None:
+                _check(lib.liminal_group_options_set_hold_failed_keys(options, hold_failed_keys))
+            if sticky_keys is not None:
+                _check(lib.liminal_group_options_set_sticky_keys(options, sticky_keys))
             if store_path is not None:
                 _check(lib.liminal_group_options_set_store(options, store_path))
             if sync_ms is not None:
