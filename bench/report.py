@@ -401,6 +401,14 @@ notes = os.path.join(os.path.dirname(__file__), "ANALYSIS.md")
 if os.path.exists(notes):
     w(open(notes, encoding="utf-8").read().strip() + "\n")
 
+# Measurements with scripts of their own (durable groups, ordered keys):
+# kept by hand in bench/sections/, carried into every report.
+sections = os.path.join(os.path.dirname(__file__), "sections")
+if os.path.isdir(sections):
+    for name in sorted(os.listdir(sections)):
+        if name.endswith(".md"):
+            w(open(os.path.join(sections, name), encoding="utf-8").read().strip() + "\n")
+
 if args.profile and os.path.exists(args.profile):
     w("## Profile (callgrind, instructions by function, exclusive)\n")
     w("```")
