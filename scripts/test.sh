@@ -53,7 +53,12 @@ ok
 
 step "C tests under valgrind (no errors, no definite leaks)"
 for t in test_flows test_bad_input test_status_version test_contracts test_waiting_room test_free_user test_ordering test_durable test_sqlite_store; do
-    LIMINAL_UNDER_VALGRIND=1 valgrind --quiet --error-exitcode=1 --leak-check=full \
+    # --fair-sched=yes: valgrind runs one thread at a time, and its default
+    # lock lets threads that never block (test_free_user's racers, calling
+    # in a loop while the runtime is freed) starve the one that must finish:
+    # that test once took 7 minutes instead of seconds, stuck joining a
+    # scheduler thread whose 5 ms park had long ended.
+    LIMINAL_UNDER_VALGRIND=1 valgrind --fair-sched=yes --quiet --error-exitcode=1 --leak-check=full \
         --errors-for-leak-kinds=definite --show-leak-kinds=definite "build/tests/c/$t"
 done
 ok

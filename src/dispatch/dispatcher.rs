@@ -222,17 +222,30 @@ impl Dispatcher {
         let deadline = ttl.map(|ttl| SystemTime::now() + ttl);
         let me = Arc::clone(self);
         let admitted = journal.accept(&message, deadline, move |seq, message| {
-            (seq, me.admit(message, seq, completion))
+            me.admit_durable(message, seq, completion)
         })?;
-        match admitted {
-            (_, Ok((conv, dropped))) => Ok(self.settle(conv, dropped, ttl)),
-            (seq, Err(error)) => {
-                // Written, then refused (the room filled meanwhile, or the
-                // group began to drain): it was never accepted.
+        let (conv, dropped) = admitted?;
+        Ok(self.settle(conv, dropped, ttl))
+    }
+
+    /// [`Dispatcher::admit`] for a message its store just made durable: if
+    /// the room refuses it now (it filled meanwhile, the group began to
+    /// drain or shuts down), it was never accepted, and its completion is
+    /// recorded before the commit that wrote it ends (so a store closing
+    /// right after still records it).
+    fn admit_durable(
+        self: &Arc<Self>,
+        message: Arc<Message>,
+        seq: u64,
+        completion: Completion,
+    ) -> Result<(Arc<Conversation>, Vec<Arc<Conversation>>)> {
+        let admitted = self.admit(message, seq, completion);
+        if admitted.is_err() {
+            if let Some(journal) = &self.store {
                 journal.completed(seq);
-                Err(error)
             }
         }
+        admitted
     }
 
     /// Accept many dispatches in one call, in the order given; returns each
@@ -283,7 +296,7 @@ impl Dispatcher {
                         Arc::clone(&message),
                         deadline,
                         move |seq: u64, message: Arc<Message>| {
-                            (seq, me.admit(message, seq, completion))
+                            me.admit_durable(message, seq, completion)
                         },
                     ));
                 }
@@ -298,11 +311,8 @@ impl Dispatcher {
             Ok(admitted) => {
                 for (position, admitted) in positions.into_iter().zip(admitted) {
                     results[position] = Some(match admitted {
-                        Some((_, Ok((conv, dropped)))) => Ok(self.settle(conv, dropped, ttl)),
-                        Some((seq, Err(error))) => {
-                            journal.completed(seq);
-                            Err(error)
-                        }
+                        Some(Ok((conv, dropped))) => Ok(self.settle(conv, dropped, ttl)),
+                        Some(Err(error)) => Err(error),
                         None => Err(Error::StoreFailed(
                             "admitting a durable message panicked".into(),
                         )),

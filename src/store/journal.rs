@@ -440,9 +440,13 @@ impl Journal {
     pub(crate) fn close(&self) {
         {
             let mut state = self.state.lock();
-            let end = state.appended;
-            if state.refusal().is_none() {
-                let _poisoned = self.wait_committed(&mut state, end);
+            // Until nothing is left: a commit's admissions may add records
+            // (a refused message's completion) while it runs.
+            while state.refusal().is_none() && state.appended > state.committed {
+                let end = state.appended;
+                if self.wait_committed(&mut state, end).is_err() {
+                    break;
+                }
             }
             state.closing = true;
         }
