@@ -1,21 +1,22 @@
 //! The store's records and their bytes.
 //!
 //! A segment file is a header followed by records. Every record is framed
-//! as `marker (u32) | length of body (u32) | check (u64) | body`, all
-//! little-endian, where the check is the XXH3-64 of the body. The marker
-//! lets a reader find the next record after a damaged one; the check lets
-//! it refuse anything that is not a whole record written by us.
+//! as `marker (u32) | length of body (u32) | check (u32) | body`, all
+//! little-endian, where the check is the low half of the body's XXH3-64.
+//! The marker lets a reader find the next record after a damaged one; the
+//! check lets it refuse anything that is not a whole record written by us.
 //!
 //! Bodies start with their kind: an accepted message (its group sequence
 //! number, counts, deadline, key and the message itself), an attempt count
-//! update, or a completion.
+//! update, or a completion. Numbers and lengths are LEB128 varints, so a
+//! message costs its payload, its fields and key, and about 26 bytes more.
 
 use std::sync::Arc;
 
 use crate::message::{FieldValue, Message};
 
 /// Bytes in front of every record body.
-pub(crate) const FRAME: usize = 16;
+pub(crate) const FRAME: usize = 12;
 /// First bytes of every record frame.
 pub(crate) const MARKER: u32 = 0x4c4d_5231; // "1RML" little-endian
 /// Largest record body accepted on read (a message larger than this cannot
@@ -90,26 +91,26 @@ impl Record {
         match self {
             Self::Accepted(accepted) => {
                 out.push(KIND_ACCEPTED);
-                put_u64(out, accepted.seq);
-                put_u64(out, accepted.deadline_unix_ms.map_or(0, |ms| ms.max(1)));
+                put_varint(out, accepted.seq);
+                put_varint(out, accepted.deadline_unix_ms.map_or(0, |ms| ms.max(1)));
                 put_counts(out, accepted.counts);
                 put_message(out, &accepted.message);
             }
             Self::Attempted { seq, counts } => {
                 out.push(KIND_ATTEMPTED);
-                put_u64(out, *seq);
+                put_varint(out, *seq);
                 put_counts(out, *counts);
             }
             Self::Completed { seq } => {
                 out.push(KIND_COMPLETED);
-                put_u64(out, *seq);
+                put_varint(out, *seq);
             }
         }
         let body_len = out.len() - start - FRAME;
-        let check = xxhash_rust::xxh3::xxh3_64(&out[start + FRAME..]);
+        let check = checksum(&out[start + FRAME..]);
         out[start..start + 4].copy_from_slice(&MARKER.to_le_bytes());
         out[start + 4..start + 8].copy_from_slice(&(body_len as u32).to_le_bytes());
-        out[start + 8..start + 16].copy_from_slice(&check.to_le_bytes());
+        out[start + 8..start + 12].copy_from_slice(&check.to_le_bytes());
     }
 
     /// Its encoded length.
@@ -148,9 +149,9 @@ pub(crate) fn read(bytes: &[u8]) -> Read {
     if bytes.len() < FRAME + len {
         return Read::Short;
     }
-    let check = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
+    let check = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
     let body = &bytes[FRAME..FRAME + len];
-    if xxhash_rust::xxh3::xxh3_64(body) != check {
+    if checksum(body) != check {
         return Read::Damaged;
     }
     match decode(body) {
@@ -163,8 +164,8 @@ fn decode(body: &[u8]) -> Option<Record> {
     let mut r = Reader { bytes: body };
     let record = match r.u8()? {
         KIND_ACCEPTED => {
-            let seq = r.u64()?;
-            let deadline = r.u64()?;
+            let seq = r.varint()?;
+            let deadline = r.varint()?;
             let counts = r.counts()?;
             let message = r.message()?;
             Record::Accepted(Accepted {
@@ -175,33 +176,39 @@ fn decode(body: &[u8]) -> Option<Record> {
             })
         }
         KIND_ATTEMPTED => Record::Attempted {
-            seq: r.u64()?,
+            seq: r.varint()?,
             counts: r.counts()?,
         },
-        KIND_COMPLETED => Record::Completed { seq: r.u64()? },
+        KIND_COMPLETED => Record::Completed { seq: r.varint()? },
         _ => return None,
     };
     r.bytes.is_empty().then_some(record)
 }
 
-fn put_u32(out: &mut Vec<u8>, value: u32) {
-    out.extend_from_slice(&value.to_le_bytes());
+/// The check of a record body: the low half of its XXH3-64.
+fn checksum(body: &[u8]) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(body) as u32
 }
 
-fn put_u64(out: &mut Vec<u8>, value: u64) {
-    out.extend_from_slice(&value.to_le_bytes());
+/// LEB128: seven bits a byte, low first, the high bit set on all but the last.
+fn put_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
 }
 
 fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_u32(out, bytes.len() as u32);
+    put_varint(out, bytes.len() as u64);
     out.extend_from_slice(bytes);
 }
 
 fn put_counts(out: &mut Vec<u8>, counts: Counts) {
-    put_u32(out, counts.failed);
-    put_u32(out, counts.crashed_handling);
-    put_u32(out, counts.crashed_holding);
-    put_u32(out, counts.attempts);
+    put_varint(out, u64::from(counts.failed));
+    put_varint(out, u64::from(counts.crashed_handling));
+    put_varint(out, u64::from(counts.crashed_holding));
+    put_varint(out, u64::from(counts.attempts));
 }
 
 fn put_message(out: &mut Vec<u8>, message: &Message) {
@@ -212,7 +219,7 @@ fn put_message(out: &mut Vec<u8>, message: &Message) {
         }
         None => out.push(0),
     }
-    put_u32(out, message.fields().len() as u32);
+    put_varint(out, message.fields().len() as u64);
     for (name, value) in message.fields() {
         put_bytes(out, name.as_bytes());
         match value {
@@ -262,16 +269,30 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
 
-    fn u32(&mut self) -> Option<u32> {
-        self.take(4)?.try_into().ok().map(u32::from_le_bytes)
+    /// A LEB128 varint of at most 10 bytes (a longer one, or one past
+    /// 64 bits, is damage).
+    fn varint(&mut self) -> Option<u64> {
+        let mut value = 0u64;
+        for shift in (0..70).step_by(7) {
+            let byte = self.u8()?;
+            let bits = u64::from(byte & 0x7f);
+            if shift == 63 && bits > 1 {
+                return None;
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
     }
 
-    fn u64(&mut self) -> Option<u64> {
-        self.take(8)?.try_into().ok().map(u64::from_le_bytes)
+    fn small(&mut self) -> Option<u32> {
+        u32::try_from(self.varint()?).ok()
     }
 
     fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = self.u32()? as usize;
+        let len = usize::try_from(self.varint()?).ok()?;
         self.take(len)
     }
 
@@ -281,10 +302,10 @@ impl<'a> Reader<'a> {
 
     fn counts(&mut self) -> Option<Counts> {
         Some(Counts {
-            failed: self.u32()?,
-            crashed_handling: self.u32()?,
-            crashed_holding: self.u32()?,
-            attempts: self.u32()?,
+            failed: self.small()?,
+            crashed_handling: self.small()?,
+            crashed_holding: self.small()?,
+            attempts: self.small()?,
         })
     }
 
@@ -294,7 +315,10 @@ impl<'a> Reader<'a> {
             1 => Some(Arc::<str>::from(self.text()?)),
             _ => return None,
         };
-        let count = self.u32()? as usize;
+        let count = usize::try_from(self.varint()?).ok()?;
+        if count > self.bytes.len() {
+            return None;
+        }
         let mut message = Message::new();
         for _ in 0..count {
             let name = self.text()?;
@@ -388,6 +412,32 @@ mod tests {
             }
         }
         assert_eq!(at, bytes.len());
+    }
+
+    #[test]
+    fn a_record_costs_its_payload_and_at_most_32_bytes_more() {
+        let message = Message::new().with_payload(vec![7u8; 200]);
+        let record = Record::Accepted(Accepted {
+            seq: 1_000_000,
+            deadline_unix_ms: Some(1_800_000_000_000),
+            counts: Counts::default(),
+            message: Arc::new(message),
+        });
+        assert!(record.encoded_len() <= 200 + 32, "{} bytes", record.encoded_len());
+    }
+
+    #[test]
+    fn varints_round_trip_at_their_edges() {
+        for value in [0, 1, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+            let mut out = Vec::new();
+            put_varint(&mut out, value);
+            assert_eq!(Reader { bytes: &out }.varint(), Some(value), "{value}");
+        }
+        // Eleven bytes, or a tenth byte past 64 bits: damage, not a number.
+        assert_eq!(Reader { bytes: &[0xff; 11] }.varint(), None);
+        let mut past = vec![0xff; 9];
+        past.push(0x02);
+        assert_eq!(Reader { bytes: &past }.varint(), None);
     }
 
     #[test]
