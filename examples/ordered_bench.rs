@@ -1,8 +1,9 @@
 //! What order costs: asynchronous throughput unordered and ordered (10 and
 //! 10,000 keys) in the same run (O1); one key alone beside the blocking
-//! round trip (O2); and how soon a key moves on when the consumer holding
-//! its head crashes (O3: crash noticed → head re-routed and acknowledged →
-//! the key's next message handled).
+//! round trip (O2); how soon a key moves on when the consumer holding its
+//! head crashes (O3: crash noticed → head re-routed and acknowledged → the
+//! key's next message handled); the other keys' latency with one hot key
+//! among 10,000 (O4); and what 10M distinct keys leave behind (O5).
 //!
 //! `cargo run --release --example ordered_bench [messages]`
 
@@ -32,13 +33,22 @@ fn group(runtime: &Runtime) -> Res<Group> {
 /// `i` keyed `i % keys` (`keys` 0: unordered). Returns messages per second.
 fn throughput(group: &Group, messages: u64, window: usize, keys: u64) -> Res<f64> {
     let (permit_tx, permit_rx) = crossbeam_channel::bounded::<()>(window);
-    let names: Vec<String> = (0..keys).map(|k| format!("key-{k}")).collect();
+    // Few keys: their names made once; many (O5): made per message, so
+    // nothing of them is kept here.
+    let names: Vec<String> = if keys <= 100_000 {
+        (0..keys).map(|k| format!("key-{k}")).collect()
+    } else {
+        Vec::new()
+    };
     let started = Instant::now();
     for i in 0..messages {
         permit_tx.send(())?;
         let permit_rx = permit_rx.clone();
         let options = DispatchOptions {
-            key: (keys > 0).then(|| names[(i % keys) as usize].clone()),
+            key: (keys > 0).then(|| match names.get((i % keys) as usize) {
+                Some(name) => name.clone(),
+                None => format!("key-{}", i % keys),
+            }),
             ..DispatchOptions::default()
         };
         group.dispatch_async_with(
@@ -122,6 +132,61 @@ fn crash_to_next(rounds: usize) -> Res<Vec<Duration>> {
     Ok(samples)
 }
 
+/// O4: messages over 10,000 keys, every other one to a hot key when `hot`;
+/// the dispatch-to-completion latency of the messages of the other keys.
+fn other_keys_latency(group: &Group, messages: u64, hot: bool) -> Res<Vec<Duration>> {
+    let window = 1024;
+    let (permit_tx, permit_rx) = crossbeam_channel::bounded::<()>(window);
+    let samples = std::sync::Arc::new(std::sync::Mutex::new(Vec::with_capacity(messages as usize)));
+    for i in 0..messages {
+        permit_tx.send(())?;
+        let permit_rx = permit_rx.clone();
+        let is_hot = hot && i % 2 == 0;
+        let key = if is_hot {
+            "hot".to_owned()
+        } else {
+            format!("key-{}", i % 10_000)
+        };
+        let options = DispatchOptions {
+            key: Some(key),
+            ..DispatchOptions::default()
+        };
+        let samples = std::sync::Arc::clone(&samples);
+        let sent = Instant::now();
+        group.dispatch_async_with(
+            Message::new(),
+            &options,
+            Box::new(move |result| {
+                assert!(result.is_ok());
+                if !is_hot {
+                    if let Ok(mut samples) = samples.lock() {
+                        samples.push(sent.elapsed());
+                    }
+                }
+                let _ = permit_rx.recv();
+            }),
+        )?;
+    }
+    for _ in 0..window {
+        permit_tx.send(())?;
+    }
+    let samples = samples.lock().map_err(|_| "poisoned")?.clone();
+    Ok(samples)
+}
+
+/// Resident memory now, in KiB (Linux).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|statm| {
+            statm
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4)
+}
+
 fn main() -> Res<()> {
     let messages: u64 = std::env::args().nth(1).map_or(Ok(200_000), |a| a.parse())?;
     let runtime = Runtime::new(RuntimeOptions::default())?;
@@ -168,5 +233,39 @@ fn main() -> Res<()> {
         p99.as_secs_f64() * 1e6,
         samples.len()
     );
+
+    let runtime = Runtime::new(RuntimeOptions::default())?;
+    let group = crate::group(&runtime)?;
+    for hot in [false, true] {
+        let mut samples = other_keys_latency(&group, messages, hot)?;
+        let p50 = percentile(&mut samples, 0.5);
+        let p99 = percentile(&mut samples, 0.99);
+        println!(
+            "O4 10,000 keys{}: the other keys' dispatch -> completion p50 {:.1} us, p99 {:.1} us ({} messages)",
+            if hot { " plus one hot key taking every other message" } else { "" },
+            p50.as_secs_f64() * 1e6,
+            p99.as_secs_f64() * 1e6,
+            samples.len()
+        );
+    }
+
+    let distinct: u64 = std::env::var("LIMINAL_BENCH_DISTINCT_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    // Warm the allocator with a run of the same size over few keys first,
+    // so what stays after the distinct keys is theirs.
+    throughput(&group, distinct.min(1_000_000), 1024, 10)?;
+    let before = rss_kib();
+    let started = Instant::now();
+    throughput(&group, distinct, 1024, distinct)?;
+    let after = rss_kib();
+    let keys = group.ordering_stats().keys;
+    println!(
+        "O5 {distinct} distinct keys in {:.1} s: {keys} keys kept afterwards; resident memory {before} KiB before, {after} KiB after ({:+.2} bytes per key seen)",
+        started.elapsed().as_secs_f64(),
+        (after as f64 - before as f64) * 1024.0 / distinct as f64
+    );
+    runtime.shutdown()?;
     Ok(())
 }
