@@ -423,12 +423,26 @@ mod tests {
             counts: Counts::default(),
             message: Arc::new(message),
         });
-        assert!(record.encoded_len() <= 200 + 32, "{} bytes", record.encoded_len());
+        assert!(
+            record.encoded_len() <= 200 + 32,
+            "{} bytes",
+            record.encoded_len()
+        );
     }
 
     #[test]
     fn varints_round_trip_at_their_edges() {
-        for value in [0, 1, 127, 128, 16_383, 16_384, u64::from(u32::MAX), u64::MAX - 1, u64::MAX] {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             put_varint(&mut out, value);
             assert_eq!(Reader { bytes: &out }.varint(), Some(value), "{value}");

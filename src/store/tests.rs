@@ -246,7 +246,10 @@ fn compaction_keeps_disk_use_proportional_to_what_is_pending() {
         stats.disk_bytes,
         stats.pending_bytes
     );
-    assert!(stats.bytes_written > 50 * 4096, "the run spanned many segments");
+    assert!(
+        stats.bytes_written > 50 * 4096,
+        "the run spanned many segments"
+    );
     journal.close();
     drop(journal);
     let (journal, numbers) = Journal::open(&dir, options).unwrap();
