@@ -3,7 +3,8 @@
 //! round trip (O2); how soon a key moves on when the consumer holding its
 //! head crashes (O3: crash noticed → head re-routed and acknowledged → the
 //! key's next message handled); the other keys' latency with one hot key
-//! among 10,000 (O4); and what 10M distinct keys leave behind (O5).
+//! among 10,000 (O4); what 10M distinct keys leave behind (O5); and the
+//! other keys' throughput beside one poison key (O6).
 //!
 //! `cargo run --release --example ordered_bench [messages]`
 
@@ -174,6 +175,66 @@ fn other_keys_latency(group: &Group, messages: u64, hot: bool) -> Res<Vec<Durati
     Ok(samples)
 }
 
+/// O6: `messages` over 10,000 keys, with every 100th message of a poison
+/// key (its consumer releases it until it is dead-lettered) when `poison`.
+/// Returns the rate of the other keys' messages.
+fn other_keys_beside_poison(messages: u64, poison: bool) -> Res<f64> {
+    let runtime = Runtime::new(RuntimeOptions::default())?;
+    let group = runtime.group(
+        RoutingFunction::builtin(Builtin::LeastLoaded),
+        GroupOptions::default(),
+    )?;
+    for c in 0..4 {
+        group.register(
+            ConsumerSpec::push(format!("c{c}"), |d: &Delivery| {
+                if d.message().ordering_key() == Some("poison") {
+                    Verdict::Release(Duration::ZERO)
+                } else {
+                    Verdict::Ack
+                }
+            })
+            .max_in_flight(4096),
+        )?;
+    }
+    let window = 1024;
+    let (permit_tx, permit_rx) = crossbeam_channel::bounded::<()>(window);
+    let others = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = Instant::now();
+    for i in 0..messages {
+        permit_tx.send(())?;
+        let permit_rx = permit_rx.clone();
+        let is_poison = poison && i % 100 == 0;
+        let key = if is_poison {
+            "poison".to_owned()
+        } else {
+            format!("key-{}", i % 10_000)
+        };
+        let options = DispatchOptions {
+            key: Some(key),
+            ..DispatchOptions::default()
+        };
+        let others = std::sync::Arc::clone(&others);
+        group.dispatch_async_with(
+            Message::new(),
+            &options,
+            Box::new(move |result| {
+                assert_eq!(result.is_ok(), !is_poison);
+                if !is_poison {
+                    others.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                let _ = permit_rx.recv();
+            }),
+        )?;
+    }
+    for _ in 0..window {
+        permit_tx.send(())?;
+    }
+    let rate =
+        others.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64();
+    runtime.shutdown()?;
+    Ok(rate)
+}
+
 /// Resident memory now, in KiB (Linux).
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -267,5 +328,14 @@ fn main() -> Res<()> {
         (after as f64 - before as f64) * 1024.0 / distinct as f64
     );
     runtime.shutdown()?;
+
+    for pass in 1..=2 {
+        let clean = other_keys_beside_poison(1_000_000, false)?;
+        let poisoned = other_keys_beside_poison(1_000_000, true)?;
+        println!(
+            "O6 pass {pass}: 1M messages over 10,000 keys: the others {clean:.0} msg/s alone, {poisoned:.0} msg/s beside a poison key taking every 100th message ({:.2}x)",
+            poisoned / clean
+        );
+    }
     Ok(())
 }
