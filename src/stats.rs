@@ -400,6 +400,57 @@ impl Stats {
         ] {
             family(&mut out, name, "gauge", help, per_group(value));
         }
+        // Durable groups only: a group without a store has no sample.
+        let per_store = |value: fn(&StoreStats) -> u64| {
+            self.groups
+                .iter()
+                .filter_map(move |g| {
+                    g.store.as_ref().map(|store| {
+                        (
+                            format!(
+                                "{sys},messaging_consumer_group_name=\"{}\"",
+                                escape(&g.name)
+                            ),
+                            value(store).to_string(),
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        for (name, kind, help, value) in [
+            (
+                "liminal_store_pending",
+                "gauge",
+                "Messages a durable group's store holds accepted and not completed.",
+                (|s| s.pending) as fn(&StoreStats) -> u64,
+            ),
+            (
+                "liminal_store_disk_bytes",
+                "gauge",
+                "Bytes of a durable group's store files.",
+                |s| s.disk_bytes,
+            ),
+            (
+                "liminal_store_syncs_total",
+                "counter",
+                "fdatasync calls (or host-store commits) made by a durable group's store.",
+                |s| s.syncs,
+            ),
+            (
+                "liminal_store_recovered",
+                "gauge",
+                "Messages a durable group's store gave back when it was opened.",
+                |s| s.recovered,
+            ),
+            (
+                "liminal_store_dropped_bytes",
+                "gauge",
+                "Bytes a durable group's store left out as damaged when it was opened.",
+                |s| s.dropped.bytes,
+            ),
+        ] {
+            family(&mut out, name, kind, help, per_store(value));
+        }
         let per_consumer = |value: fn(&ConsumerStats) -> String| {
             self.groups
                 .iter()

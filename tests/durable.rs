@@ -83,6 +83,17 @@ fn accepted_messages_come_back_after_a_restart_in_key_order_with_their_ids() {
         .durable_group(routing(), options, store, handler)
         .unwrap();
     assert_eq!(group.store_stats().unwrap().recovered, 19);
+    let stats = runtime.stats();
+    let json: serde_json::Value = serde_json::from_str(&stats.to_json()).unwrap();
+    let store = &json["groups"][0]["store"];
+    assert_eq!(store["liminal.store.recovered"], 19, "{json}");
+    assert_eq!(store["liminal.store.pending"], 19, "{json}");
+    let text = stats.to_prometheus();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("liminal_store_recovered{") && l.ends_with(" 19")),
+        "{text}"
+    );
     let puller = group.register(ConsumerSpec::pull("p2")).unwrap();
     let mut seen: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for _ in 0..19 {
