@@ -343,18 +343,16 @@ impl Stats {
             family(&mut out, name, "summary", help, quantiles);
             let _ = writeln!(out, "{name}_count{{{sys}}} {}", p.count);
         }
+        let group_labels = |g: &GroupStats| {
+            format!(
+                "{sys},messaging_consumer_group_name=\"{}\"",
+                escape(&g.name)
+            )
+        };
         let per_group = |value: fn(&GroupStats) -> String| {
             self.groups
                 .iter()
-                .map(move |g| {
-                    (
-                        format!(
-                            "{sys},messaging_consumer_group_name=\"{}\"",
-                            escape(&g.name)
-                        ),
-                        value(g),
-                    )
-                })
+                .map(|g| (group_labels(g), value(g)))
                 .collect::<Vec<_>>()
         };
         family(
@@ -404,17 +402,7 @@ impl Stats {
         let per_store = |value: fn(&StoreStats) -> u64| {
             self.groups
                 .iter()
-                .filter_map(move |g| {
-                    g.store.as_ref().map(|store| {
-                        (
-                            format!(
-                                "{sys},messaging_consumer_group_name=\"{}\"",
-                                escape(&g.name)
-                            ),
-                            value(store).to_string(),
-                        )
-                    })
-                })
+                .filter_map(|g| Some((group_labels(g), value(g.store.as_ref()?).to_string())))
                 .collect::<Vec<_>>()
         };
         for (name, kind, help, value) in [

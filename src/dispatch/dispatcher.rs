@@ -275,9 +275,10 @@ impl Dispatcher {
         let mut results: Vec<Option<Result<Arc<Conversation>>>> = Vec::with_capacity(batch.len());
         let mut writes = Vec::new();
         let mut positions = Vec::new();
+        let valid = options.validate();
         for (message, completion) in batch {
-            let keyed = options
-                .validate()
+            let keyed = valid
+                .clone()
                 .and_then(|()| self.check_accepting())
                 .and_then(|()| self.keyed(message, options));
             match keyed {
@@ -545,20 +546,17 @@ impl Dispatcher {
         }
     }
 
-    /// Whether completing a dispatch with `result` ends its message for
-    /// good (its store records the completion). A message failed only
-    /// because its host is going away (the runtime shuts down, the group
-    /// closes) stays pending in the store.
-    fn ends_for_good(&self, result: &crate::dispatch::DispatchResult) -> bool {
-        match result {
-            Ok(_) => true,
-            Err(failure) => match failure.error {
-                DispatchError::ShutDown => false,
-                DispatchError::NoConsumerAvailable => {
-                    !self.is_closed() && !self.services.is_shut_down()
-                }
-                _ => true,
-            },
+    /// Whether a dispatch that ended with `error` (`None`: delivered) ends
+    /// its message for good (its store records the completion). A message
+    /// failed only because its host is going away (the runtime shuts down,
+    /// the group closes) stays pending in the store.
+    fn ends_for_good(&self, error: Option<&DispatchError>) -> bool {
+        match error {
+            Some(DispatchError::ShutDown) => false,
+            Some(DispatchError::NoConsumerAvailable) => {
+                !self.is_closed() && !self.services.is_shut_down()
+            }
+            _ => true,
         }
     }
 
@@ -655,7 +653,7 @@ impl ConversationHome for Dispatcher {
 
     fn forget(&self, conv: &Conversation, result: &crate::dispatch::DispatchResult) {
         if let Some(journal) = &self.store {
-            if self.ends_for_good(result) {
+            if self.ends_for_good(result.as_ref().err().map(|f| &f.error)) {
                 journal.completed(conv.seq());
             }
         }
@@ -665,7 +663,11 @@ impl ConversationHome for Dispatcher {
                 convs.completing += 1;
             }
         }
-        let hold = self.options.hold_failed_keys && result.is_err() && self.ends_for_good(result);
+        let hold = self.options.hold_failed_keys
+            && result
+                .as_ref()
+                .err()
+                .is_some_and(|f| self.ends_for_good(Some(&f.error)));
         self.placement.completed(conv, hold);
     }
 
@@ -678,7 +680,7 @@ impl ConversationHome for Dispatcher {
     }
 
     fn dead_letter(&self, message: &Arc<Message>, failure: &DispatchFailure) {
-        if self.store.is_some() && !self.ends_for_good(&Err(failure.clone())) {
+        if self.store.is_some() && !self.ends_for_good(Some(&failure.error)) {
             // It stays in the store for the group's next opening: not dead.
             return;
         }

@@ -264,7 +264,10 @@ pub struct liminal_completion_callback {
 
 /// A dead-letter callback: a dispatch ended without a delivery (attempts
 /// used up, deadline passed, dropped at overflow, blocking timeout, routing
-/// failed, group closed; never for shutdown).
+/// failed, group closed; never for shutdown, nor for a durable group's
+/// message failed by the group's closing: that one stays in its store).
+/// The message is already out of its ordering key when this runs (a key
+/// held by `liminal_group_options_set_hold_failed_keys` is held).
 ///
 /// | contract | |
 /// |---|---|
@@ -362,7 +365,7 @@ pub struct liminal_store_record {
 ///
 /// | contract | |
 /// |---|---|
-/// | thread | a thread dispatching to the group (the commit's leader) or the store's flusher thread |
+/// | thread | a thread dispatching to the group (the commit's leader), the store's flusher thread, or the thread freeing the group or shutting the runtime down (the last commit) |
 /// | overlap | never two calls of one group's store callbacks at once |
 /// | may call | non-blocking functions on other groups; never a dispatch to this group (it would wait for this commit); blocking calls return `LIMINAL_WOULD_DEADLOCK` |
 /// | may block | yes: it is the durable write; dispatchers to this group wait for it |

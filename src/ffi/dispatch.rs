@@ -195,19 +195,23 @@ pub extern "C" fn liminal_group_dispatch_async(
         let id = g.group.dispatch_async_with(
             message.message.clone(),
             &options_of(options),
-            Box::new(move |result| {
-                let outcome = match &result {
-                    Ok(outcome) => liminal_outcome::delivered(outcome),
-                    Err(failure) => liminal_outcome::failed(failure),
-                };
-                callbacks::complete(function, &user, &outcome);
-            }),
+            completion_of(function, user),
         )?;
         // SAFETY: NULL or writable.
         if let Some(slot) = unsafe { dispatch_id.as_mut() } {
             *slot = id;
         }
         Ok(())
+    })
+}
+
+/// The library's completion for a host's completion callback.
+fn completion_of(
+    function: unsafe extern "C" fn(*mut std::ffi::c_void, liminal_status, *const liminal_outcome),
+    user: UserData,
+) -> crate::dispatch::Completion {
+    Box::new(move |result| {
+        callbacks::complete(function, &user, &liminal_outcome::of(&result));
     })
 }
 
@@ -267,28 +271,16 @@ pub extern "C" fn liminal_group_dispatch_batch(
             // SAFETY: non-NULL with `count` entries (documented).
             unsafe { std::slice::from_raw_parts(messages, count) }
         };
+        // A bad entry fails the call before anything is dispatched; the
+        // completions not yet taken are dropped with the iterator, so every
+        // `free_user` still runs once.
         let mut batch = Vec::with_capacity(count);
-        for (&pointer, (function, _)) in pointers.iter().zip(&callbacks) {
+        for (&pointer, (function, user)) in pointers.iter().zip(callbacks) {
             // SAFETY: NULL or a live handle.
             let message = unsafe { boundary::borrow(pointer) }?;
-            function.ok_or_else(|| boundary::null("completion.function"))?;
-            batch.push(message.message.clone());
+            let function = function.ok_or_else(|| boundary::null("completion.function"))?;
+            batch.push((message.message.clone(), completion_of(function, user)));
         }
-        let batch: Vec<_> = batch
-            .into_iter()
-            .zip(callbacks)
-            .map(|(message, (function, user))| {
-                let function = function.expect("checked above");
-                let completion: crate::dispatch::Completion = Box::new(move |result| {
-                    let outcome = match &result {
-                        Ok(outcome) => liminal_outcome::delivered(outcome),
-                        Err(failure) => liminal_outcome::failed(failure),
-                    };
-                    callbacks::complete(function, &user, &outcome);
-                });
-                (message, completion)
-            })
-            .collect();
         let results = g.group.dispatch_batch(batch, &options_of(options));
         let mut first_refusal = None;
         for (index, result) in results.into_iter().enumerate() {

@@ -600,10 +600,7 @@ pub extern "C" fn liminal_group_new(
                     let handle = liminal_message {
                         message: Arc::clone(message),
                     };
-                    let outcome = match result {
-                        Ok(outcome) => liminal_outcome::delivered(outcome),
-                        Err(failure) => liminal_outcome::failed(failure),
-                    };
+                    let outcome = liminal_outcome::of(result);
                     // SAFETY: the host's callback with borrowed, live arguments.
                     unsafe { (callback.function)(callback.user.ptr(), &handle, &outcome) };
                 });

@@ -76,6 +76,14 @@ impl liminal_outcome {
         )
     }
 
+    /// The outcome of a dispatch result, delivered or failed.
+    pub(crate) fn of(result: &crate::dispatch::DispatchResult) -> Self {
+        match result {
+            Ok(outcome) => Self::delivered(outcome),
+            Err(failure) => Self::failed(failure),
+        }
+    }
+
     pub(crate) fn status(&self) -> liminal_status {
         self.status
     }
